@@ -1,0 +1,76 @@
+"""`make bench`: speed targets measured in one run, printed as ratios.
+
+1. examples/s of the default cell (niah x none x smollm2), from an empty cache;
+2. a 5-rate sweep of bm25 and of embedding relative to one rate (target <= 1.3x), compression
+   stage only (reader=none), each from an empty cache, so the saving comes from scoring once;
+3. a second identical default run relative to the first (target >= 20x faster).
+
+Cells run in this process (as Hydra's local multirun does), so interpreter start-up is excluded.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from runners.cell import run_cell  # noqa: E402
+
+SHARED_HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
+RATES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def cell(overrides: list[str], cache: Path, out: Path) -> tuple[float, dict]:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose("config", overrides=[*overrides, f"cache_dir={cache}"])
+    names = {"task": "task", "compressor": "compressor", "reader": "reader"}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key in names:
+            names[key] = value
+    start = time.perf_counter()
+    metrics = run_cell(cfg, out, names)
+    return time.perf_counter() - start, metrics
+
+
+def sweep_cost(compressor: str, task: list[str], scratch: Path) -> tuple[float, float]:
+    base = [f"compressor={compressor}", "reader=none", *task]
+    one, _ = cell([*base, "compressor.rate=0.5"], scratch / f"{compressor}-one", scratch / "out")
+    five = 0.0
+    for rate in RATES:
+        seconds, _ = cell([*base, f"compressor.rate={rate}"], scratch / f"{compressor}-five", scratch / "out")
+        five += seconds
+    return one, five
+
+
+def main() -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="pcbench-bench-"))
+    rows: list[tuple[str, str, str]] = []
+
+    first, metrics = cell([], scratch / "default", scratch / "out")
+    n = metrics["n_examples"]
+    rows.append(("default cell (niah x none x smollm2), cold", f"{n / first:.3f} examples/s", f"{first:.1f} s"))
+    second, _ = cell([], scratch / "default", scratch / "out")
+    rows.append(("second identical run vs first", f"{first / second:.1f}x faster", "target >= 20x"))
+
+    task = (["task=hotpotqa", f"task.path={SHARED_HOTPOT}", "task.limit=200"] if SHARED_HOTPOT.exists()
+            else ["task=niah"])
+    for compressor in ("bm25", "embedding"):
+        one, five = sweep_cost(compressor, task, scratch)
+        rows.append((f"{compressor}: 5-rate sweep vs 1 rate ({task[0]})", f"{five / one:.2f}x",
+                     f"target <= 1.3x ({one:.1f} s vs {five:.1f} s)"))
+
+    width = max(len(r[0]) for r in rows)
+    print("\npcbench benchmarks (this machine, one run)")
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value:>18}  {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The baseline every other method is compared with: the context as it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from compressors.base import Compressed, Compressor, Env
+from tasks.example import Example
+
+
+@dataclass
+class NoCompression(Compressor):
+    """Keeps everything. The budget fields are accepted and ignored, so one sweep such as
+    `-m compressor=none,bm25 compressor.rate=0.5,0.25` can hold the baseline; its cells are
+    identical, and their generations
+    come from the cache after the first."""
+
+    query_aware: ClassVar[bool] = False
+    rate: float | None = None
+    target_tokens: int | None = None
+    threshold: float | None = None
+
+    def compress(self, example: Example, env: Env) -> Compressed:
+        return Compressed(example.context)
+

@@ -1,0 +1,30 @@
+"""The control: keep random units up to the budget, so any method must beat chance."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import ClassVar
+
+from compressors.scored import ScoredCompressor
+from runners.errors import PcbenchError
+from tasks.example import Example
+
+
+@dataclass
+class RandomDrop(ScoredCompressor):
+    seed: int = 0
+
+    query_aware: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise PcbenchError(f"compressor.seed={self.seed!r} is not allowed; allowed: an integer")
+
+    def score(self, question: str, units: list[str], example: Example) -> list[float]:
+        # Python's hash() of a str is salted per process; sha256 gives the same draw in every run.
+        digest = hashlib.sha256(f"{self.seed}\0{example.id}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        return [rng.random() for _ in units]

@@ -1,0 +1,44 @@
+"""The reader that never generates: for reader-free diagnostics (`reader=none`).
+
+Compression ratios, retention and other context-only measures still need a tokenizer to count
+tokens; `tokenizer_model` names which one, and no model weights are ever loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from readers.base import Generation, Reader, Request
+from readers.tokenizer import HFTokenizer, load_tokenizer
+from runners.errors import PcbenchError
+
+
+@dataclass
+class NoReader(Reader):
+    tokenizer_model: str = "smollm2"
+
+    generates: ClassVar[bool] = False
+
+    _tokenizer: HFTokenizer | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tokenizer_model, str) or not self.tokenizer_model.strip():
+            raise PcbenchError(
+                f"reader.tokenizer_model={self.tokenizer_model!r} is empty; give a hub id, a path or 'smollm2'"
+            )
+
+    @property
+    def tokenizer(self) -> HFTokenizer:  # type: ignore[override]
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.tokenizer_model)
+        return self._tokenizer
+
+    def settings(self) -> dict[str, Any]:
+        # Token counts depend on the tokenizer, so it is part of the key even without generation.
+        return {"reader": "none", "tokenizer": self.tokenizer_model}
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        raise PcbenchError(
+            "reader=none skips generation (it only counts tokens); pick a generating reader, e.g. reader=smollm2"
+        )

@@ -1,0 +1,31 @@
+"""The reader's Hugging Face tokenizer, seen as plain text <-> ids with no special tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HFTokenizer:
+    def __init__(self, tokenizer: Any, name: str) -> None:
+        self.hf = tokenizer
+        self.name = name
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.hf(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        return self.hf.decode(ids, skip_special_tokens=True)
+
+    def count(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(ids) for ids in self.hf(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def load_tokenizer(name_or_path: str, revision: str | None = None) -> HFTokenizer:
+    from transformers import AutoTokenizer
+
+    from readers.local_models import resolve
+
+    path = resolve(name_or_path)
+    return HFTokenizer(AutoTokenizer.from_pretrained(path, revision=revision), name_or_path)

