@@ -66,7 +66,7 @@ class Compressor(ABC):
         knobs = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
         return {"class": f"{type(self).__module__}.{type(self).__qualname__}", **knobs}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook: most compressors hold no model
         """Release models before the reader loads (they may share a device)."""
 
 

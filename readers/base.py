@@ -38,5 +38,5 @@ class Reader(ABC):
     @abstractmethod
     def generate(self, requests: list[Request]) -> list[Generation]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook: readers without a model keep nothing
         pass

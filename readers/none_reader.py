@@ -6,7 +6,7 @@ tokens; `tokenizer_model` names which one, and no model weights are ever loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from readers.base import Generation, Reader, Request
@@ -20,9 +20,9 @@ class NoReader(Reader):
 
     generates: ClassVar[bool] = False
 
-    _tokenizer: HFTokenizer | None = field(default=None, init=False, repr=False, compare=False)
-
     def __post_init__(self) -> None:
+        # Loaded state, kept out of the dataclass fields so that fields() lists only knobs.
+        self._tokenizer: HFTokenizer | None = None
         if not isinstance(self.tokenizer_model, str) or not self.tokenizer_model.strip():
             raise PcbenchError(
                 f"reader.tokenizer_model={self.tokenizer_model!r} is empty; give a hub id, a path or 'smollm2'"

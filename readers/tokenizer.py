@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 
@@ -22,6 +23,7 @@ class HFTokenizer:
         return [len(ids) for ids in self.hf(list(texts), add_special_tokens=False)["input_ids"]]
 
 
+@lru_cache(maxsize=8)  # a sweep in one process builds a reader per cell; tokenizers are read-only
 def load_tokenizer(name_or_path: str, revision: str | None = None) -> HFTokenizer:
     from transformers import AutoTokenizer
 

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from readers.base import Generation, Reader, Request
@@ -65,10 +65,11 @@ class TransformersReader(Reader):
     # Bump when a change here changes outputs for the same knobs, so cached generations expire.
     PROTOCOL: ClassVar[str] = "longbench-middle-trunc/greedy/v1"
 
-    _tokenizer: HFTokenizer | None = field(default=None, init=False, repr=False, compare=False)
-    _model: Any = field(default=None, init=False, repr=False, compare=False)
-
     def __post_init__(self) -> None:
+        # Loaded state, kept out of the dataclass fields so that fields() lists only knobs.
+        self._tokenizer: HFTokenizer | None = None
+        self._model: Any = None
+        self._warned_no_template = False
         if not isinstance(self.model, str) or not self.model.strip():
             raise PcbenchError(f"reader.model={self.model!r} is empty; give a hub id, a local path or 'smollm2'")
         if self.dtype not in DTYPES:
@@ -126,7 +127,9 @@ class TransformersReader(Reader):
         if cut:
             log.warning(
                 "%d of %d prompts exceed max_input_tokens=%d and were cut from the middle",
-                cut, len(requests), self.max_input_tokens,
+                cut,
+                len(requests),
+                self.max_input_tokens,
             )
         model = self._load()
         out: list[Generation | None] = [None] * len(requests)
@@ -160,6 +163,9 @@ class TransformersReader(Reader):
     def _prepare(self, index: int, request: Request) -> Prepared:
         hf = self.tokenizer.hf
         prompt, truncated = middle_truncate(hf, request.prompt, self.max_input_tokens)
+        if request.chat and not getattr(hf, "chat_template", None) and not self._warned_no_template:
+            log.warning("%s has no chat template: chat requests get the raw prompt", self.model)
+            self._warned_no_template = True
         if request.chat and getattr(hf, "chat_template", None):
             text = hf.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
@@ -188,10 +194,15 @@ class TransformersReader(Reader):
 
         dtype: Any = self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
         started = time.perf_counter()
+        # device_map puts the weights straight on the device: an 8B model never lands in host RAM first.
         model = AutoModelForCausalLM.from_pretrained(
-            resolve(self.model), revision=self.revision, dtype=dtype, trust_remote_code=self.trust_remote_code
+            resolve(self.model),
+            revision=self.revision,
+            dtype=dtype,
+            device_map=self._device(),
+            trust_remote_code=self.trust_remote_code,
         )
-        model.to(self._device()).eval()
+        model.eval()
         log.info("loaded %s (%s) on %s in %.1f s", self.model, model.dtype, model.device, time.perf_counter() - started)
         self._model = model
         return model

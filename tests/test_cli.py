@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import needs_smollm2
+from conftest import needs_smollm2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,8 +65,8 @@ def test_corrupt_jsonl_line_names_file_and_line(tmp_path: Path) -> None:
 
 @needs_smollm2
 def test_local_multirun_sweep_writes_every_cell(tmp_path: Path) -> None:
-    result = run(tmp_path, "-m", "compressor=none,bm25", "compressor.rate=0.5,0.25", "reader=none", "task.lengths=[300]",
-                 "task.depths=[50]")
+    result = run(tmp_path, "-m", "compressor=none,bm25", "compressor.rate=0.5,0.25", "reader=none",
+                 "task.lengths=[300]", "task.depths=[50]")
     assert result.returncode == 0, result.stderr[-3000:]
     cells = sorted((tmp_path / "sweep").rglob("metrics.json"))
     assert len(cells) == 4

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import needs_smollm2, shared
 from hydra import compose, initialize_config_dir
 
 from runners.cell import run_cell
-from tests.conftest import needs_smollm2, shared
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [needs_smollm2, pytest.mark.slow]
