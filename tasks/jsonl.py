@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,12 @@ def _json_list(file: Path, text: str) -> list[dict[str, Any]]:
 
 
 def _json_lines(file: Path, text: str) -> list[dict[str, Any]]:
-    records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    return [record for _, record in json_lines(file, text.splitlines())]
+
+
+def json_lines(file: Path, lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(origin, record) for each non-blank line; origin is "FILE:LINE" for later error messages."""
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -63,8 +68,7 @@ def _json_lines(file: Path, text: str) -> list[dict[str, Any]]:
             raise PcbenchError(f"{file}: line {lineno}: not valid JSON ({err.msg})") from None
         if not isinstance(record, dict):
             raise PcbenchError(f"{file}: line {lineno}: a {type(record).__name__}, expected a JSON object")
-        records.append(record)
-    return records
+        yield f"{file}:{lineno}", record
 
 
 def drop_unaskable(examples: list[Example], source: str) -> list[Example]:

@@ -12,7 +12,6 @@ reader does both, truncation first, as pred.py does).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from readers.base import Request
 from runners.errors import PcbenchError
 from tasks.base import Task
 from tasks.example import Example, Passage
+from tasks.jsonl import json_lines
 from tasks.longbench_protocol import (
     ALL,
     CATEGORIES,
@@ -135,17 +135,7 @@ class LongBenchTask(Task):
     def _local_rows(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
         file = self._file(name)
         with file.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{file}:{lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise PcbenchError(f"{where}: corrupt JSON line ({err.msg}, column {err.colno})") from None
-                if not isinstance(row, dict):
-                    raise PcbenchError(f"{where}: expected a JSON object, got {type(row).__name__}")
-                yield where, row
+            yield from json_lines(file, handle)
 
     def _hub_rows(self, name: str) -> Iterable[tuple[str, dict[str, Any]]]:
         try:

@@ -14,7 +14,6 @@ prediction, case-insensitively, after RULER's postprocessing (control characters
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from typing import Any, NamedTuple
 from runners.errors import PcbenchError
 from tasks.base import Task
 from tasks.example import Example, Passage
+from tasks.jsonl import json_lines
 from tasks.metrics import register
 
 log = logging.getLogger(__name__)
@@ -155,15 +155,8 @@ class RulerTask(Task):
     def _local_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         file = self._file()
         with file.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{file}:{lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise PcbenchError(f"{where}: corrupt JSON line ({err.msg}, column {err.colno})") from None
-                if not isinstance(row, dict) or "input" not in row or "outputs" not in row:
+            for where, row in json_lines(file, handle):
+                if "input" not in row or "outputs" not in row:
                     raise PcbenchError(f"{where}: a RULER record needs 'input' and 'outputs'")
                 yield where, row
 

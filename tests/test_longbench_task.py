@@ -180,7 +180,7 @@ def test_corrupt_line_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(PcbenchError) as err:
         task(dataset="hotpotqa", path=str(tmp_path)).load()
     message = str(err.value)
-    assert f"{file}:3" in message and "corrupt JSON" in message
+    assert f"{file}: line 3" in message and "not valid JSON" in message
     assert "\n" not in message
 
 

@@ -169,7 +169,7 @@ def test_corrupt_line_and_missing_paths(tmp_path: Path) -> None:
     file.write_text(json.dumps({"index": 0, "input": INPUT, "outputs": ["v2"]}) + "\n{oops\n", encoding="utf-8")
     with pytest.raises(PcbenchError) as err:
         ruler(file).load()
-    assert f"{file}:2" in str(err.value) and "\n" not in str(err.value)
+    assert f"{file}: line 2" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(PcbenchError, match="missing.jsonl"):
         ruler(tmp_path / "missing.jsonl").load()
     write_jsonl(file, [{"index": 0, "input": INPUT}])
