@@ -74,6 +74,9 @@ def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested:
         "truncated": sum(bool(r.get("truncated")) for r in records),
         "seconds": {
             "compress_mean": _mean([r["compress_seconds"] for r in records]),
+            # Time this run spent compressing (cache hits cost nothing here; their records keep the
+            # seconds measured when they were computed).
+            "compress_total": sum(r["compress_seconds"] for r in records if not r["cached"]["compress"]),
             "prefill_mean": _mean([r.get("prefill_seconds") for r in scored]),
             "generate_mean": _mean([r.get("generate_seconds") for r in scored]),
             "wall": wall_seconds,

@@ -32,6 +32,7 @@ from tasks.longbench_protocol import (
     LENGTH_BUCKETS,
     LONGBENCH_E,
     MAX_NEW_TOKENS,
+    METRICS,
     NO_CHAT,
     STOP_AT_NEWLINE,
     TEMPLATES,
@@ -169,6 +170,9 @@ class LongBenchTask(Task):
                 "length": row.get("length"),
                 "language": row.get("language"),
                 "all_classes": [str(c) for c in all_classes] if all_classes else None,
+                # Summaries, code lines and counts are not spans of the context: the harness's
+                # answer-in-context diagnostic would mislead there, so it is skipped.
+                "long_answers": METRICS[dataset] in {"rouge", "rouge_zh", "code_sim", "count"},
             },
         )
 
