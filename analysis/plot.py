@@ -10,12 +10,20 @@ matplotlib.use("Agg")  # files only; no display on clusters
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+DIAGNOSTICS = ("answer_in_context", "evidence_recall")
+
+
+def metric_column(table: pd.DataFrame, metric: str) -> str:
+    """The column for a reader metric (metrics.<name>) or a reader-free diagnostic."""
+    for column in (f"metrics.{metric}", metric if metric in DIAGNOSTICS else None):
+        if column and column in table and table[column].notna().any():
+            return column
+    found = [c[8:] for c in table.columns if c.startswith("metrics.")] + [d for d in DIAGNOSTICS if d in table]
+    raise ValueError(f"no metric {metric!r} in these runs; found: {', '.join(found) or 'none'}")
+
 
 def plot_tradeoff(table: pd.DataFrame, metric: str, out: Path) -> Path:
-    column = f"metrics.{metric}"
-    if column not in table:
-        raise ValueError(f"no metric {metric!r} in the runs; found: "
-                         f"{', '.join(c[8:] for c in table.columns if c.startswith('metrics.'))}")
+    column = metric_column(table, metric)
     tasks = sorted(table["task"].dropna().unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
