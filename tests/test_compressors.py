@@ -216,10 +216,10 @@ def test_embedding_ranks_the_relevant_sentence_first(words) -> None:
     assert max(range(len(units)), key=scores.__getitem__) == 2
     assert all(-1.0001 <= s <= 1.0001 for s in scores)  # cosine
     # A second compressor with the same model reuses the loaded one (one load per sweep).
-    model = _MODELS[("minilm", "cpu")]
+    model = _MODELS[("minilm", None, "cpu")]
     assert EmbeddingCompressor(rate=0.5, device="cpu").encoder() is model
     compressor.close()
-    assert ("minilm", "cpu") not in _MODELS
+    assert ("minilm", None, "cpu") not in _MODELS
 
 
 # --- oracle -----------------------------------------------------------------------------------
