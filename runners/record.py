@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +89,21 @@ def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested:
         },
     }
     summary.update(task.summarize(rows))
+    summary["environment"] = environment()
     return summary
+
+
+def environment() -> dict[str, str | None]:
+    """Versions that can move a number, recorded beside it."""
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    packages = ("pcbench", "torch", "transformers", "sentence-transformers", "bm25s", "datasets")
+    return {"python": platform.python_version(), **{p: version(p) for p in packages}}
 
 
 class Recorder:

@@ -121,3 +121,11 @@ def test_context_beyond_the_window_is_cut_from_the_middle(tmp_path: Path, hotpot
                             f"reader.model={tiny_reader}", "reader.dtype=float32", "reader.max_input_tokens=40",
                             "task.max_new_tokens=2")
     assert metrics["truncated"] == 3 and all(r["truncated"] for r in records)
+
+
+def test_an_empty_compressed_context_is_sent_and_counted(tmp_path: Path, hotpot_file: Path) -> None:
+    # A threshold no unit reaches: every context compresses to "" and the cell still completes.
+    metrics, records = cell(tmp_path, "task=hotpotqa", f"task.path={hotpot_file}", "reader=none", "compressor=bm25",
+                            "compressor.rate=null", "compressor.threshold=1000")
+    assert metrics["empty_contexts"] == 3 and metrics["answer_in_context"] == 0.0
+    assert all(r["compressed_tokens"] == 0 and r["kept_ratio"] == 0.0 for r in records)
