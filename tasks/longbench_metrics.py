@@ -161,50 +161,28 @@ def _best(score: Callable[[str, str], float], prediction: str, example: Example)
     return max((float(score(prediction, gold)) for gold in example.answers), default=0.0)
 
 
-@register("qa_f1")
-def qa_f1(prediction: str, example: Example) -> float:
-    return _best(qa_f1_score, prediction, example)
+def _max_over_golds(score: Callable[[str, str], float]) -> Callable[[str, Example], float]:
+    return lambda prediction, example: _best(score, prediction, example)
 
 
-@register("qa_f1_zh")
-def qa_f1_zh(prediction: str, example: Example) -> float:
-    return _best(qa_f1_zh_score, prediction, example)
-
-
-@register("rouge")
-def rouge(prediction: str, example: Example) -> float:
-    return _best(rouge_score, prediction, example)
-
-
-@register("rouge_zh")
-def rouge_zh(prediction: str, example: Example) -> float:
-    return _best(rouge_zh_score, prediction, example)
+# Every official metric scores one gold at a time; eval.py keeps the best over an item's golds.
+for _name, _score in {
+    "qa_f1": qa_f1_score,
+    "qa_f1_zh": qa_f1_zh_score,
+    "rouge": rouge_score,
+    "rouge_zh": rouge_zh_score,
+    "retrieval": retrieval_score,
+    "retrieval_zh": retrieval_zh_score,
+    "count": count_score,
+    "code_sim": code_sim_score,
+}.items():
+    register(_name)(_max_over_golds(_score))
 
 
 @register("classification")
 def classification(prediction: str, example: Example) -> float:
     classes = example.meta.get("all_classes") or []
     return _best(lambda p, g: classification_score(p, g, classes), prediction, example)
-
-
-@register("retrieval")
-def retrieval(prediction: str, example: Example) -> float:
-    return _best(retrieval_score, prediction, example)
-
-
-@register("retrieval_zh")
-def retrieval_zh(prediction: str, example: Example) -> float:
-    return _best(retrieval_zh_score, prediction, example)
-
-
-@register("count")
-def count(prediction: str, example: Example) -> float:
-    return _best(count_score, prediction, example)
-
-
-@register("code_sim")
-def code_sim(prediction: str, example: Example) -> float:
-    return _best(code_sim_score, prediction, example)
 
 
 @register("longbench")
