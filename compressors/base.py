@@ -44,6 +44,11 @@ class Env:
     tokenizer: Tokenizer
     store: Store = field(default_factory=NoStore)
 
+    def count(self, texts: list[str]) -> list[int]:
+        """Token counts in the reader's tokenizer, memoised: a rate sweep counts the same units again."""
+        return self.store.fetch({"stage": "tokens", "tokenizer": self.tokenizer.name, "texts": texts},
+                                lambda: self.tokenizer.count(texts))
+
 
 @dataclass
 class Compressed:

@@ -48,10 +48,8 @@ class ScoredCompressor(Compressor, Budget):
         key = {"stage": "scores", "scorer": self.scorer_settings(), "question": example.question, "units": texts,
                "example_id": example.id}
         scores = env.store.fetch(key, lambda: [float(s) for s in self.score(example.question, texts, example)])
-        # Token counts are cached too: with cheap scorers, tokenizing dominates a sweep's later rates.
-        tokens = env.store.fetch({"stage": "tokens", "tokenizer": env.tokenizer.name, "texts": texts},
-                                 lambda: env.tokenizer.count(texts))
-        kept = select(scores, tokens, self)
+        # Counts are cached like scores: with cheap scorers, tokenizing dominates a sweep's later rates.
+        kept = select(scores, env.count(texts), self)
         kept_units: list[Unit] = [units[i] for i in kept]
         if self.order == "score":
             kept_units = _by_score(units, kept, scores, self.level)

@@ -40,9 +40,7 @@ def compress_all(examples: list[Example], compressor: Compressor, env: Env, cach
             start = time.perf_counter()
             result = compressor.compress(example, env)
             seconds = time.perf_counter() - start
-            context = [example.context]
-            original = cache.fetch({"stage": "tokens", "tokenizer": env.tokenizer.name, "texts": context},
-                                   lambda context=context: env.tokenizer.count(context))[0]
+            original = env.count([example.context])[0]
             kept = env.tokenizer.count([result.text])[0]
             record = {"text": result.text, "extras": result.extras, "seconds": seconds,
                       "original_tokens": original, "compressed_tokens": kept}
