@@ -24,10 +24,10 @@ class HFTokenizer:
 
 
 @lru_cache(maxsize=8)  # a sweep in one process builds a reader per cell; tokenizers are read-only
-def load_tokenizer(name_or_path: str, revision: str | None = None) -> HFTokenizer:
+def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_code: bool = False) -> HFTokenizer:
     from transformers import AutoTokenizer
 
     from readers.local_models import resolve
 
-    path = resolve(name_or_path)
-    return HFTokenizer(AutoTokenizer.from_pretrained(path, revision=revision), name_or_path)
+    hf = AutoTokenizer.from_pretrained(resolve(name_or_path), revision=revision, trust_remote_code=trust_remote_code)
+    return HFTokenizer(hf, name_or_path)

@@ -89,15 +89,7 @@ class TransformersReader(Reader):
     def tokenizer(self) -> HFTokenizer:  # type: ignore[override]
         # Cheap (no weights): compressors count tokens with it even when every generation is cached.
         if self._tokenizer is None:
-            if self.trust_remote_code:
-                from transformers import AutoTokenizer
-
-                from readers.local_models import resolve
-
-                hf = AutoTokenizer.from_pretrained(resolve(self.model), revision=self.revision, trust_remote_code=True)
-                self._tokenizer = HFTokenizer(hf, self.model)
-            else:
-                self._tokenizer = load_tokenizer(self.model, self.revision)
+            self._tokenizer = load_tokenizer(self.model, self.revision, self.trust_remote_code)
         return self._tokenizer
 
     def settings(self) -> dict[str, Any]:
@@ -163,10 +155,11 @@ class TransformersReader(Reader):
     def _prepare(self, index: int, request: Request) -> Prepared:
         hf = self.tokenizer.hf
         prompt, truncated = middle_truncate(hf, request.prompt, self.max_input_tokens)
-        if request.chat and not getattr(hf, "chat_template", None) and not self._warned_no_template:
+        has_template = bool(getattr(hf, "chat_template", None))
+        if request.chat and not has_template and not self._warned_no_template:
             log.warning("%s has no chat template: chat requests get the raw prompt", self.model)
             self._warned_no_template = True
-        if request.chat and getattr(hf, "chat_template", None):
+        if request.chat and has_template:
             text = hf.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
