@@ -15,8 +15,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from core.errors import PcbenchError
 from runners.cell import run_cell
-from runners.errors import PcbenchError
 from runners.validate import check_overrides
 from runners.wandb_log import log_to_wandb
 

@@ -1,33 +1,39 @@
-"""What every compressor is: a small configured object that turns an example into shorter text."""
+"""What every compressor is: a small configured dataclass that turns examples into shorter ones.
+
+A compressor implements `compress` (one example) or `compress_batch` (several, so a model can
+batch across examples); each has a default in terms of the other. The result keeps its structure
+(kept passages with their titles), so a later stage can compress it again.
+
+Knobs are the dataclass fields, annotated with what they allow (core.knobs); their values come
+from the YAML alone. `version` is bumped when a change to the algorithm changes outputs, so
+cached results of the old algorithm are never reused.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, ClassVar, Protocol
 
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.errors import PcbenchError
+from core.example import Example, Passage, render_passages
+from core.knobs import Range
+from core.models import MODELS, Models
+from core.tokenizer import Tokenizer
 
-
-class Tokenizer(Protocol):
-    """The reader's tokenizer, seen as plain text <-> ids (no special tokens)."""
-
-    name: str
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: list[int]) -> str: ...
-
-    def count(self, texts: list[str]) -> list[int]: ...
+# Knobs that change how fast a result comes, never what it is: kept out of cache keys.
+RUNTIME_KNOBS = frozenset({"device", "batch_size"})
 
 
 class Store(Protocol):
-    """Memoises a pure computation under a key built from everything it depends on."""
+    """Memoises pure computations under keys built from everything they depend on."""
 
     def fetch(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any: ...
+
+    def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
+        """Values for every key; `compute(indices)` is called once, for the misses only."""
+        ...
 
 
 class NoStore:
@@ -36,13 +42,17 @@ class NoStore:
     def fetch(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
         return compute()
 
+    def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
+        return compute(list(range(len(keys)))) if keys else []
+
 
 @dataclass
 class Env:
-    """What the harness lends a compressor: the reader's tokenizer and a score store."""
+    """What the harness lends a compressor: the reader's tokenizer, a score store, the model pool."""
 
     tokenizer: Tokenizer
     store: Store = field(default_factory=NoStore)
+    models: Models = field(default_factory=lambda: MODELS)
 
     def count(self, texts: list[str]) -> list[int]:
         """Token counts in the reader's tokenizer, memoised: a rate sweep counts the same units again."""
@@ -52,40 +62,88 @@ class Env:
 
 @dataclass
 class Compressed:
-    """A compressed context plus whatever the method wants to report about itself."""
+    """The kept passages (titles included) plus whatever the method reports about itself."""
 
-    text: str
+    passages: tuple[Passage, ...]
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def text(self) -> str:
+        """The context the reader gets."""
+        return render_passages(self.passages)
 
-class Compressor(ABC):
-    """Subclasses are dataclasses whose fields are their knobs; defaults live in the YAML."""
+    @classmethod
+    def of_text(cls, text: str, extras: dict[str, Any] | None = None) -> Compressed:
+        """A result with no passage structure left (a summary, a token-level cut across passages)."""
+        return cls((Passage(text),) if text.strip() else (), extras or {})
+
+    def as_example(self, example: Example) -> Example:
+        """The example with its context replaced by this result, for a further stage."""
+        return replace(example, passages=self.passages)
+
+
+class Compressor:
+    """Subclasses are dataclasses whose annotated fields are their knobs (values in the YAML).
+
+    Implement `compress` or `compress_batch` (at least one). Set `query_aware = False` when the
+    question is never looked at, so results are keyed without it.
+    """
 
     query_aware: ClassVar[bool] = True
+    version: ClassVar[int] = 1
 
-    @abstractmethod
-    def compress(self, example: Example, env: Env) -> Compressed: ...
+    def compress(self, example: Example, env: Env) -> Compressed:
+        return self.compress_batch([example], env)[0]
+
+    def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
+        if type(self).compress is Compressor.compress:
+            raise NotImplementedError(f"{type(self).__name__} implements neither compress nor compress_batch")
+        return [self.compress(example, env) for example in examples]
 
     def settings(self) -> dict[str, Any]:
-        """Every knob, for cache keys and for the record of what was requested."""
-        knobs = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", **knobs}
+        """Every knob as requested (nested compressors as their own settings), for the record."""
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "version": self.version,
+                **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                   if f.init}}
 
-    def close(self) -> None:  # noqa: B027 - a hook: most compressors hold no model
-        """Release models before the reader loads (they may share a device)."""
+    def key(self) -> dict[str, Any]:
+        """What the result depends on: the settings less runtime knobs (device, batch size)."""
+        return _without_runtime(self.settings())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Compressor):
+        return value.settings()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _without_runtime(settings: Any) -> Any:
+    if isinstance(settings, dict):
+        return {k: _without_runtime(v) for k, v in settings.items() if k not in RUNTIME_KNOBS}
+    if isinstance(settings, list):
+        return [_without_runtime(v) for v in settings]
+    return settings
+
+
+Rate = Annotated[float, Range(0, 1, low_open=True)]
+Tokens = Annotated[int, Range(1)]
 
 
 @dataclass
 class Budget:
     """The budget vocabulary shared by every compressor: set exactly one field.
 
-    rate: fraction of tokens kept, 0 < rate <= 1. target_tokens: tokens kept.
+    rate: fraction of the context's reader tokens kept, 0 < rate <= 1. target_tokens: tokens kept.
     threshold: keep units scoring at least this (methods with a meaningful score scale).
     """
 
-    rate: float | None = None
-    target_tokens: int | None = None
-    threshold: float | None = None
+    rate: Rate | None
+    target_tokens: Tokens | None
+    threshold: float | None
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("rate", "target_tokens", "threshold") if getattr(self, n) is not None]
@@ -95,10 +153,6 @@ class Budget:
                 f"(got {', '.join(chosen) or 'none'}); null the others, e.g. "
                 f"compressor.rate=null compressor.target_tokens=2000"
             )
-        if self.rate is not None and not 0 < float(self.rate) <= 1:
-            raise PcbenchError(f"compressor.rate={self.rate} is outside (0, 1]: rate is the fraction of tokens kept")
-        if self.target_tokens is not None and int(self.target_tokens) < 1:
-            raise PcbenchError(f"compressor.target_tokens={self.target_tokens} must be a positive integer")
 
     def token_limit(self, total: int) -> int | None:
         """The number of tokens allowed out of `total`, or None when a threshold decides."""

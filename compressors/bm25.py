@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import bm25s
 
 from compressors.scored import ScoredCompressor
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.errors import PcbenchError
+from core.example import Example
 
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 STOPWORDS = ("en",)

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from compressors.scored import ScoredCompressor
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.errors import PcbenchError
+from core.example import Example
 
 # One loaded model per (model, device) in this process: a multirun sweep builds a new compressor
 # per cell, and reloading the model for each would dominate a cheap method's time.
@@ -36,7 +36,7 @@ class EmbeddingCompressor(ScoredCompressor):
         if key not in _MODELS:
             from sentence_transformers import SentenceTransformer  # slow import, only when used
 
-            from readers.local_models import resolve
+            from core.local_models import resolve
 
             device = None if self.device == "auto" else self.device  # None: sentence-transformers picks
             _MODELS[key] = SentenceTransformer(resolve(self.model), device=device, revision=self.revision)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from compressors.base import Compressed, Compressor, Env
-from tasks.example import Example
+from core.example import Example
 
 
 @dataclass

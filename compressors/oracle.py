@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from compressors.base import Compressed, Compressor, Env
 from compressors.units import LEVELS
-from runners.errors import PcbenchError
-from tasks.example import PASSAGE_SEPARATOR, Example, Passage, render_passages
+from core.errors import PcbenchError
+from core.example import PASSAGE_SEPARATOR, Example, Passage, render_passages
 
 TASKS_WITH_EVIDENCE = "hotpotqa, nq, niah"
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from compressors.scored import ScoredCompressor
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.errors import PcbenchError
+from core.example import Example
 
 
 @dataclass

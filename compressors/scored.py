@@ -13,8 +13,8 @@ from typing import Any
 from compressors.base import Budget, Compressed, Compressor, Env
 from compressors.selector import select
 from compressors.units import LEVELS, Unit, render_units, split_units
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.errors import PcbenchError
+from core.example import Example
 
 ORDERS = ("original", "score")
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from compressors.base import Budget, Compressed, Compressor, Env
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.errors import PcbenchError
+from core.example import Example
 
 SIDES = ("head", "tail", "middle")
 

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import blingfire
-
-from tasks.example import PASSAGE_SEPARATOR, Example, Passage
+from core.example import PASSAGE_SEPARATOR, Example, Passage
+from core.text import split_sentences
 
 Level = Literal["passage", "sentence"]
 LEVELS: tuple[str, ...] = ("passage", "sentence")
@@ -18,19 +17,6 @@ LEVELS: tuple[str, ...] = ("passage", "sentence")
 class Unit:
     text: str
     passage: int  # index of the passage it comes from
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentence pieces that concatenate back to `text` exactly (whitespace stays attached)."""
-    if not text.strip():
-        return []
-    _, offsets = blingfire.text_to_sentences_and_offsets(text)  # character offsets
-    starts = [start for start, _ in offsets]
-    if not starts:
-        return [text]
-    starts[0] = 0
-    ends = starts[1:] + [len(text)]
-    return [text[s:e] for s, e in zip(starts, ends) if text[s:e]]
 
 
 def sentences_of(passage: Passage) -> list[str]:

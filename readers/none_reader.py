@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from readers.base import Generation, Reader, Request
-from readers.tokenizer import HFTokenizer, load_tokenizer
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
+from core.requests import Generation, Request
+from core.tokenizer import HFTokenizer, load_tokenizer
+from readers.base import Reader
 
 
 @dataclass

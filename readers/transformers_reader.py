@@ -17,9 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from readers.base import Generation, Reader, Request
-from readers.tokenizer import HFTokenizer, load_tokenizer
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
+from core.requests import Generation, Request
+from core.tokenizer import HFTokenizer, load_tokenizer
+from readers.base import Reader
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class TransformersReader(Reader):
         import torch
         from transformers import AutoModelForCausalLM
 
-        from readers.local_models import resolve
+        from core.local_models import resolve
 
         dtype: Any = self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
         started = time.perf_counter()

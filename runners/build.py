@@ -10,7 +10,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
 
 
 def build(node: DictConfig, group: str) -> Any:

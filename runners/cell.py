@@ -10,10 +10,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from compressors.base import Env
+from core.errors import PcbenchError
 from runners.build import build
 from runners.cache import Cache
 from runners.diagnostics import answer_in_context, char_ratio, evidence_recall
-from runners.errors import PcbenchError
 from runners.record import Recorder, example_record, summarize
 from runners.stages import compress_all, read_all
 

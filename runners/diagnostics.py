@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.example import Example
+from core.example import Example
 from tasks.metrics import contains_answer, normalize_answer
 
 

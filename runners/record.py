@@ -9,8 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from core.example import Example
 from tasks.base import Task
-from tasks.example import Example
 
 
 def example_record(example: Example, compressed: dict[str, Any], generation: dict[str, Any] | None,

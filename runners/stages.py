@@ -11,9 +11,10 @@ from typing import Any
 from tqdm import tqdm
 
 from compressors.base import Compressor, Env
-from readers.base import Generation, Reader, Request
+from core.example import Example
+from core.requests import Generation, Request
+from readers.base import Reader
 from runners.cache import Cache, digest
-from tasks.example import Example
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
 
 GROUPS = ("task", "compressor", "reader")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"

@@ -10,10 +10,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from readers.base import Request
-from runners.errors import PcbenchError
-from tasks.example import Example
-from tasks.metrics import get_metric
+from core.errors import PcbenchError
+from core.example import Example
+from core.requests import Request
+from tasks.registry import get_metric
 
 
 @dataclass

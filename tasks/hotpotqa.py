@@ -21,9 +21,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
+from core.example import Example, Passage
 from tasks.base import Task
-from tasks.example import Example, Passage
 from tasks.jsonl import drop_unaskable, read_records
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.errors import PcbenchError
+from core.example import Example
 
 log = logging.getLogger(__name__)
 

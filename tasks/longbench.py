@@ -19,10 +19,10 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from readers.base import Request
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
+from core.example import Example, Passage
+from core.requests import Request
 from tasks.base import Task
-from tasks.example import Example, Passage
 from tasks.jsonl import json_lines
 from tasks.longbench_protocol import (
     ALL,

@@ -1,6 +1,6 @@
 """LongBench v1's answer metrics, written to match THUDM/LongBench's metrics.py score for score.
 
-Each registered metric takes (prediction, example) and returns the max over example.answers of the
+Each metric takes (prediction, example) and returns the max over example.answers of the
 official per-answer score, as eval.py does. Quirks are kept on purpose, because parity with
 published numbers matters more than tidiness: qa_f1 has no yes/no rule (unlike HotpotQA's scorer),
 classification removes items from the list it iterates, retrieval/count score every digit run.
@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.errors import PcbenchError
+from core.example import Example
 from tasks.longbench_protocol import METRICS
-from tasks.metrics import get_metric, register
+from tasks.metrics import Metric
 
 # Official normalize_zh_answer's punctuation: ASCII plus this CJK/fullwidth set (note the final ".").
 _CN_PUNCTUATION = (
@@ -166,26 +166,29 @@ def _max_over_golds(score: Callable[[str, str], float]) -> Callable[[str, Exampl
 
 
 # Every official metric scores one gold at a time; eval.py keeps the best over an item's golds.
-for _name, _score in {
-    "qa_f1": qa_f1_score,
-    "qa_f1_zh": qa_f1_zh_score,
-    "rouge": rouge_score,
-    "rouge_zh": rouge_zh_score,
-    "retrieval": retrieval_score,
-    "retrieval_zh": retrieval_zh_score,
-    "count": count_score,
-    "code_sim": code_sim_score,
-}.items():
-    register(_name)(_max_over_golds(_score))
+LONGBENCH_METRICS: dict[str, Metric] = {
+    name: _max_over_golds(score)
+    for name, score in {
+        "qa_f1": qa_f1_score,
+        "qa_f1_zh": qa_f1_zh_score,
+        "rouge": rouge_score,
+        "rouge_zh": rouge_zh_score,
+        "retrieval": retrieval_score,
+        "retrieval_zh": retrieval_zh_score,
+        "count": count_score,
+        "code_sim": code_sim_score,
+    }.items()
+}
 
 
-@register("classification")
 def classification(prediction: str, example: Example) -> float:
     classes = example.meta.get("all_classes") or []
     return _best(lambda p, g: classification_score(p, g, classes), prediction, example)
 
 
-@register("longbench")
+LONGBENCH_METRICS["classification"] = classification
+
+
 def longbench(prediction: str, example: Example) -> float:
     """The official metric of the example's own dataset (meta["dataset"]), so one key serves a suite."""
     dataset = example.meta.get("dataset")
@@ -194,4 +197,4 @@ def longbench(prediction: str, example: Example) -> float:
             f"metric 'longbench' needs example.meta['dataset'] in {sorted(METRICS)}; got {dataset!r} "
             f"(example {example.id})"
         )
-    return get_metric(METRICS[dataset])(prediction, example)
+    return LONGBENCH_METRICS[METRICS[dataset]](prediction, example)

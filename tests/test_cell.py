@@ -9,8 +9,8 @@ import pytest
 from conftest import needs_smollm2
 from hydra import compose, initialize_config_dir
 
+from core.errors import PcbenchError
 from runners.cell import run_cell
-from runners.errors import PcbenchError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from readers.local_models import resolve
+    from core.local_models import resolve
 
     folder = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))

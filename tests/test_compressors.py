@@ -20,8 +20,8 @@ from compressors.oracle import Oracle
 from compressors.random_drop import RandomDrop
 from compressors.scored import ScoredCompressor
 from compressors.truncate import Truncate
-from runners.errors import PcbenchError
-from tasks.example import Example, Passage
+from core.errors import PcbenchError
+from core.example import Example, Passage
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPRESSOR_YAMLS = sorted((ROOT / "conf" / "compressor").glob("*.yaml"))
@@ -41,7 +41,7 @@ def numbered(n: int) -> Example:
 
 def minilm_available() -> bool:
     try:
-        from readers.local_models import resolve
+        from core.local_models import resolve
 
         resolve("minilm")
         import sentence_transformers  # noqa: F401

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.example import Example, Passage
 from runners.diagnostics import answer_in_context, char_ratio, evidence_recall
-from tasks.example import Example, Passage
 
 EXAMPLE = Example("e", "Where is the tower?", (
     Passage("The tower is tall. It stands in Paris.", "Tower", evidence=("It stands in Paris.",), gold=True),

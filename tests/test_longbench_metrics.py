@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
+from core.example import Example, Passage
 from tasks import longbench_metrics as lm
-from tasks.example import Example, Passage
-from tasks.metrics import get_metric
+from tasks.registry import get_metric
 
 
 def ex(*answers: str, dataset: str = "hotpotqa", all_classes: list[str] | None = None) -> Example:

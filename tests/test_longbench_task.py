@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, shared
 from hydra.utils import instantiate
 
-from runners.errors import PcbenchError
-from tasks.example import Example, Passage
+from core.errors import PcbenchError
+from core.example import Example, Passage
 from tasks.longbench import LongBenchTask
 from tasks.longbench_protocol import ALL, CATEGORIES, ENGLISH, LONGBENCH_E, MAX_NEW_TOKENS, TEMPLATES
 

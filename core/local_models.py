@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from runners.errors import PcbenchError
+from core.errors import PcbenchError
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,21 @@
-"""The reader's Hugging Face tokenizer, seen as plain text <-> ids with no special tokens."""
+"""The tokenizer protocol (text <-> ids, no special tokens) and its Hugging Face implementation."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
+
+
+class Tokenizer(Protocol):
+    """The reader's tokenizer, seen as plain text <-> ids (no special tokens)."""
+
+    name: str
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def count(self, texts: list[str]) -> list[int]: ...
 
 
 class HFTokenizer:
@@ -27,7 +39,7 @@ class HFTokenizer:
 def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_code: bool = False) -> HFTokenizer:
     from transformers import AutoTokenizer
 
-    from readers.local_models import resolve
+    from core.local_models import resolve
 
     hf = AutoTokenizer.from_pretrained(resolve(name_or_path), revision=revision, trust_remote_code=trust_remote_code)
     return HFTokenizer(hf, name_or_path)
