@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import bm25s
 
 from compressors.scored import ScoredCompressor
-from core.errors import PcbenchError
 from core.example import Example
-
-METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
-STOPWORDS = ("en",)
+from core.knobs import Range
 
 
 @dataclass
 class BM25Compressor(ScoredCompressor):
-    k1: float = 1.5
-    b: float = 0.75
-    stopwords: str | None = "en"  # "en" or None (keep every word)
-    method: str = "lucene"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.method not in METHODS:
-            raise PcbenchError(f"compressor.method={self.method!r} is not allowed; allowed: {', '.join(METHODS)}")
-        if self.stopwords is not None and self.stopwords not in STOPWORDS:
-            raise PcbenchError(f"compressor.stopwords={self.stopwords!r} is not allowed; allowed: en, null")
-        if not float(self.k1) >= 0:
-            raise PcbenchError(f"compressor.k1={self.k1} is not allowed; allowed: a number >= 0")
-        if not 0 <= float(self.b) <= 1:
-            raise PcbenchError(f"compressor.b={self.b} is not allowed; allowed: a number in [0, 1]")
+    k1: Annotated[float, Range(0)]
+    b: Annotated[float, Range(0, 1)]
+    stopwords: Literal["en"] | None  # None keeps every word
+    method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"]
 
     def score(self, question: str, units: list[str], example: Example) -> list[float]:
         stopwords = self.stopwords or []

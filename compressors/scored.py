@@ -1,68 +1,115 @@
 """A compressor that scores units against the question and keeps the best under a budget.
 
-A subclass writes one `score` method; splitting, caching of scores (so a sweep over rates scores
-once), selection and rendering are shared here.
+A subclass writes one `score` (one example, text units) or `score_batch` (several examples at
+once, units with offsets, so a model batches across examples). Shared here: splitting, caching
+of scores (a sweep over rates scores once), selection under an honest budget (counted on the
+rendered text in reader tokens: never over it) and rendering.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from compressors.base import Budget, Compressed, Compressor, Env
-from compressors.selector import select
-from compressors.units import LEVELS, Unit, render_units, split_units
-from core.errors import PcbenchError
-from core.example import Example
-
-ORDERS = ("original", "score")
+from compressors.selector import above, best_first, fill, fit, greedy
+from compressors.units import Level, Unit, render, sentences_of, split_units, view
+from core.example import PASSAGE_SEPARATOR, Example, Passage, render_passages
 
 
 @dataclass
 class ScoredCompressor(Compressor, Budget):
-    level: str = "sentence"  # unit granularity: passage | sentence
-    order: str = "original"  # kept units in original order, or best first (against lost-in-the-middle)
+    level: Level  # unit granularity
+    order: Literal["original", "score"]  # kept units in reading order, or best passages first
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.level not in LEVELS:
-            raise PcbenchError(f"compressor.level={self.level!r} is not allowed; allowed: {', '.join(LEVELS)}")
-        if self.order not in ORDERS:
-            raise PcbenchError(f"compressor.order={self.order!r} is not allowed; allowed: {', '.join(ORDERS)}")
-
-    @abstractmethod
     def score(self, question: str, units: list[str], example: Example) -> list[float]:
         """One number per unit, higher = more worth keeping; must not depend on the budget."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither score nor score_batch")
 
-    def scorer_settings(self) -> dict[str, Any]:
-        """The knobs that change scores (everything but the budget and the output order)."""
-        skip = set(Budget.fields()) | {"order"}
-        return {k: v for k, v in self.settings().items() if k not in skip}
+    def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
+        """Scores for several examples at once; `env.models` lends models. Default: `score` each."""
+        return [self.score(e.question, [view(e, u) for u in us], e) for e, us in zip(examples, units)]
 
-    def compress(self, example: Example, env: Env) -> Compressed:
-        units = split_units(example, self.level)
+    def scorer_key(self) -> dict[str, Any]:
+        """What scores depend on: the key less the budget and the output order."""
+        skip = {*Budget.fields(), "order"}
+        return {k: v for k, v in self.key().items() if k not in skip}
+
+    def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
+        units = [split_units(e, self.level) for e in examples]
+        scorer = self.scorer_key()
+        keys = [{"stage": "scores", "scorer": scorer, "question": e.question if self.query_aware else None,
+                 "units": [view(e, u) for u in us], "example_id": e.id} for e, us in zip(examples, units)]
+
+        def compute(missing: list[int]) -> list[list[float]]:
+            todo = [i for i in missing if units[i]]  # nothing to score in an empty context
+            scored = dict(zip(todo, self.score_batch([examples[i] for i in todo], [units[i] for i in todo], env)))
+            return [[float(s) for s in scored.get(i, [])] for i in missing]
+
+        scores = env.store.fetch_many(keys, compute)
+        return [self.select(e, us, s, env) for e, us, s in zip(examples, units, scores)]
+
+    def select(self, example: Example, units: list[Unit], scores: list[float], env: Env) -> Compressed:
+        """Keep units under the budget, counted on the rendered text in reader tokens."""
         if not units:
-            return Compressed("", {"units": 0, "kept_units": 0})
-        texts = [u.text for u in units]
-        key = {"stage": "scores", "scorer": self.scorer_settings(), "question": example.question, "units": texts,
-               "example_id": example.id}
-        scores = env.store.fetch(key, lambda: [float(s) for s in self.score(example.question, texts, example)])
-        # Counts are cached like scores: with cheap scorers, tokenizing dominates a sweep's later rates.
-        kept = select(scores, env.count(texts), self)
-        kept_units: list[Unit] = [units[i] for i in kept]
+            return Compressed((), {"units": 0, "kept_units": 0})
+        if self.threshold is not None:
+            kept = above(scores, float(self.threshold))
+            return Compressed(self.render(example, units, kept, scores), {"units": len(units), "kept_units": len(kept)})
+        limit = self.token_limit(env.count([example.context])[0])
+        assert limit is not None
+
+        def measure(candidate: list[int], tail: Unit | None = None) -> int:
+            return env.tokenizer.count([render_passages(self.render(example, units, candidate, scores, tail))])[0]
+
+        tokens = env.count([u.text for u in units])
+        kept = greedy(scores, tokens, limit, [u.passage for u in units], _overheads(example, env))
+        kept = fit(kept, scores, limit, measure)
+        kept = fill(kept, scores, tokens, limit, measure)
+        tail = None
+        if self.level == "passage":
+            tail = self._leading_sentences(example, units, kept, scores, limit, measure)
+        extras = {"units": len(units), "kept_units": len(kept), "budget_tokens": limit,
+                  "partial_passage": tail is not None}
+        return Compressed(self.render(example, units, kept, scores, tail), extras)
+
+    @staticmethod
+    def _leading_sentences(example: Example, units: list[Unit], kept: list[int], scores: list[float], limit: int,
+                           measure: Callable[[list[int], Unit | None], int]) -> Unit | None:
+        """Whole passages rarely fill a budget: top it up with the leading sentences of the best
+        passage that did not fit (cut at a sentence end, never mid-sentence)."""
+        rest = [i for i in best_first(scores) if i not in kept]
+        if not rest:
+            return None
+        best = units[rest[0]]
+        tail = None
+        end = 0
+        for sentence in sentences_of(example.passages[best.passage]):
+            end += len(sentence)
+            candidate = Unit(best.passage, 0, end, example.passages[best.passage].text[:end])
+            if measure(kept, candidate) > limit:
+                break
+            tail = candidate
+        return tail
+
+    def render(self, example: Example, units: list[Unit], kept: list[int], scores: list[float],
+               tail: Unit | None = None) -> tuple[Passage, ...]:
+        """Kept units as passages; `tail` (a partial passage) goes last, as the lowest-ranked."""
         if self.order == "score":
-            kept_units = _by_score(units, kept, scores, self.level)
-        return Compressed(render_units(example, kept_units, self.level),
-                          {"units": len(units), "kept_units": len(kept)})
+            # Passages go best-first (by their best kept unit); units keep reading order inside.
+            best: dict[int, float] = {}
+            for i in kept:
+                best[units[i].passage] = max(best.get(units[i].passage, float("-inf")), scores[i])
+            kept = sorted(kept, key=lambda i: (-best[units[i].passage], units[i].passage, i))
+            chosen = [units[i] for i in kept] + ([tail] if tail else [])
+        else:
+            chosen = sorted([units[i] for i in kept] + ([tail] if tail else []), key=lambda u: (u.passage, u.start))
+        return render(example, chosen)
 
 
-def _by_score(units: list[Unit], kept: list[int], scores: list[float], level: str) -> list[Unit]:
-    if level == "passage":
-        return [units[i] for i in sorted(kept, key=lambda i: (-scores[i], i))]
-    # Sentences stay in reading order inside their passage; passages go best-first.
-    best: dict[int, float] = {}
-    for i in kept:
-        best[units[i].passage] = max(best.get(units[i].passage, float("-inf")), scores[i])
-    return [units[i] for i in sorted(kept, key=lambda i: (-best[units[i].passage], units[i].passage, i))]
+def _overheads(example: Example, env: Env) -> list[int]:
+    """Reader tokens a passage adds around its kept units: its title line and the separator."""
+    pieces = [f"{p.title}\n" if p.title else "" for p in example.passages]
+    return env.count([piece + PASSAGE_SEPARATOR for piece in pieces])
 

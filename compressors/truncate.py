@@ -7,18 +7,16 @@ compression methods should at least beat it at the same kept ratio.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from compressors.base import Budget, Compressed, Compressor, Env
 from core.errors import PcbenchError
 from core.example import Example
 
-SIDES = ("head", "tail", "middle")
-
 
 @dataclass
 class Truncate(Compressor, Budget):
-    side: str = "head"  # head keeps the start, tail the end, middle both ends (drops the middle)
+    side: Literal["head", "tail", "middle"]  # head keeps the start, tail the end, middle both ends
 
     query_aware: ClassVar[bool] = False
 
@@ -29,8 +27,6 @@ class Truncate(Compressor, Budget):
                 f"compressor.threshold={self.threshold} is not allowed for truncate: it scores nothing; "
                 "use rate or target_tokens"
             )
-        if self.side not in SIDES:
-            raise PcbenchError(f"compressor.side={self.side!r} is not allowed; allowed: {', '.join(SIDES)}")
 
     def compress(self, example: Example, env: Env) -> Compressed:
         context = example.context
@@ -38,8 +34,8 @@ class Truncate(Compressor, Budget):
         limit = self.token_limit(len(ids))
         assert limit is not None  # rate or target_tokens, never threshold (checked above)
         if limit >= len(ids):
-            # Return the text itself: a decode round trip may change whitespace for nothing.
-            return Compressed(context, {"tokens": len(ids), "kept_tokens": len(ids)})
+            # The passages themselves: a decode round trip may change whitespace for nothing.
+            return Compressed(example.passages, {"tokens": len(ids), "kept_tokens": len(ids)})
         if self.side == "head":
             kept = ids[:limit]
         elif self.side == "tail":
@@ -49,5 +45,6 @@ class Truncate(Compressor, Budget):
             tail = limit // 2
             kept = ids[: limit - tail] + ids[len(ids) - tail:]
         # One decode of the joined ids, so the junction of head and tail gets the tokenizer's own
-        # spacing instead of two strings glued together.
-        return Compressed(env.tokenizer.decode(kept) if kept else "", {"tokens": len(ids), "kept_tokens": len(kept)})
+        # spacing instead of two strings glued together. The cut crosses passages: no structure left.
+        text = env.tokenizer.decode(kept) if kept else ""
+        return Compressed.of_text(text, {"tokens": len(ids), "kept_tokens": len(kept)})

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from compressors.base import Env
+from core.models import MODELS, pick_device
 from core.errors import PcbenchError
 from runners.build import build
 from runners.cache import Cache
@@ -34,8 +35,13 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
     log.info("%s: %d examples, compressor %s, reader %s", names["task"], len(examples), names["compressor"],
              names["reader"])
 
-    compressed = compress_all(examples, compressor, Env(reader.tokenizer, cache), cache)
-    compressor.close()  # free its model before the reader loads its own
+    env = Env(reader.tokenizer, cache, MODELS)
+    compressed = compress_all(examples, compressor, env, cache, int(cfg.compress_chunk))
+    if reader.generates:
+        # Compressor models stay warm for the next cell of a sweep, unless the reader needs their accelerator.
+        device = pick_device(str(getattr(reader, "device", "cpu")))
+        if device != "cpu":
+            MODELS.release(device.split(":")[0])
 
     recorder = Recorder(out_dir)
     rows: dict[int, dict[str, Any]] = {}

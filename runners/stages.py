@@ -19,38 +19,52 @@ from runners.cache import Cache, digest
 log = logging.getLogger(__name__)
 
 
-def fingerprint(example: Example) -> str:
+def fingerprint(example: Example, with_question: bool = True) -> str:
     """Hash of everything in an example (id, question, passages, answers, meta).
 
     Built by hand rather than with dataclasses.asdict, whose deep copies cost more than the hash.
+    A query-agnostic compressor's results are keyed without the question.
     """
     passages = [[p.title, p.text, p.sentences, p.gold, p.evidence] for p in example.passages]
-    return digest([example.id, example.question, passages, example.answers, example.meta])
+    question = example.question if with_question else None
+    return digest([example.id, question, passages, example.answers, example.meta])
 
 
-def compress_all(examples: list[Example], compressor: Compressor, env: Env, cache: Cache) -> list[dict[str, Any]]:
-    """One record per example: compressed text, token counts in the reader's tokenizer, seconds."""
-    settings = compressor.settings()
-    out = []
-    for example in tqdm(examples, desc="compress", unit="ex", leave=False, disable=None):
-        key = {"stage": "compressed", "compressor": settings, "example": fingerprint(example),
-               "tokenizer": env.tokenizer.name}
-        hashed = digest(key)
-        record = cache.get("compressed", hashed)
-        if record is None:
-            start = time.perf_counter()
-            result = compressor.compress(example, env)
-            seconds = time.perf_counter() - start
-            original = env.count([example.context])[0]
-            kept = env.tokenizer.count([result.text])[0]
-            record = {"text": result.text, "extras": result.extras, "seconds": seconds,
-                      "original_tokens": original, "compressed_tokens": kept}
-            cache.put("compressed", hashed, record)
-            record = {**record, "cached": False}
+def compress_all(examples: list[Example], compressor: Compressor, env: Env, cache: Cache,
+                 chunk: int = 32) -> list[dict[str, Any]]:
+    """One record per example: compressed text, token counts in the reader's tokenizer, seconds.
+
+    Cache misses go to the compressor `chunk` examples at a time (`compress_batch`), so a model
+    can batch across examples; each example's seconds are its chunk's time divided evenly.
+    """
+    settings = compressor.key()
+    keys = [digest({"stage": "compressed", "compressor": settings,
+                    "example": fingerprint(e, compressor.query_aware), "tokenizer": env.tokenizer.name})
+            for e in examples]
+    out: list[dict[str, Any] | None] = [None] * len(examples)
+    todo = []
+    for i, key in enumerate(keys):
+        hit = cache.get("compressed", key)
+        if hit is None:
+            todo.append(i)
         else:
-            record = {**record, "cached": True}
-        out.append(record)
-    return out
+            out[i] = {**hit, "cached": True}
+    bar = tqdm(total=len(todo), desc="compress", unit="ex", leave=False, disable=None)
+    for chunk_ids in _chunks(todo, chunk):
+        batch = [examples[i] for i in chunk_ids]
+        start = time.perf_counter()
+        results = compressor.compress_batch(batch, env)
+        seconds = (time.perf_counter() - start) / len(batch)
+        originals = env.count([e.context for e in batch])
+        kept = env.tokenizer.count([r.text for r in results])
+        for i, result, original, n in zip(chunk_ids, results, originals, kept):
+            record = {"text": result.text, "extras": result.extras, "seconds": seconds,
+                      "batch_examples": len(batch), "original_tokens": original, "compressed_tokens": n}
+            cache.put("compressed", keys[i], record)
+            out[i] = {**record, "cached": False}
+        bar.update(len(batch))
+    bar.close()
+    return [r for r in out if r is not None]
 
 
 def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: int) -> Iterator[

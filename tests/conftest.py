@@ -77,5 +77,6 @@ def make(group: str, option: str, **overrides: Any) -> Any:
 
     from runners.build import build
 
-    node = OmegaConf.merge(composed(group, option), overrides)
-    return build(node, group)
+    node = composed(group, option).copy()
+    OmegaConf.set_struct(node, False)  # an unknown knob must reach build(), which names what is allowed
+    return build(OmegaConf.merge(node, overrides), group)

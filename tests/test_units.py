@@ -1,9 +1,10 @@
-"""Units: sentence pieces that give the text back, and rendering that keeps passage titles."""
+"""Units: spans with offsets that tile their passage, rendering that slices the original text."""
 
 from __future__ import annotations
 
-from compressors.units import render_units, split_sentences, split_units
+from compressors.units import aggregate, render, split_units, view
 from core.example import Example, Passage
+from core.text import split_sentences
 
 TEXT = "Paris is the capital of France. It has many museums.\nThe river Seine flows through it."
 
@@ -23,17 +24,42 @@ def test_sentences_of_non_ascii_text() -> None:
 def test_dataset_sentences_are_used_as_given() -> None:
     passage = Passage("One two. Three four.", "T", sentences=("One two.", " Three four."))
     example = Example("e", "q", (passage,), ())
-    assert [u.text for u in split_units(example, "sentence")] == ["One two.", " Three four."]
+    units = split_units(example, "sentence")
+    assert [u.text for u in units] == ["One two.", " Three four."]
+    assert [(u.start, u.end) for u in units] == [(0, 8), (8, 20)]
 
 
-def test_units_at_both_levels_and_rendering_with_titles() -> None:
+def test_offsets_slice_the_passage_at_every_level() -> None:
+    example = Example("e", "q", (Passage("   "), Passage(TEXT, "France")), ())
+    for level in ("passage", "sentence", "word"):
+        units = split_units(example, level)
+        assert all(u.passage == 1 and TEXT[u.start:u.end] == u.text for u in units)
+        assert "".join(u.text for u in units).strip() == TEXT.strip()
+    words = split_units(example, "word")
+    assert [u.text for u in words[:3]] == ["Paris", " is", " the"]
+
+
+def test_rendering_keeps_titles_and_regroups_units() -> None:
     a = Passage("First one. First two.", "A")
     b = Passage("Second one. Second two.", "B")
     example = Example("e", "q", (a, Passage("  "), b), ())
     passages = split_units(example, "passage")
-    assert [u.text for u in passages] == ["A\nFirst one. First two.", "B\nSecond one. Second two."]
-    assert render_units(example, passages, "passage") == example.context
+    assert [view(example, u) for u in passages] == ["A\nFirst one. First two.", "B\nSecond one. Second two."]
+    assert render(example, passages) == (a, b)
     sentences = split_units(example, "sentence")
     assert [u.passage for u in sentences] == [0, 0, 2, 2]
-    assert render_units(example, sentences, "sentence") == example.context
-    assert render_units(example, [sentences[1], sentences[3]], "sentence") == "A\nFirst two.\n\nB\nSecond two."
+    assert render(example, [sentences[1], sentences[3]]) == (Passage("First two.", "A"), Passage("Second two.", "B"))
+    words = split_units(example, "word")
+    assert render(example, [words[0], words[2], words[3]])[0].text == "First First two."
+
+
+def test_token_scores_aggregate_into_units_by_offset() -> None:
+    text = "Paris is big. Rome is old."
+    example = Example("e", "q", (Passage(text),), ())
+    sentences = split_units(example, "sentence")
+    # Tokens as a BPE tokenizer reports them: the leading space glued to the token.
+    offsets = [(0, 5), (5, 8), (8, 12), (12, 13), (13, 18), (18, 21), (21, 25), (25, 26)]
+    scores = [1, 2, 3, 4, 10, 20, 30, 40]
+    assert aggregate(offsets, scores, sentences, "sum") == [10.0, 100.0]
+    assert aggregate(offsets, scores, sentences, "mean") == [2.5, 25.0]
+    assert aggregate([(0, 0), *offsets[:4]], [99, *scores[:4]], sentences, "max") == [4.0, float("-inf")]
