@@ -11,20 +11,20 @@ from typing import Any, ClassVar
 
 from core.errors import PcbenchError
 from core.requests import Generation, Request
-from core.tokenizer import HFTokenizer, load_tokenizer
-from readers.base import Reader
+from core.tokenizer import HFTokenizer
+from readers.base import Reader, reader_tokenizer
 
 
 @dataclass
 class NoReader(Reader):
-    tokenizer_model: str = "smollm2"
+    tokenizer_model: str
 
     generates: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         # Loaded state, kept out of the dataclass fields so that fields() lists only knobs.
         self._tokenizer: HFTokenizer | None = None
-        if not isinstance(self.tokenizer_model, str) or not self.tokenizer_model.strip():
+        if not self.tokenizer_model.strip():
             raise PcbenchError(
                 f"reader.tokenizer_model={self.tokenizer_model!r} is empty; give a hub id, a path or 'smollm2'"
             )
@@ -32,7 +32,7 @@ class NoReader(Reader):
     @property
     def tokenizer(self) -> HFTokenizer:  # type: ignore[override]
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.tokenizer_model)
+            self._tokenizer = reader_tokenizer("reader.tokenizer_model", self.tokenizer_model)
         return self._tokenizer
 
     def settings(self) -> dict[str, Any]:

@@ -15,16 +15,16 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from core.errors import PcbenchError
+from core.knobs import Range
 from core.requests import Generation, Request
-from core.tokenizer import HFTokenizer, load_tokenizer
-from readers.base import Reader
+from core.tokenizer import HFTokenizer
+from readers.base import Reader, cannot_load, reader_tokenizer
 
 log = logging.getLogger(__name__)
 
-DTYPES = ("bfloat16", "float32", "float16", "auto")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -52,15 +52,20 @@ class Prepared:
 
 @dataclass
 class TransformersReader(Reader):
-    """Knobs are the fields; their defaults for real runs live in conf/reader/*.yaml."""
+    """Knobs are the fields; their values come from conf/reader/*.yaml (smollm2, transformers).
+
+    model: a hub id, a local folder, or a packaged alias (smollm2). device: auto, cpu, mps, cuda
+    or cuda:N. max_input_tokens: the prompt budget before the chat template (LongBench's
+    model2maxlen); at least 2, or the kept halves of a cut prompt would be empty.
+    """
 
     model: str
-    revision: str | None = None
-    dtype: str = "bfloat16"
-    device: str = "auto"
-    batch_size: int = 4
-    max_input_tokens: int = 7500
-    trust_remote_code: bool = False
+    revision: str | None
+    dtype: Literal["bfloat16", "float32", "float16", "auto"]
+    device: str
+    batch_size: Annotated[int, Range(1)]
+    max_input_tokens: Annotated[int, Range(2)]
+    trust_remote_code: bool
 
     generates: ClassVar[bool] = True
     # Bump when a change here changes outputs for the same knobs, so cached generations expire.
@@ -71,18 +76,11 @@ class TransformersReader(Reader):
         self._tokenizer: HFTokenizer | None = None
         self._model: Any = None
         self._warned_no_template = False
-        if not isinstance(self.model, str) or not self.model.strip():
+        if not self.model.strip():
             raise PcbenchError(f"reader.model={self.model!r} is empty; give a hub id, a local path or 'smollm2'")
-        if self.dtype not in DTYPES:
-            raise PcbenchError(f"reader.dtype={self.dtype!r} is not one of {', '.join(DTYPES)}")
-        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
-            raise PcbenchError(f"reader.device={self.device!r} is not one of auto, cpu, mps, cuda, cuda:N")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise PcbenchError(f"reader.batch_size={self.batch_size!r} must be an integer >= 1")
-        mit = self.max_input_tokens
-        if isinstance(mit, bool) or not isinstance(mit, int) or mit < 2:
-            # Below 2 the kept halves would be empty and every prompt would vanish.
-            raise PcbenchError(f"reader.max_input_tokens={mit!r} must be an integer >= 2")
+        # A pattern, which an annotation cannot say: cuda:N takes any device index.
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise PcbenchError(f"reader.device={self.device!r} is not allowed; allowed: auto, cpu, mps, cuda, cuda:N")
 
     # -- the Reader interface -------------------------------------------------------------
 
@@ -90,7 +88,7 @@ class TransformersReader(Reader):
     def tokenizer(self) -> HFTokenizer:  # type: ignore[override]
         # Cheap (no weights): compressors count tokens with it even when every generation is cached.
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.model, self.revision, self.trust_remote_code)
+            self._tokenizer = reader_tokenizer("reader.model", self.model, self.revision, self.trust_remote_code)
         return self._tokenizer
 
     def settings(self) -> dict[str, Any]:
@@ -189,13 +187,16 @@ class TransformersReader(Reader):
         dtype: Any = self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
         started = time.perf_counter()
         # device_map puts the weights straight on the device: an 8B model never lands in host RAM first.
-        model = AutoModelForCausalLM.from_pretrained(
-            resolve(self.model),
-            revision=self.revision,
-            dtype=dtype,
-            device_map=self._device(),
-            trust_remote_code=self.trust_remote_code,
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                resolve(self.model),
+                revision=self.revision,
+                dtype=dtype,
+                device_map=self._device(),
+                trust_remote_code=self.trust_remote_code,
+            )
+        except (OSError, ValueError, ImportError) as exc:  # a wrong name or path, offline, no remote code
+            raise cannot_load("reader.model", self.model, exc) from None
         model.eval()
         log.info("loaded %s (%s) on %s in %.1f s", self.model, model.dtype, model.device, time.perf_counter() - started)
         self._model = model

@@ -7,13 +7,14 @@ so a new task in a known format is a YAML only.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from core.errors import PcbenchError
 from core.example import Example
+from core.knobs import Range
 from core.requests import Request
-from tasks.registry import get_metric
+from tasks.registry import MetricName, get_metric
 
 
 @dataclass
@@ -24,25 +25,27 @@ class Task(ABC):
     as in LongBench's templates). chat: wrap the prompt in the reader's chat template.
     first_line: score only the first line of the prediction (leading newlines stripped).
     stop_at_newline: also end generation at a newline (LongBench's samsum).
-    metrics: names from tasks.metrics (per-example scores in [0, 1]; metrics.json reports x100).
+    metrics: names registered in tasks/registry.py (per-example scores in [0, 1]; metrics.json
+    reports x100).
     limit: first N examples only (after any seeded shuffling the loader does).
+
+    Fields carry no defaults: the values come from conf/task/*.yaml, and runners/build.py checks
+    them against these annotations before the task is built (core/knobs.py).
     """
 
     name: str
-    template: str = "{context}\n\nQuestion: {question}\nAnswer:"
-    max_new_tokens: int = 32
-    chat: bool = True
-    first_line: bool = False
-    stop_at_newline: bool = False
-    metrics: list[str] = field(default_factory=lambda: ["match", "em", "f1"])
-    limit: int | None = None
+    template: str
+    max_new_tokens: Annotated[int, Range(1)]
+    chat: bool
+    first_line: bool
+    stop_at_newline: bool
+    metrics: list[MetricName]
+    limit: Annotated[int, Range(1)] | None
 
     def __post_init__(self) -> None:
         self.metrics = list(self.metrics)
-        for name in self.metrics:
-            get_metric(name)  # fail at start-up, not after an hour of generation
-        if self.limit is not None and int(self.limit) < 1:
-            raise PcbenchError(f"task.limit={self.limit} must be a positive integer or null (all examples)")
+        if not self.metrics:
+            raise PcbenchError("task.metrics is empty; name at least one metric (see tasks/registry.py)")
 
     @abstractmethod
     def read(self) -> list[Example]:

@@ -18,39 +18,37 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from core.errors import PcbenchError
 from core.example import Example, Passage
 from tasks.base import Task
-from tasks.jsonl import drop_unaskable, read_records
+from tasks.jsonl import drop_unaskable, hub_origin, records_with_origins, require_keys
 
 log = logging.getLogger(__name__)
+
+# Keys every record needs, in both schemas; a missing or empty `answer` is a record without a gold
+# answer (skipped and counted), not a different schema.
+REQUIRED = ("question", "context")
 
 
 @dataclass
 class HotpotQATask(Task):
     """path: local official-schema file (.json list or .jsonl); null loads `hub_id` from the hub."""
 
-    template: str = (
-        "Answer the question based on the given passages. Only give me the answer and do not output any "
-        "other words.\n\nThe following are given passages.\n{context}\n\nQuestion: {question}\nAnswer:"
-    )
-    max_new_tokens: int = 32
-    first_line: bool = True  # short-answer EM/F1: a chatty second line must not cost the answer
-    metrics: list[str] = field(default_factory=lambda: ["em", "f1", "match"])
-    path: str | None = None
-    hub_id: str = "hotpotqa/hotpot_qa"
-    hub_config: str = "distractor"
-    split: str = "validation"
+    path: str | None
+    hub_id: str
+    hub_config: str
+    split: str
 
     def read(self) -> list[Example]:
         if self.path:
-            records, source = read_records(self.path), str(self.path)
+            records, source = records_with_origins(self.path), str(self.path)
         else:
-            records, source = self._hub_records(), f"{self.hub_id}/{self.hub_config}:{self.split}"
-        examples = [example_from_record(record, source, index) for index, record in enumerate(records)]
+            source = f"{self.hub_id}/{self.hub_config}:{self.split}"
+            records = [(hub_origin(source, i), record) for i, record in enumerate(self._hub_records())]
+        examples = [example_from_record(record, origin, index) for index, (origin, record) in enumerate(records)]
         return drop_unaskable(examples, source)
 
     def _hub_records(self) -> list[dict[str, Any]]:
@@ -80,15 +78,19 @@ class HotpotQATask(Task):
         }
 
 
-def example_from_record(record: dict[str, Any], source: str, index: int) -> Example:
-    """One HotpotQA record, official or hub schema, as an Example."""
+def example_from_record(record: dict[str, Any], origin: str, index: int) -> Example:
+    """One HotpotQA record, official or hub schema, as an Example.
+
+    origin names the record in errors ("FILE: line 3"); index (0-based) is the id of last resort.
+    """
+    require_keys(origin, record, REQUIRED, "HotpotQA")
     try:
         paragraphs = _paragraphs(record["context"])
         facts = _supporting_facts(record.get("supporting_facts", []))
         question = str(record["question"])
     except (KeyError, TypeError, ValueError) as err:
         raise PcbenchError(
-            f"{source}: record {index} is not in the HotpotQA schema ({type(err).__name__}: {err})"
+            f"{origin}: not in the HotpotQA schema (context or supporting_facts: {type(err).__name__}: {err})"
         ) from None
     gold_titles = {title for title, _ in facts}
     passages = []

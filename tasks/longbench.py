@@ -14,16 +14,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import Annotated, Any
 
 from core.errors import PcbenchError
 from core.example import Example, Passage
+from core.knobs import Range
 from core.requests import Request
 from tasks.base import Task
-from tasks.jsonl import json_lines
+from tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys
 from tasks.longbench_protocol import (
     ALL,
     CATEGORIES,
@@ -59,17 +60,16 @@ class LongBenchTask(Task):
     limit: first N examples of each dataset (so a suite smoke-tests every dataset).
     """
 
-    dataset: str | list[str] = "hotpotqa"
-    path: str | None = None
-    hub_id: str = "Xnhyacinth/LongBench"
-    split: str = "test"
-    longbench_e: bool = False
-    template: str | None = None
-    max_new_tokens: int | None = None
-    chat: bool | None = None
-    first_line: bool | None = None
-    stop_at_newline: bool | None = None
-    metrics: list[str] = field(default_factory=lambda: ["longbench"])
+    dataset: str | list[str]
+    path: str | None
+    hub_id: str
+    split: str
+    longbench_e: bool
+    template: str | None
+    max_new_tokens: Annotated[int, Range(1)] | None
+    chat: bool | None
+    first_line: bool | None
+    stop_at_newline: bool | None
 
     def __post_init__(self) -> None:
         # Hydra hands lists over as ListConfig; plain lists of str keep the task simple to pickle and log.
@@ -102,7 +102,8 @@ class LongBenchTask(Task):
         return examples
 
     def load(self) -> list[Example]:
-        examples = self.read()
+        # need_question=False: summarisation and code datasets (gov_report, lcc, ...) have an empty `input`.
+        examples = drop_unaskable(self.read(), str(self.path or self.hub_id), need_question=False)
         if self.limit is None:
             return examples
         kept: list[Example] = []
@@ -118,6 +119,8 @@ class LongBenchTask(Task):
         base = Path(str(self.path)).expanduser()
         if base.is_dir():
             file = base / f"{name}.jsonl"
+            if not any(base.iterdir()):
+                raise PcbenchError(folder_problem(base, f"{name}.jsonl (a folder of LongBench .jsonl files)"))
             if not file.is_file():
                 raise PcbenchError(
                     f"LongBench file {file} does not exist; task.path must be a folder holding {name}.jsonl "
@@ -149,12 +152,10 @@ class LongBenchTask(Task):
                 f"could not load LongBench {name!r} (split {self.split!r}) from the hub {self.hub_id!r}: "
                 f"{type(err).__name__}: {reason}; pass task.path=<folder holding {name}.jsonl> to read local files"
             ) from err
-        return ((f"{self.hub_id}/{name}[{i}]", dict(row)) for i, row in enumerate(data))
+        return ((hub_origin(f"{self.hub_id}/{name}", i), dict(row)) for i, row in enumerate(data))
 
     def _example(self, dataset: str, name: str, index: int, row: dict[str, Any], where: str) -> Example:
-        missing = [key for key in _REQUIRED if key not in row]
-        if missing:
-            raise PcbenchError(f"{where}: LongBench record lacks field(s) {missing}")
+        require_keys(where, row, _REQUIRED, "LongBench")
         answers = row["answers"]
         answers = [answers] if isinstance(answers, str) else list(answers or [])
         all_classes = row.get("all_classes")

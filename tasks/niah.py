@@ -21,12 +21,13 @@ import logging
 import random
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from core.errors import PcbenchError
 from core.example import Example, Passage
+from core.knobs import Range
 from tasks.base import Task
 from tasks.metrics import normalize_answer
 
@@ -49,32 +50,25 @@ class NeedleTask(Task):
     files to use instead of the packaged essays.
     """
 
-    template: str = (
-        "Read the document and answer the question based on the document.\n\n{context}\n\n"
-        "Question: {question}\nAnswer briefly."
-    )
-    max_new_tokens: int = 32
-    metrics: list[str] = field(default_factory=lambda: ["match", "f1", "rouge_l"])
-    lengths: list[int] = field(default_factory=lambda: [1000, 2000])
-    depths: list[float] = field(default_factory=lambda: [0, 50, 100])
-    context_tokens: int | None = None
-    needle: str = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
-    question: str = "What is the best thing to do in San Francisco?"
-    answers: list[str] = field(default_factory=lambda: ["eat a sandwich and sit in Dolores Park", "Dolores Park"])
-    seed: int = 42
-    haystack_dir: str | None = None
+    lengths: list[Annotated[int, Range(1)]]
+    depths: list[Annotated[float, Range(0, 100)]]
+    context_tokens: Annotated[int, Range(1)] | None
+    needle: str
+    question: str
+    answers: list[str]
+    seed: int
+    haystack_dir: str | None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        # Hydra hands ListConfigs; plain lists keep Examples and cache keys free of OmegaConf types.
+        # Plain lists keep Examples and cache keys free of OmegaConf types.
         self.lengths = [self.context_tokens] if self.context_tokens is not None else list(self.lengths)
-        self.depths = list(self.depths)
+        # Integral depths stay ints, so ids, meta and cache keys read "50", not "50.0".
+        self.depths = [int(d) if float(d).is_integer() else d for d in self.depths]
         self.answers = [str(a) for a in self.answers]
         self.needle = " ".join(str(self.needle).split())
-        if not self.lengths or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.lengths):
-            raise PcbenchError(f"task.lengths={self.lengths} must be positive integers (tokens of 4 characters)")
-        if not self.depths or any(not isinstance(d, int | float) or not 0 <= d <= 100 for d in self.depths):
-            raise PcbenchError(f"task.depths={self.depths} must be percentages in 0..100")
+        if not self.lengths or not self.depths:
+            raise PcbenchError("task.lengths and task.depths must each hold at least one value")
         if not self.needle or not str(self.question).strip() or not self.answers:
             raise PcbenchError("task.needle, task.question and task.answers must be non-empty")
         needle = normalize_answer(self.needle)

@@ -21,15 +21,20 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
 from core.errors import PcbenchError
 from core.example import Example, Passage
+from core.knobs import Range
 from core.text import split_sentences
 from tasks.base import Task
-from tasks.jsonl import drop_unaskable, read_records
+from tasks.jsonl import drop_unaskable, records_with_origins, require_keys
 from tasks.metrics import normalize_answer
+
+# The local file's schema (ctxs: [{title, text, hasanswer, isgold}]); an empty `answers` list is a
+# record without a gold answer (skipped and counted), not a different schema.
+REQUIRED = ("question", "answers", "ctxs")
 
 
 @dataclass
@@ -40,39 +45,29 @@ class NQTask(Task):
     question with the seed; summarize() then reports accuracy per position).
     """
 
-    template: str = (
-        "Write a high-quality answer for the given question using only the provided search results "
-        "(some of which might be irrelevant).\n\n{context}\n\nQuestion: {question}\nAnswer:"
-    )
-    max_new_tokens: int = 32
-    first_line: bool = True  # short-answer EM/F1: a chatty second line must not cost the answer
-    metrics: list[str] = field(default_factory=lambda: ["match", "em", "f1"])
-    path: str | None = None
-    hub_id: str = "florin-hf/nq_open_gold"
-    split: str = "test"
-    num_documents: int = 20
-    gold_position: int | str = "random"
-    seed: int = 42
+    path: str | None
+    hub_id: str
+    split: str
+    num_documents: Annotated[int, Range(1)]
+    gold_position: Annotated[int, Range(0)] | Literal["random"]
+    seed: int
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.num_documents, bool) or not isinstance(self.num_documents, int) or self.num_documents < 1:
-            raise PcbenchError(f"task.num_documents={self.num_documents!r} must be a positive integer")
-        position = self.gold_position
-        if isinstance(position, str) and position.strip().lstrip("-").isdigit():
-            position = int(position)  # "9" from a hand-written override means 9
-        if position != "random":
-            # Out of range is an error, not a clamp: a silent clamp would report a position never tested.
-            if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < self.num_documents:
-                raise PcbenchError(
-                    f'task.gold_position={self.gold_position!r} must be "random" or an integer in '
-                    f"0..{self.num_documents - 1} (num_documents={self.num_documents})"
-                )
-        self.gold_position = position
+        # Out of range is an error, not a clamp: a silent clamp would report a position never tested.
+        if self.gold_position != "random" and not self.gold_position < self.num_documents:
+            raise PcbenchError(
+                f'task.gold_position={self.gold_position!r} must be "random" or an integer in '
+                f"0..{self.num_documents - 1} (num_documents={self.num_documents})"
+            )
 
     def read(self) -> list[Example]:
         if self.path:
-            records, source = read_records(self.path), str(self.path)
+            source = str(self.path)
+            pairs = records_with_origins(self.path)
+            for origin, record in pairs:
+                require_keys(origin, record, REQUIRED, "NQ-open (multi-document)")
+            records = [record for _, record in pairs]
         else:
             records, source = [record_from_hub_row(row) for row in self._hub_rows()], f"{self.hub_id}:{self.split}"
         golds = [_gold_passage(record) for record in records]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from core.errors import PcbenchError
 from tasks.longbench_metrics import LONGBENCH_METRICS, longbench
 from tasks.metrics import Metric, exact_match, f1, match, rouge_l, ruler_match
@@ -15,6 +17,10 @@ METRICS: dict[str, Metric] = {
     **LONGBENCH_METRICS,
     "longbench": longbench,  # the official metric of each example's own LongBench dataset
 }
+
+
+# The names a task's `metrics` list may hold, as a type: the knob check lists them on a typo.
+MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
 
 
 def get_metric(name: str) -> Metric:

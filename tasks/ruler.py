@@ -17,14 +17,14 @@ import ast
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from core.errors import PcbenchError
 from core.example import Example, Passage
 from tasks.base import Task
-from tasks.jsonl import json_lines
+from tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,11 @@ class RulerTask(Task):
     max_new_tokens: 128, RULER's tokens_to_generate for niah tasks.
     """
 
-    path: str | None = None
-    hub_id: str = "simonjegou/ruler"
-    hub_config: str = "4096"
-    subtask: str = "niah_multikey_3"
-    split: str = "test"
-    template: str = "{instruction}{context}{separator}{question}"
-    max_new_tokens: int = 128
-    chat: bool = False
-    metrics: list[str] = field(default_factory=lambda: ["ruler_match"])
+    path: str | None
+    hub_id: str
+    hub_config: str
+    subtask: str
+    split: str
 
     def read(self) -> list[Example]:
         rows = self._local_rows() if self.path is not None else self._hub_rows()
@@ -127,7 +123,8 @@ class RulerTask(Task):
                 unsplit,
                 len(examples),
             )
-        return examples
+        source = str(self.path) if self.path is not None else f"{self.hub_id}/{self.hub_config}"
+        return drop_unaskable(examples, source, need_question=False)
 
     def _file(self) -> Path:
         base = Path(str(self.path)).expanduser()
@@ -137,6 +134,8 @@ class RulerTask(Task):
             for candidate in (base / f"{self.subtask}.jsonl", base / self.subtask / "validation.jsonl"):
                 if candidate.is_file():
                     return candidate
+            if not any(base.iterdir()):
+                raise PcbenchError(folder_problem(base, f"{self.subtask}.jsonl or {self.subtask}/validation.jsonl"))
             raise PcbenchError(
                 f"task.path={base} holds neither {self.subtask}.jsonl nor {self.subtask}/validation.jsonl"
             )
@@ -146,8 +145,7 @@ class RulerTask(Task):
         file = self._file()
         with file.open(encoding="utf-8") as handle:
             for where, row in json_lines(file, handle):
-                if "input" not in row or "outputs" not in row:
-                    raise PcbenchError(f"{where}: a RULER record needs 'input' and 'outputs'")
+                require_keys(where, row, ("input", "outputs"), "RULER")
                 yield where, row
 
     def _hub_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -165,7 +163,7 @@ class RulerTask(Task):
         for i, row in enumerate(data):
             if row.get("task") != self.subtask:
                 continue
-            where = f"{self.hub_id}/{self.hub_config}[{i}]"
+            where = hub_origin(f"{self.hub_id}/{self.hub_config}", i)
             text = f"{row['context']}{row['question']}{row.get('answer_prefix') or ''}"
             yield where, {"index": index, "input": text, "outputs": row["answer"], "length": row.get("length")}
             index += 1

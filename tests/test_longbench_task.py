@@ -10,11 +10,11 @@ from typing import Any
 import datasets
 import hydra
 import pytest
-from conftest import ROOT, shared
-from hydra.utils import instantiate
+from conftest import ROOT, make, shared
 
 from core.errors import PcbenchError
 from core.example import Example, Passage
+from runners.build import build
 from tasks.longbench import LongBenchTask
 from tasks.longbench_protocol import ALL, CATEGORIES, ENGLISH, LONGBENCH_E, MAX_NEW_TOKENS, TEMPLATES
 
@@ -24,8 +24,9 @@ FIRST_LINE = {"trec", "triviaqa", "samsum", "lsht"}
 
 
 def task(**kwargs: Any) -> LongBenchTask:
+    """A LongBench task from conf/task/longbench/hotpotqa.yaml with knobs overridden (checked as in a run)."""
     kwargs.setdefault("name", "lb")
-    return LongBenchTask(**kwargs)
+    return make("task", "longbench/hotpotqa", **kwargs)
 
 
 def example(dataset: str, length: int = 100, all_classes: list[str] | None = None, answer: str = "a") -> Example:
@@ -195,7 +196,7 @@ def test_missing_paths_and_fields_are_named(tmp_path: Path) -> None:
     with pytest.raises(PcbenchError, match="one file"):
         task(dataset=["hotpotqa", "musique"], path=str(one)).load()
     write_rows(one, [{"input": "q", "answers": ["a"]}])
-    with pytest.raises(PcbenchError, match=r"hotpotqa.jsonl:1.*context"):
+    with pytest.raises(PcbenchError, match=r"hotpotqa\.jsonl: line 1: not in the LongBench schema.*missing context"):
         task(dataset="hotpotqa", path=str(tmp_path)).load()
 
 
@@ -321,7 +322,7 @@ def test_yaml_composes_under_task_and_instantiates(stem: str, tmp_path: Path) ->
     with hydra.initialize_config_dir(config_dir=str(standin_conf(tmp_path)), version_base=None):
         cfg = hydra.compose("config", overrides=[f"task=longbench/{stem}"])
     assert cfg.task._target_ == "tasks.longbench.LongBenchTask"
-    lb = instantiate(cfg.task)
+    lb = build(cfg.task, "task")
     assert isinstance(lb, LongBenchTask)
     assert lb.path is None and lb.hub_id == "Xnhyacinth/LongBench" and lb.metrics == ["longbench"]
     suites = {"en": ENGLISH, "all": ALL, "e": LONGBENCH_E}
@@ -337,7 +338,7 @@ def test_yaml_with_path_override_reads_the_sample(dataset: str, tmp_path: Path) 
     folder = shared(SAMPLE)
     with hydra.initialize_config_dir(config_dir=str(standin_conf(tmp_path)), version_base=None):
         cfg = hydra.compose("config", overrides=[f"task=longbench/{dataset}", f"task.path={folder}", "task.limit=2"])
-    examples = instantiate(cfg.task).load()
+    examples = build(cfg.task, "task").load()
     assert len(examples) == 2 and {e.meta["dataset"] for e in examples} == {dataset}
 
 
@@ -348,4 +349,4 @@ def test_yaml_composes_in_the_real_config() -> None:
         pytest.skip("conf/config.yaml's default compressor/reader configs are not in this checkout yet")
     with hydra.initialize_config_dir(config_dir=str(conf), version_base=None):
         cfg = hydra.compose("config", overrides=["task=longbench/hotpotqa"])
-    assert instantiate(cfg.task).datasets == ("hotpotqa",)
+    assert build(cfg.task, "task").datasets == ("hotpotqa",)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
+from conftest import make
 from omegaconf import OmegaConf
 
 from core.errors import PcbenchError
@@ -68,7 +68,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def reader(tiny: str) -> Iterator[TransformersReader]:
-    r = TransformersReader(model=tiny, dtype="float32", device="cpu", batch_size=3, max_input_tokens=200)
+    r = make("reader", "transformers", model=tiny, dtype="float32", device="cpu", batch_size=3, max_input_tokens=200)
     yield r
     r.close()
 
@@ -88,30 +88,52 @@ def reader(tiny: str) -> Iterator[TransformersReader]:
 )
 def test_bad_knobs_name_the_value(knobs: dict, bad: str) -> None:
     with pytest.raises(PcbenchError, match=bad):
-        TransformersReader(**{"model": "x", **knobs})
+        make("reader", "transformers", **{"model": "x", **knobs})
 
 
 def test_settings_key_outputs_not_throughput() -> None:
-    base = TransformersReader(model="a").settings()
-    assert TransformersReader(model="a", dtype="float32").settings() != base
-    assert TransformersReader(model="b").settings() != base
-    assert TransformersReader(model="a", max_input_tokens=100).settings() != base
-    assert TransformersReader(model="a", batch_size=16, device="cpu").settings() == base
+    def settings(**knobs: object) -> dict:
+        return make("reader", "transformers", **{"model": "a", **knobs}).settings()
+
+    base = settings()
+    assert settings(dtype="float32") != base
+    assert settings(model="b") != base
+    assert settings(max_input_tokens=100) != base
+    assert settings(batch_size=16, device="cpu") == base
     assert base["model"] == "a"  # as given, not resolved to a machine-specific folder
 
 
-def test_configs_instantiate() -> None:
-    smol = instantiate(OmegaConf.load(CONF / "smollm2.yaml"))
+def test_configs_build_from_their_yaml_alone() -> None:
+    smol = make("reader", "smollm2")
     assert isinstance(smol, TransformersReader) and smol.model == "smollm2" and smol._model is None
+    assert make("reader", "transformers", model="some/model").model == "some/model"
+    # The generic reader has no model until one is given: one line saying how, not a traceback.
+    with pytest.raises(PcbenchError, match=r"reader\.model has no value .*reader\.model=\.\.\."):
+        make("reader", "transformers")
+    none = make("reader", "none")
+    assert isinstance(none, NoReader) and none.tokenizer_model == "smollm2"
+
+
+def test_yaml_is_the_one_source_of_defaults() -> None:
+    # No dataclass defaults: a value missing from the YAML is an error, not a silent second default.
+    import dataclasses
+
+    for cls in (TransformersReader, NoReader):
+        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls)), cls
     generic = OmegaConf.load(CONF / "transformers.yaml")
-    assert OmegaConf.is_missing(generic, "model")  # must be given on the command line
-    generic.model = "some/model"
-    assert instantiate(generic).model == "some/model"
-    none = instantiate(OmegaConf.load(CONF / "none.yaml"))
-    assert isinstance(none, NoReader) and none.generates is False
+    assert set(generic) - {"_target_"} == {f.name for f in dataclasses.fields(TransformersReader)}
 
 
-# -- truncation and templating -----------------------------------------------------------------
+def test_missing_tokenizer_path_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(PcbenchError, match=r"reader\.tokenizer_model='/nowhere/tok': no such folder"):
+        _ = make("reader", "none", tokenizer_model="/nowhere/tok").tokenizer
+    with pytest.raises(PcbenchError, match=rf"cannot load reader\.tokenizer_model='{tmp_path}'"):
+        _ = make("reader", "none", tokenizer_model=str(tmp_path)).tokenizer  # a folder with no tokenizer
+
+
+def test_missing_model_path_is_one_line() -> None:
+    with pytest.raises(PcbenchError, match=r"reader\.model='/nowhere/model': no such folder"):
+        _ = make("reader", "transformers", model="/nowhere/model").tokenizer
 
 
 @needs_smollm2
@@ -165,7 +187,8 @@ def test_max_new_tokens_and_timings(reader: TransformersReader) -> None:
 
 @needs_smollm2
 def test_stop_at_newline(tmp_path: Path) -> None:
-    reader = TransformersReader(model=save_tiny_llama(tmp_path, newline_lover=True), dtype="float32", device="cpu")
+    reader = make("reader", "transformers", model=save_tiny_llama(tmp_path, newline_lover=True), dtype="float32",
+                  device="cpu", batch_size=4)
     free, stopped = reader.generate([Request(PROMPT, 6), Request(PROMPT, 6, stop_at_newline=True)])
     assert free.new_tokens == 6 and free.text.strip() == ""  # the model only wants newlines
     # min_new_tokens=1 forces one non-newline token, then the newline ends it (kept, as in LongBench).
@@ -175,7 +198,7 @@ def test_stop_at_newline(tmp_path: Path) -> None:
 
 @needs_smollm2
 def test_model_loads_lazily_and_closes(tiny: str) -> None:
-    r = TransformersReader(model=tiny, dtype="float32", device="cpu")
+    r = make("reader", "transformers", model=tiny, dtype="float32", device="cpu")
     assert r.tokenizer.count(["hello world"]) == [2]
     assert r._model is None  # a cached run that only counts tokens never loads weights
     r.generate([Request("hi", 1)])
@@ -189,7 +212,7 @@ def test_model_loads_lazily_and_closes(tiny: str) -> None:
 
 @needs_smollm2
 def test_none_reader_counts_but_does_not_generate() -> None:
-    none = NoReader()
+    none = make("reader", "none")
     assert not none.generates and none.settings() == {"reader": "none", "tokenizer": "smollm2"}
     assert none.tokenizer.count(["hello world"]) == [2]
     with pytest.raises(PcbenchError, match="reader=none skips generation"):
@@ -202,7 +225,7 @@ def test_none_reader_counts_but_does_not_generate() -> None:
 @pytest.mark.slow
 @needs_smollm2
 def test_smollm2_knows_paris() -> None:
-    reader = instantiate(OmegaConf.load(CONF / "smollm2.yaml"))
+    reader = make("reader", "smollm2")
     (answer,) = reader.generate([Request("What is the capital of France?", 16)])
     reader.close()
     assert "Paris" in answer.text

@@ -11,11 +11,11 @@ from typing import Any
 import datasets
 import hydra
 import pytest
-from conftest import ROOT, shared
-from hydra.utils import instantiate
+from conftest import ROOT, make, shared
 
 from core.errors import PcbenchError
 from core.example import Example, Passage
+from runners.build import build
 from tasks.registry import get_metric
 from tasks.ruler import RulerTask, needle_sentences, postprocess_prediction, split_input
 
@@ -38,7 +38,7 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def ruler(path: Path | str | None = None, **kwargs: Any) -> RulerTask:
-    return RulerTask(name="ruler", path=None if path is None else str(path), **kwargs)
+    return make("task", "ruler_niah", path=None if path is None else str(path), **kwargs)
 
 
 def test_split_separates_instruction_haystack_and_question() -> None:
@@ -157,7 +157,7 @@ def test_ruler_match_is_share_of_values_found_case_insensitively() -> None:
 
 def test_postprocess_turns_control_characters_into_newlines() -> None:
     assert postprocess_prediction("  v1\x00v2\t \n") == "v1\nv2"
-    task = RulerTask(name="r")
+    task = make("task", "ruler_niah")
     assert task.score("\x07 V2 ", ex("v2")) == {"ruler_match": 1.0}
 
 
@@ -219,7 +219,7 @@ def test_yaml_composes_and_instantiates(tmp_path: Path) -> None:
     (conf / "config.yaml").write_text("defaults:\n  - task: ruler_niah\n  - _self_\n", encoding="utf-8")
     with hydra.initialize_config_dir(config_dir=str(conf), version_base=None):
         cfg = hydra.compose("config", overrides=["task=ruler_niah"])
-    task = instantiate(cfg.task)
+    task = build(cfg.task, "task")
     assert isinstance(task, RulerTask)
     assert (task.path, task.hub_id, task.hub_config, task.subtask) == (
         None,

