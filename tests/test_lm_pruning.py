@@ -1,0 +1,275 @@
+"""LM token pruning (LLMLingua, LongLLMLingua, Selective Context) on a tiny random llama.
+
+The tiny model (2 layers, hidden 32, a 64-token window) uses SmolLM2's real tokenizer, so the
+offsets, budgets in reader tokens and window handling are exercised as with the real model, in
+well under a second per call. Real SmolLM2 runs are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make, needs_smollm2, shared
+
+from compressors.base import Env
+from core.errors import PcbenchError
+from core.example import Example, Passage
+
+FAMILIES = ("llmlingua", "longllmlingua", "selective_context")
+WINDOW = 64
+
+PASSAGES = (
+    Passage("Paris is the capital of France. It has many museums and the Eiffel tower. "
+            "The Seine runs through the city and its bridges are famous.", "Paris"),
+    Passage("The quick brown fox jumps over the lazy dog near the river bank every morning.", "Fox"),
+    Passage("Quantum mechanics describes nature at the smallest scales of energy levels of atoms "
+            "and subatomic particles, where classical physics fails.", "Quantum"),
+)
+EXAMPLE = Example("x", "What is the capital of France?", PASSAGES, ("Paris",))
+
+pytestmark = needs_smollm2
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A seeded random 2-layer llama with SmolLM2's tokenizer and a 64-token window, saved to disk."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from core.local_models import resolve
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=WINDOW,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def env(tiny: str) -> Env:
+    from core.tokenizer import load_tokenizer
+
+    return Env(load_tokenizer(tiny))  # the reader's tokenizer: SmolLM2's
+
+
+def build(family: str, model: str, **knobs: Any) -> Any:
+    return make("compressor", family, model=model, device="cpu", **knobs)
+
+
+def long_example(words: int = 600) -> Example:
+    text = " ".join(f"Sentence {i} tells about topic {i % 7} and its many details." for i in range(words // 9))
+    return Example("long", "Which topic?", (Passage(text, "Long"),), ("topic",))
+
+
+# -- golden outputs -----------------------------------------------------------------------------
+
+GOLDEN = {
+    "llmlingua": "is of has many the E its\n\nquick brown fox near\n\nmechanics describes natureatomic.",
+    "longllmlingua": ("Quantum mechanics describes nature at the smallest scales of levels of atoms subatomic "
+                      "particles, where classical physics fails.\n\nF\nquick over near the every\n\nParis\n"
+                      "is It manyiffel Seine"),
+    "selective_context": ("Paris\nthe Eiffel tower\n\nFox\nThe quick brown fox the lazy dog the river bank\n\n"
+                          "Quantum\nthe smallest scales subatomic particles"),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fixed_kept_tokens_for_a_fixed_input_and_seed(family: str, tiny: str, env: Env) -> None:
+    out = build(family, tiny, rate=0.4).compress(EXAMPLE, env)
+    assert out.text == GOLDEN[family]
+
+
+# -- budgets --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_kept_length_grows_with_rate(family: str, tiny: str, env: Env) -> None:
+    strict = {} if family == "selective_context" else {"strict_budget": True}
+    kept = [env.count([build(family, tiny, rate=r, **strict).compress(EXAMPLE, env).text])[0]
+            for r in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    assert kept == sorted(kept) and kept[0] < kept[-1], kept
+
+
+@pytest.mark.parametrize("family", ("llmlingua", "longllmlingua"))
+def test_faithful_rule_records_requested_and_achieved(family: str, tiny: str, env: Env) -> None:
+    out = build(family, tiny, rate=0.3).compress(EXAMPLE, env)
+    total = env.count([EXAMPLE.context])[0]
+    assert out.extras["requested"]["rate"] == 0.3
+    assert out.extras["target_reader_tokens"] == round(0.3 * total)
+    assert out.extras["achieved_reader_tokens"] == env.count([out.text])[0]
+    assert 0 < out.extras["achieved_reader_tokens"] < total
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("budget", [{"rate": 0.15}, {"rate": 0.45}, {"rate": 0.8},
+                                    {"rate": None, "target_tokens": 20}])
+def test_strict_budget_is_never_exceeded(family: str, budget: dict[str, Any], tiny: str, env: Env) -> None:
+    strict = {} if family == "selective_context" else {"strict_budget": True}  # its rate rule is exact already
+    for example in (EXAMPLE, long_example()):
+        out = build(family, tiny, **budget, **strict).compress(example, env)
+        total = env.count([example.context])[0]
+        limit = budget["target_tokens"] if budget.get("target_tokens") else round(budget["rate"] * total)
+        assert env.count([out.text])[0] <= limit
+        assert out.extras["achieved_reader_tokens"] == env.count([out.text])[0]
+
+
+def test_strict_budget_lands_close_to_the_budget(tiny: str, env: Env) -> None:
+    out = build("llmlingua", tiny, rate=0.5, strict_budget=True).compress(long_example(), env)
+    target = out.extras["target_reader_tokens"]
+    assert target - 3 <= out.extras["achieved_reader_tokens"] <= target
+
+
+def test_selective_context_reduce_ratio_removes_that_share_of_units(tiny: str, env: Env) -> None:
+    out = build("selective_context", tiny, rate=None, reduce_ratio=0.35, level="sentence").compress(EXAMPLE, env)
+    units, kept = out.extras["units"], out.extras["kept_units"]
+    assert kept == units - int(0.35 * units) or abs(kept - 0.65 * units) <= 1
+
+
+# -- edge inputs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_empty_and_one_token_contexts(family: str, tiny: str, env: Env) -> None:
+    compressor = build(family, tiny, rate=0.5)
+    empty = Example("e", "Why?", (Passage(""),), ("x",))
+    assert compressor.compress(empty, env).text == ""
+    one = Example("o", "Why?", (Passage("Hello"),), ("x",))
+    assert compressor.compress(one, env).text in ("", "Hello")
+    assert compressor.compress(Example("n", "Why?", (), ("x",)), env).passages == ()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_context_longer_than_the_scorer_window_is_scored_in_windows(family: str, tiny: str, env: Env) -> None:
+    example = long_example(900)
+    from compressors.lm import load_scorer
+
+    scorer = load_scorer(env, tiny, None, "float32", "cpu")
+    ids = scorer.encode(example.context)
+    assert len(ids) > 5 * WINDOW
+    out = build(family, tiny, rate=0.3).compress(example, env)
+    assert 0 < env.count([out.text])[0] < env.count([example.context])[0]
+    [surprisal] = scorer.surprisal([ids], batch_size=4, bos=True)
+    assert len(surprisal) == len(ids) and not any(v != v for v in surprisal)  # every token scored, no NaN
+
+
+def test_windowed_surprisal_matches_one_pass_inside_the_window(tiny: str, env: Env) -> None:
+    from compressors.lm import load_scorer
+
+    scorer = load_scorer(env, tiny, None, "float32", "cpu")
+    ids = scorer.encode(EXAMPLE.context)[: WINDOW - 1]
+    a, b = scorer.surprisal([ids, ids[:20]], batch_size=2, bos=True)
+    assert abs(a[:20] - b).max() < 1e-4  # padding in a batch changes nothing
+
+
+def test_kv_cache_step_matches_a_full_pass(tiny: str, env: Env) -> None:
+    from compressors.lm import load_scorer
+
+    scorer = load_scorer(env, tiny, None, "float32", "cpu")
+    ids = scorer.encode(EXAMPLE.context)[:40]
+    [full] = scorer.surprisal([ids], batch_size=1, bos=False)
+    first, cache = scorer.step(ids[:25], None)
+    second, _ = scorer.step(ids[24:], scorer.crop(cache, 24))
+    assert abs(first - full[1:25]).max() < 1e-4
+    assert abs(second - full[25:]).max() < 1e-4
+
+
+def test_selective_context_is_query_agnostic_and_longllmlingua_is_not(tiny: str, env: Env) -> None:
+    other = Example("x", "What do quantum particles do?", PASSAGES, ("Paris",))
+    sc = build("selective_context", tiny, rate=0.4)
+    assert sc.compress(EXAMPLE, env).text == sc.compress(other, env).text
+    assert type(sc).query_aware is False
+    assert type(build("llmlingua", tiny, rate=0.4)).query_aware is False
+    assert type(build("longllmlingua", tiny, rate=0.4)).query_aware is True
+
+
+def test_longllmlingua_cuts_a_long_passage_into_sentence_documents(tiny: str, env: Env) -> None:
+    from compressors.lm import load_scorer
+
+    compressor = build("longllmlingua", tiny, max_document_tokens=40)
+    docs = compressor.documents(long_example(), load_scorer(env, tiny, None, "float32", "cpu"))
+    assert len(docs) > 3 and all(d.passage == 0 for d in docs)
+    assert "".join(d.text for d in docs) == long_example().passages[0].text
+    assert docs[0].title == "Long" and all(not d.title for d in docs[1:])
+
+
+def test_subsequence_recovery_restores_original_spans(tiny: str, env: Env) -> None:
+    from compressors.lm import load_scorer
+    from compressors.longllmlingua import recover
+
+    scorer = load_scorer(env, tiny, None, "float32", "cpu")
+    got = recover(scorer, "Paris is the capital of France and big", "Paris capital France",
+                  "It is Paris capital France")
+    assert got == "It is Paris is the capital of France"
+
+
+def test_phrase_units_are_noun_chunks_or_words_with_the_fallback_recorded(tiny: str, env: Env) -> None:
+    out = build("selective_context", tiny, rate=0.5, level="phrase").compress(EXAMPLE, env)
+    assert out.extras["level"] in ("phrase", "word")
+    assert ("fallback" in out.extras) == (out.extras["level"] == "word")
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_scorer_that_cannot_be_loaded_is_one_line_naming_id_and_key(family: str, env: Env,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PcbenchError) as error:
+        build(family, "/nonexistent/pcbench-no-such-model").compress(EXAMPLE, env)
+    message = str(error.value)
+    assert "\n" not in message and "/nonexistent/pcbench-no-such-model" in message and "compressor.model" in message
+
+
+@pytest.mark.parametrize(("family", "knobs", "words"), [
+    ("selective_context", {"level": "clause"}, "compressor.level"),
+    ("llmlingua", {"rate": 1.5}, "compressor.rate"),
+    ("longllmlingua", {"rate": 0.0}, "compressor.rate"),
+    ("selective_context", {"batch_size": "many"}, "compressor.batch_size"),
+    ("llmlingua", {"iterative_size": "big"}, "compressor.iterative_size"),
+    ("longllmlingua", {"reorder_context": "random"}, "compressor.reorder_context"),
+    ("llmlingua", {"context_budget": "__import__('os')"}, "compressor.context_budget"),
+    ("llmlingua", {"rate": None, "threshold": 2.0}, "threshold"),
+    ("selective_context", {"reduce_ratio": 0.3}, "reduce_ratio"),
+])
+def test_bad_knobs_are_one_line_each(family: str, knobs: dict[str, Any], words: str) -> None:
+    with pytest.raises(PcbenchError) as error:
+        make("compressor", family, **knobs)
+    assert "\n" not in str(error.value) and words in str(error.value)
+
+
+# -- real runs (SmolLM2) ----------------------------------------------------------------------------
+
+
+def _hotpot(n: int) -> list[Example]:
+    path = shared("hotpotqa/hotpot_dev_distractor_800.jsonl")
+    return make("task", "hotpotqa", path=str(path), limit=n).load()
+
+
+def _longbench() -> Example:
+    path: Path = shared("longbench/sample/hotpotqa.jsonl")
+    row = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    return Example("lb", row["input"], (Passage(row["context"]),), tuple(row["answers"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_real_run_with_smollm2(family: str) -> None:
+    from core.tokenizer import load_tokenizer
+
+    env = Env(load_tokenizer("smollm2"))
+    compressor = make("compressor", family, rate=0.5)
+    examples = _hotpot(2) + [_longbench()]
+    for example in examples:
+        out = compressor.compress(example, env)
+        total = env.count([example.context])[0]
+        achieved = env.count([out.text])[0]
+        assert 0.1 * total < achieved < 0.95 * total, (family, example.id, achieved, total)
+        assert out.extras["achieved_reader_tokens"] == achieved
