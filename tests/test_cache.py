@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing as mp
+import os
+import time
 from pathlib import Path
 
-from runners.cache import _MEMORY, Cache, digest
+import pytest
+
+from core.errors import PcbenchError
+from runners.cache import _MEMORY, _WARNED, FORMAT, Cache, CacheKeyError, digest, prune
+from runners.cache import main as cache_cli
 
 
 def test_key_changes_with_any_knob_and_not_with_dict_order() -> None:
@@ -61,3 +68,184 @@ def test_two_processes_sharing_a_cache_never_corrupt_it(tmp_path: Path) -> None:
         assert cache.get("shared", digest(i)) == {"value": i, "payload": "x" * 2000}
     for path in tmp_path.rglob("*.json"):
         json.loads(path.read_text())  # every file is whole
+
+
+# -- entries carry their key; format versions; unreadable entries ------------------------------
+
+
+def test_entry_stores_its_key_and_format_beside_the_value(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    key = {"stage": "scores", "scorer": {"class": "compressors.bm25.BM25Compressor"}, "units": ["a"]}
+    cache.fetch(key, lambda: [0.5])
+    (path,) = tmp_path.rglob("*.json")
+    assert path.stem == digest(key) and path.parent.parent.name == "scores"
+    assert json.loads(path.read_text()) == {"format": FORMAT, "key": key, "value": [0.5]}
+
+
+def test_fetch_many_computes_the_misses_once_in_order(tmp_path: Path) -> None:
+    cache, calls = Cache(tmp_path), []
+    keys = [{"stage": "scores", "i": i} for i in range(5)]
+    cache.fetch(keys[1], lambda: "one")
+    cache.fetch(keys[3], lambda: "three")
+
+    def compute(missing: list[int]) -> list[str]:
+        calls.append(missing)
+        return [f"v{i}" for i in missing]
+
+    assert cache.fetch_many(keys, compute) == ["v0", "one", "v2", "three", "v4"]
+    assert calls == [[0, 2, 4]]
+    assert cache.fetch_many(keys, compute) == ["v0", "one", "v2", "three", "v4"]
+    assert calls == [[0, 2, 4]], "no second call: everything was cached"
+    assert cache.fetch_many([], compute) == [] and len(calls) == 1
+    _MEMORY.clear()
+    assert Cache(tmp_path).fetch_many(keys, compute) == ["v0", "one", "v2", "three", "v4"]  # from disk
+
+
+def test_a_cached_none_is_a_hit(tmp_path: Path) -> None:
+    cache, calls = Cache(tmp_path), []
+    for _ in range(2):
+        assert cache.fetch({"stage": "s"}, lambda: calls.append(1)) is None
+    assert len(calls) == 1
+
+
+def test_newer_format_is_a_miss_said_once_and_never_overwritten(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    cache = Cache(tmp_path)
+    keys = [{"stage": "scores", "i": i} for i in range(2)]
+    newer = {"format": FORMAT + 1, "key": None, "value": "from the future"}
+    paths = []
+    for key in keys:
+        path = tmp_path / "scores" / digest(key)[:2] / f"{digest(key)}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(newer))
+        paths.append(path)
+    _WARNED.clear()
+    with caplog.at_level(logging.WARNING):
+        assert [cache.fetch(k, lambda: "recomputed") for k in keys] == ["recomputed", "recomputed"]
+    assert caplog.text.count("newer pcbench") == 1
+    assert all(json.loads(p.read_text()) == newer for p in paths), "left in place for the newer code"
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"[1, 2]", b'{"key": "x"}', b'{"format": "2", "value": 1}'])
+def test_unreadable_entry_is_a_miss_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                 content: bytes) -> None:
+    cache = Cache(tmp_path)
+    for name in ("ab" * 32, "ac" * 32):
+        path = tmp_path / "scores" / name[:2] / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    _WARNED.clear()
+    _MEMORY.clear()
+    with caplog.at_level(logging.WARNING):
+        assert cache.get("scores", "ab" * 32) is None and cache.get("scores", "ac" * 32) is None
+    assert len([r for r in caplog.records if "cache entry" in r.getMessage()]) == 1
+    cache.put("scores", "ab" * 32, 7)  # recomputed values replace the broken entry
+    _MEMORY.clear()
+    assert cache.get("scores", "ab" * 32) == 7
+
+
+def test_format_one_entries_are_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "scores" / "ab" / f"{'ab' * 32}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"key": "ab" * 32, "value": [1.0]}))
+    _MEMORY.clear()
+    assert Cache(tmp_path).get("scores", "ab" * 32) == [1.0]
+
+
+class Opaque:
+    pass
+
+
+@pytest.mark.parametrize("bad", [Opaque(), {1, 2}, b"bytes"])
+def test_keys_json_cannot_represent_are_refused(bad: object) -> None:
+    with pytest.raises(CacheKeyError, match=r"cache key holds a \w+ at key\['compressor'\]\['model'\]"):
+        digest({"stage": "s", "compressor": {"model": bad}})
+
+
+def test_cache_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "cache"
+    file.write_text("not a folder")
+    with pytest.raises(PcbenchError, match=f"cache_dir={file} is a file, not a folder"):
+        Cache(file)
+
+
+# -- python -m runners.cache ----------------------------------------------------------------------
+
+
+def filled(root: Path) -> dict[str, dict]:
+    cache = Cache(root)
+    keys = {
+        "bm25": {"stage": "scores", "scorer": {"class": "compressors.bm25.BM25Compressor", "k1": 1.5}, "x": 1},
+        "random": {"stage": "compressed", "compressor": {"class": "compressors.random_drop.RandomDrop"}, "x": 2},
+        "chain": {"stage": "compressed", "compressor": {"class": "compressors.chain.Chain", "stages": [
+            {"class": "compressors.bm25.BM25Compressor"}]}, "x": 3},
+        "tokens": {"stage": "tokens", "tokenizer": "smollm2", "texts": ["a b"]},
+    }
+    for name, key in keys.items():
+        cache.fetch(key, lambda name=name: {"made": name})
+    return keys
+
+
+def test_cli_stats_counts_entries_and_bytes_per_stage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    filled(tmp_path)
+    assert cache_cli(["--root", str(tmp_path), "stats"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:-1]}
+    assert rows == {"compressed": "2", "scores": "1", "tokens": "1", "total": "4"}
+
+
+def test_cli_show_prints_the_stored_key_and_value(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    keys = filled(tmp_path)
+    hashed = digest(keys["bm25"])
+    assert cache_cli(["--root", str(tmp_path), "show", hashed[:10]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["hash"] == hashed and shown["stage"] == "scores"
+    assert shown["key"] == keys["bm25"] and shown["value"] == {"made": "bm25"}
+    assert cache_cli(["--root", str(tmp_path), "show", "0000"]) == 2
+    assert "no cache entry '0000'" in capsys.readouterr().err
+    assert cache_cli(["--root", str(tmp_path), "show", "xyz"]) == 2
+
+
+@pytest.mark.parametrize(("name", "left"), [("bm25", {"random", "tokens"}), ("random", {"bm25", "chain", "tokens"}),
+                                            ("RandomDrop", {"bm25", "chain", "tokens"}), ("nope", None)])
+def test_cli_prune_by_compressor_matches_option_class_or_module(tmp_path: Path, name: str, left: set | None) -> None:
+    keys = filled(tmp_path)
+    assert cache_cli(["--root", str(tmp_path), "prune", "--compressor", name]) == 0
+    remaining = {p.stem for p in tmp_path.rglob("*.json")}
+    expected = set(keys) if left is None else left
+    assert remaining == {digest(keys[n]) for n in expected}
+
+
+def test_cli_prune_by_age_and_stage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    keys = filled(tmp_path)
+    old = tmp_path / "tokens" / digest(keys["tokens"])[:2] / f"{digest(keys['tokens'])}.json"
+    os.utime(old, (time.time() - 40 * 86400,) * 2)
+    assert cache_cli(["--root", str(tmp_path), "prune", "--older-than", "30", "--dry-run"]) == 0
+    assert "would delete 1 entries" in capsys.readouterr().out and old.exists()
+    assert cache_cli(["--root", str(tmp_path), "prune", "--older-than", "30"]) == 0
+    assert not old.exists() and len(list(tmp_path.rglob("*.json"))) == 3
+    assert cache_cli(["--root", str(tmp_path), "prune", "--stage", "compressed"]) == 0
+    assert {p.parent.parent.name for p in tmp_path.rglob("*.json")} == {"scores"}
+    assert cache_cli(["--root", str(tmp_path), "prune"]) == 2
+    assert "needs at least one filter" in capsys.readouterr().err
+
+
+def _keep_writing(root: str, stop: float) -> None:
+    cache, i = Cache(root), 0
+    while time.time() < stop:
+        cache.put("compressed", digest(i), {"text": "x" * 5000, "i": i},
+                  {"stage": "compressed", "compressor": {"class": "compressors.bm25.BM25Compressor"}, "i": i})
+        i += 1
+
+
+def test_prune_is_safe_while_another_process_writes(tmp_path: Path) -> None:
+    ctx = mp.get_context("fork")
+    writer = ctx.Process(target=_keep_writing, args=(str(tmp_path), time.time() + 1.5))
+    writer.start()
+    deleted = 0
+    while writer.is_alive():
+        deleted += prune(tmp_path, compressor="bm25")["deleted"]
+    writer.join()
+    assert writer.exitcode == 0 and deleted > 0
+    for path in tmp_path.rglob("*.json"):
+        json.loads(path.read_text())  # whatever is left is whole
