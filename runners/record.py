@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.example import Example
+from runners.diagnostics import yes_no_only
 from tasks.base import Task
 
 
@@ -72,6 +73,8 @@ def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested:
         "compressed_tokens_mean": kept / n if n else None,
         "empty_contexts": sum(r["compressed_tokens"] == 0 for r in records),
         "answer_in_context": _pct(_mean([r["answer_in_context"] for r in records])),
+        # Examples left out of answer_in_context because their gold answers are only yes/no.
+        "answer_in_context_yes_no": sum(yes_no_only(example) for example, _ in rows),
         "evidence_recall": _pct(_mean([r["evidence_recall"] for r in records])),
         "truncated": sum(bool(r.get("truncated")) for r in records),
         "seconds": {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.example import Example, Passage
-from runners.diagnostics import answer_in_context, char_ratio, evidence_recall
+from runners.diagnostics import answer_in_context, char_ratio, evidence_recall, yes_no_only
 
 EXAMPLE = Example("e", "Where is the tower?", (
     Passage("The tower is tall. It stands in Paris.", "Tower", evidence=("It stands in Paris.",), gold=True),
@@ -29,3 +29,27 @@ def test_evidence_recall_ignores_whitespace_and_counts_spans() -> None:
 
 def test_char_ratio() -> None:
     assert char_ratio("abcd", "ab") == 0.5 and char_ratio("", "") == 1.0
+
+
+def test_yes_no_answers_are_not_looked_for_and_counted_apart() -> None:
+    from runners.record import summarize
+    from tasks.base import Task
+
+    comparison = Example("c", "Are both cities in France?", (Passage("Yes, no, maybe."),), ("yes",))
+    assert yes_no_only(comparison) and answer_in_context(comparison, "yes indeed") is None
+    assert not yes_no_only(EXAMPLE) and answer_in_context(EXAMPLE, "Paris") is True
+    assert not yes_no_only(Example("n", "q", (Passage("t"),), ()))
+
+    class Plain(Task):
+        def read(self) -> list[Example]:
+            return []
+
+    task = Plain("t", "{context}{question}", 8, True, False, False, ["em"], None)
+    rows = []
+    for example, kept in ((comparison, None), (EXAMPLE, True)):
+        record = {"scores": {}, "original_tokens": 10, "compressed_tokens": 5, "kept_ratio": 0.5, "char_ratio": 0.5,
+                  "answer_in_context": kept, "evidence_recall": None, "compress_seconds": 0.0,
+                  "cached": {"compress": False}}
+        rows.append((example, record))
+    metrics = summarize(task, rows, {}, {"task": "t"}, 1.0)
+    assert metrics["answer_in_context"] == 100.0 and metrics["answer_in_context_yes_no"] == 1
