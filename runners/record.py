@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -110,11 +112,18 @@ def environment() -> dict[str, str | None]:
 
 
 class Recorder:
-    """Appends records as they finish, so a killed run keeps what it had written."""
+    """Appends records as they finish, so a killed run keeps what it had written.
+
+    A cell is finished when its metrics.json exists with status "finished"; starting a cell
+    removes any older metrics.json first, so a half-rerun folder is never taken as finished, and
+    metrics.json itself is written to a temporary file and renamed (a kill leaves it whole or absent).
+    """
 
     def __init__(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
+        (out_dir / "metrics.json").unlink(missing_ok=True)
+        (out_dir / "error.txt").unlink(missing_ok=True)
         self.predictions = open(out_dir / "predictions.jsonl", "w", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
@@ -123,5 +132,26 @@ class Recorder:
 
     def finish(self, metrics: dict[str, Any]) -> None:
         self.predictions.close()
-        with open(self.out_dir / "metrics.json", "w", encoding="utf-8") as f:
-            json.dump(metrics, f, indent=2, ensure_ascii=False)
+        write_json_atomically(self.out_dir / "metrics.json", metrics)
+
+
+def write_json_atomically(path: Path, value: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=2, ensure_ascii=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def finished(out_dir: Path, config_hash: str) -> dict[str, Any] | None:
+    """The metrics of a finished cell in `out_dir` made from the same config, else None."""
+    try:
+        metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("status") != "finished":
+        return None
+    return metrics if metrics.get("identity", {}).get("config_hash") == config_hash else None

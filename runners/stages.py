@@ -32,7 +32,15 @@ def fingerprint(example: Example, with_question: bool = True) -> str:
 
 def compress_all(examples: list[Example], compressor: Compressor, env: Env, cache: Cache,
                  chunk: int = 32) -> list[dict[str, Any]]:
-    """One record per example: compressed text, token counts in the reader's tokenizer, seconds.
+    """One record per example, in order (see `compress_stream`)."""
+    out = dict(compress_stream(examples, compressor, env, cache, chunk))
+    return [out[i] for i in range(len(examples))]
+
+
+def compress_stream(examples: list[Example], compressor: Compressor, env: Env, cache: Cache,
+                    chunk: int = 32) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, record) per example as it is ready: compressed text, token counts in the reader's
+    tokenizer, seconds. Cache hits come first.
 
     Cache misses go to the compressor `chunk` examples at a time (`compress_batch`), so a model
     can batch across examples; each example's seconds are its chunk's time divided evenly.
@@ -41,14 +49,13 @@ def compress_all(examples: list[Example], compressor: Compressor, env: Env, cach
     keys = [digest({"stage": "compressed", "compressor": settings,
                     "example": fingerprint(e, compressor.query_aware), "tokenizer": env.tokenizer.name})
             for e in examples]
-    out: list[dict[str, Any] | None] = [None] * len(examples)
     todo = []
     for i, key in enumerate(keys):
         hit = cache.get("compressed", key)
         if hit is None:
             todo.append(i)
         else:
-            out[i] = {**hit, "cached": True}
+            yield i, {**hit, "cached": True}
     bar = tqdm(total=len(todo), desc="compress", unit="ex", leave=False, disable=None)
     for chunk_ids in _chunks(todo, chunk):
         batch = [examples[i] for i in chunk_ids]
@@ -57,14 +64,13 @@ def compress_all(examples: list[Example], compressor: Compressor, env: Env, cach
         seconds = (time.perf_counter() - start) / len(batch)
         originals = env.count([e.context for e in batch])
         kept = env.tokenizer.count([r.text for r in results])
+        bar.update(len(batch))
         for i, result, original, n in zip(chunk_ids, results, originals, kept):
             record = {"text": result.text, "extras": result.extras, "seconds": seconds,
                       "batch_examples": len(batch), "original_tokens": original, "compressed_tokens": n}
             cache.put("compressed", keys[i], record)
-            out[i] = {**record, "cached": False}
-        bar.update(len(batch))
+            yield i, {**record, "cached": False}
     bar.close()
-    return [r for r in out if r is not None]
 
 
 def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: int) -> Iterator[
