@@ -347,7 +347,9 @@ def test_llmlingua2_keeps_top_words_in_order_and_force_tokens(tmp_path: Path) ->
     text = plain.compress(ex, e).text
     body = text.split("\n", 1)[1].split()
     words = SPACE.text.split()
-    assert len(body) <= round(0.5 * len(ex.context.split())) and body == [w for w in words if w in body][: len(body)]
+    assert 0 < len(body) <= round(0.5 * len(ex.context.split()))
+    rest = iter(words)
+    assert all(any(w == v for v in rest) for w in body)  # a subsequence: original order kept
     digits = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=["."],
                   force_reserve_digit=True, rate=0.5).compress(ex, e).text
     assert "27" in digits and digits.count(".") == 3  # forced first, still within the budget
