@@ -1,10 +1,7 @@
-"""A local Hugging Face causal LM as the reader: LongBench-style truncation, greedy batched decoding.
+"""A local Hugging Face causal LM as the reader: the shared LongBench protocol, greedy batched decoding.
 
-The protocol follows LongBench's pred.py so that scores are comparable with published tables:
-a prompt longer than `max_input_tokens` keeps its first and last `int(max_input_tokens / 2)`
-tokens (each half decoded back to text, then concatenated), the chat template (if any) is applied
-to the truncated text, and decoding is greedy. `stop_at_newline` is LongBench's samsum rule:
-the newline token is one more EOS and at least one token is generated.
+The prompt protocol (middle truncation, chat or raw, stop ids) is readers/base.py's; this file
+only runs the prompts it builds through `model.generate`.
 """
 
 from __future__ import annotations
@@ -21,33 +18,11 @@ from core.errors import PcbenchError
 from core.knobs import Range
 from core.requests import Generation, Request
 from core.tokenizer import HFTokenizer
-from readers.base import Reader, cannot_load, reader_tokenizer
+from readers.base import Prompt, Reader, cannot_load, reader_tokenizer
 
 log = logging.getLogger(__name__)
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-
-
-def middle_truncate(hf: Any, prompt: str, max_tokens: int) -> tuple[str, bool]:
-    """LongBench pred.py's cut: keep the first and last int(max_tokens / 2) tokens, as text.
-
-    The halves are decoded separately and the strings joined, so the re-tokenised join can differ
-    from max_tokens by a token or two at the seam; LongBench accepts that and so do we.
-    """
-    ids = hf(prompt, add_special_tokens=False)["input_ids"]
-    if len(ids) <= max_tokens:
-        return prompt, False
-    half = int(max_tokens / 2)
-    return hf.decode(ids[:half], skip_special_tokens=True) + hf.decode(ids[-half:], skip_special_tokens=True), True
-
-
-@dataclass
-class Prepared:
-    """One request after truncation and templating: the exact ids the model will see."""
-
-    index: int
-    ids: list[int]
-    truncated: bool
 
 
 @dataclass
@@ -113,29 +88,20 @@ class TransformersReader(Reader):
     def generate(self, requests: list[Request]) -> list[Generation]:
         if not requests:
             return []
-        prepared = [self._prepare(i, r) for i, r in enumerate(requests)]
-        cut = sum(p.truncated for p in prepared)
-        if cut:
-            log.warning(
-                "%d of %d prompts exceed max_input_tokens=%d and were cut from the middle",
-                cut,
-                len(requests),
-                self.max_input_tokens,
-            )
+        prompts = self.prompts(requests)
         model = self._load()
         out: list[Generation | None] = [None] * len(requests)
         # One generate() call shares max_new_tokens and stopping rules, so group by them; sorting
         # by length inside a group keeps left padding (wasted prefill) small.
-        groups: dict[tuple[int, bool], list[Prepared]] = defaultdict(list)
-        for p in prepared:
-            r = requests[p.index]
-            groups[(r.max_new_tokens, r.stop_at_newline)].append(p)
+        groups: dict[tuple[int, bool], list[int]] = defaultdict(list)
+        for i, p in enumerate(prompts):
+            groups[(p.max_new_tokens, p.stop_at_newline)].append(i)
         for (max_new, stop_nl), members in groups.items():
-            members.sort(key=lambda p: len(p.ids))
+            members.sort(key=lambda i: len(prompts[i].ids))
             for start in range(0, len(members), self.batch_size):
                 batch = members[start : start + self.batch_size]
-                for p, gen in zip(batch, self._run_batch(model, batch, max_new, stop_nl)):
-                    out[p.index] = gen
+                for i, gen in zip(batch, self._run_batch(model, [prompts[i] for i in batch], max_new, stop_nl)):
+                    out[i] = gen
         return [g for g in out if g is not None]
 
     def close(self) -> None:
@@ -150,24 +116,6 @@ class TransformersReader(Reader):
             torch.cuda.empty_cache()
 
     # -- internals --------------------------------------------------------------------------
-
-    def _prepare(self, index: int, request: Request) -> Prepared:
-        hf = self.tokenizer.hf
-        prompt, truncated = middle_truncate(hf, request.prompt, self.max_input_tokens)
-        has_template = bool(getattr(hf, "chat_template", None))
-        if request.chat and not has_template and not self._warned_no_template:
-            log.warning("%s has no chat template: chat requests get the raw prompt", self.model)
-            self._warned_no_template = True
-        if request.chat and has_template:
-            text = hf.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-            # The template writes its own BOS and control tokens; adding specials would double BOS.
-            ids = hf(text, add_special_tokens=False)["input_ids"]
-        else:
-            # A base model (no template) or a raw request: the tokenizer's usual BOS handling.
-            ids = hf(prompt, add_special_tokens=True)["input_ids"]
-        return Prepared(index, list(ids), truncated)
 
     def _device(self) -> str:
         if self.device != "auto":
@@ -202,30 +150,17 @@ class TransformersReader(Reader):
         self._model = model
         return model
 
-    def _eos_ids(self, model: Any, stop_at_newline: bool) -> list[int]:
-        # The model's generation config may list several EOS ids (Llama 3.1: end_of_text, eom, eot)
-        # and the tokenizer's own may differ; a chat model must stop on any of them.
-        ids: list[int] = []
-        for source in (model.generation_config.eos_token_id, self.tokenizer.hf.eos_token_id):
-            if source is None:
-                continue
-            ids.extend(source if isinstance(source, list) else [source])
-        if stop_at_newline:
-            # LongBench: eos_token_id=[eos, tokenizer.encode("\n", add_special_tokens=False)[-1]].
-            ids.append(self.tokenizer.hf.encode("\n", add_special_tokens=False)[-1])
-        return list(dict.fromkeys(ids))
-
-    def _run_batch(self, model: Any, batch: list[Prepared], max_new: int, stop_nl: bool) -> list[Generation]:
+    def _run_batch(self, model: Any, batch: list[Prompt], max_new: int, stop_nl: bool) -> list[Generation]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        eos = self._eos_ids(model, stop_nl)
+        eos = self.stop_ids(stop_nl, model.generation_config.eos_token_id)
         pad = self.tokenizer.hf.pad_token_id
         pad = eos[0] if pad is None else pad
         width = max(len(p.ids) for p in batch)
         # Left padding: every row's last prompt token sits at the same position, so the new
         # tokens line up from column `width` on.
-        input_ids = torch.tensor([[pad] * (width - len(p.ids)) + p.ids for p in batch])
+        input_ids = torch.tensor([[pad] * (width - len(p.ids)) + list(p.ids) for p in batch])
         mask = torch.tensor([[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in batch])
         device = model.device
         # Unset fields are filled from the model's own generation_config; pin the ones that would

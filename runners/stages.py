@@ -80,7 +80,7 @@ def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: 
     Cached generations come first; the rest go to the reader in batches of `batch_size`.
     """
     settings = reader.settings()
-    keys = [digest({"stage": "generation", "reader": settings, "request": dataclasses.asdict(r)}) for r in requests]
+    keys = [digest({"stage": "generation", "reader": settings, "request": reader.request_key(r)}) for r in requests]
     todo = []
     for i, key in enumerate(keys):
         hit = cache.get("generation", key)

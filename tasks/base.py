@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from core.errors import PcbenchError
 from core.example import Example
 from core.knobs import Range
-from core.requests import Request
+from core.requests import Request, context_end
 from tasks.registry import MetricName, get_metric
 
 
@@ -59,7 +59,8 @@ class Task(ABC):
         return self.template.format_map({"context": context, "question": example.question, "input": example.question})
 
     def request(self, example: Example, context: str) -> Request:
-        return Request(self.prompt(example, context), self.max_new_tokens, self.chat, self.stop_at_newline)
+        return Request(self.prompt(example, context), self.max_new_tokens, self.chat, self.stop_at_newline,
+                       context_end(lambda c: self.prompt(example, c), context))
 
     def postprocess(self, prediction: str, example: Example) -> str:
         if self.first_line:

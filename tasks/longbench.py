@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from core.errors import PcbenchError
 from core.example import Example, Passage
 from core.knobs import Range
-from core.requests import Request
+from core.requests import Request, context_end
 from tasks.base import Task
 from tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys
 from tasks.longbench_protocol import (
@@ -216,6 +216,7 @@ class LongBenchTask(Task):
             self.max_new_tokens_for(example),
             self.chat_for(example),
             self.stop_at_newline_for(example),
+            context_end(lambda c: self.prompt(example, c), context),
         )
 
     def postprocess(self, prediction: str, example: Example) -> str:

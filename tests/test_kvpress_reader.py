@@ -1,0 +1,128 @@
+"""reader=kvpress: the split between pressed and unpressed tokens, the missing-package line, and, where
+kvpress imports, real presses on a tiny Llama with SmolLM2's tokenizer."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make, needs_smollm2
+from test_readers import save_tiny_llama
+
+from core.errors import PcbenchError
+from core.requests import Request, context_end
+from readers.kvpress_reader import KVPressReader
+
+
+def kvpress_works() -> bool:
+    try:
+        importlib.import_module("kvpress")
+    except Exception:  # noqa: BLE001 - absent, or present but not importable with this transformers
+        return False
+    return True
+
+
+needs_kvpress = pytest.mark.skipif(not kvpress_works(), reason="kvpress is not installed or does not import here")
+
+TEMPLATE = "Read the notes.\n\n{context}\n\nQuestion: {question}\nAnswer:"
+
+
+def request(context: str, question: str = "what opens the blue door?", max_new: int = 6) -> Request:
+    def render(c: str) -> str:
+        return TEMPLATE.format(context=c, question=question)
+
+    return Request(render(context), max_new, context_end=context_end(render, context))
+
+
+NOTES = "The red key opens the blue door. The green key opens nothing at all. " * 12
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-kv"))
+
+
+def press_reader(tiny: str, **knobs: object) -> KVPressReader:
+    return make("reader", "kvpress", **{"model": tiny, "device": "cpu", "max_input_tokens": 400, **knobs})
+
+
+def test_context_end_marks_the_context() -> None:
+    r = request("some notes")
+    assert r.prompt[: r.context_end].endswith("some notes") and r.prompt[r.context_end:].startswith("\n\nQuestion")
+    assert context_end(lambda c: "no context here", "x") is None
+    assert context_end(lambda c: c + c, "x") is None  # twice: no single place
+
+
+@needs_smollm2
+def test_split_puts_the_question_after_the_press_only_when_query_agnostic(tiny: str) -> None:
+    aware, agnostic = press_reader(tiny, query_aware=True), press_reader(tiny, query_aware=False)
+    r = request(NOTES)
+    prompt = aware.prompt(r)
+    hf = aware.tokenizer.hf
+    k_aware, k_agnostic = aware.split(r, prompt), agnostic.split(r, prompt)
+    # Aware: everything the task wrote is pressed; only the template's closing tokens follow.
+    assert hf.decode(list(prompt.ids[k_aware:])).startswith("<|im_end|>")
+    # Agnostic: the question and answer cue follow, the context is pressed.
+    assert hf.decode(list(prompt.ids[k_agnostic:]), skip_special_tokens=True).lstrip().startswith("Question:")
+    assert "blue door" in hf.decode(list(prompt.ids[:k_agnostic]))
+    raw = Request("Just a raw prompt.", 4, chat=False)
+    assert aware.split(raw, aware.prompt(raw)) == len(aware.prompt(raw).ids) - 1  # the last token starts decoding
+    with pytest.raises(PcbenchError, match=r"reader\.query_aware=false needs the task to say where its context ends"):
+        agnostic.split(raw, agnostic.prompt(raw))
+
+
+def test_settings_and_keys() -> None:
+    base = make("reader", "kvpress", model="m")
+    s = base.settings()
+    assert s["reader"] == "kvpress" and s["press"] == "snapkv" and s["query_aware"] is True
+    assert make("reader", "kvpress", model="m", compression_ratio=0.25).settings() != s
+    assert make("reader", "kvpress", model="m", press="knorm").settings() != s
+    # Only a query-agnostic press keys its cache on where the context ends.
+    a, b = Request("p q", 2, context_end=1), Request("p q", 2, context_end=2)
+    assert base.request_key(a) == base.request_key(b)
+    agnostic = make("reader", "kvpress", model="m", query_aware=False)
+    assert agnostic.request_key(a) != agnostic.request_key(b)
+    with pytest.raises(PcbenchError, match=r"reader\.press='h2o' is not allowed; allowed: one of snapkv"):
+        make("reader", "kvpress", model="m", press="h2o")
+    with pytest.raises(PcbenchError, match=r"reader\.compression_ratio=1\.0 is not allowed"):
+        make("reader", "kvpress", model="m", compression_ratio=1.0)
+
+
+@needs_smollm2
+def test_without_kvpress_is_one_line(tiny: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "kvpress", None)
+    reader = press_reader(tiny)
+    with pytest.raises(PcbenchError, match=r"^reader=kvpress needs the kvpress package: pip install "
+                                           r"'pcbench\[kvpress\]'$"):
+        reader.generate([request(NOTES)])
+    assert reader._model is None  # it failed before loading any weights
+
+
+@needs_smollm2
+@needs_kvpress
+def test_no_eviction_equals_the_transformers_reader(tiny: str) -> None:
+    plain = make("reader", "transformers", model=tiny, dtype="float32", device="cpu", max_input_tokens=400)
+    requests = [request(NOTES), request(NOTES[:200], "which key opens nothing?")]
+    expected = plain.generate(requests)
+    for aware in (True, False):
+        got = press_reader(tiny, compression_ratio=0.0, query_aware=aware).generate(requests)
+        assert [g.text for g in got] == [g.text for g in expected]
+        assert [g.new_tokens for g in got] == [g.new_tokens for g in expected]
+        assert [g.prompt_tokens for g in got] == [g.prompt_tokens for g in expected]
+        assert all(g.kv_kept_ratio == 1.0 for g in got)
+
+
+@needs_smollm2
+@needs_kvpress
+@pytest.mark.parametrize("press", ["snapkv", "streaming_llm", "knorm", "expected_attention"])
+def test_presses_keep_what_they_are_asked(tiny: str, press: str) -> None:
+    (out,) = press_reader(tiny, press=press, compression_ratio=0.5).generate([request(NOTES)])
+    assert out.kv_kept_ratio == pytest.approx(0.5, abs=0.02)
+    assert 1 <= out.new_tokens <= 6 and out.prefill_seconds > 0
+
+
+def test_kvpress_yaml_builds(tmp_path: Path) -> None:
+    r = make("reader", "kvpress")
+    assert isinstance(r, KVPressReader) and r.model == "smollm2" and r._model is None

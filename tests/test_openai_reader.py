@@ -1,0 +1,298 @@
+"""reader=openai against a real OpenAI-compatible HTTP server started here, on 127.0.0.1 only.
+
+The server (`Endpoint`) answers /v1/chat/completions and /v1/completions. Its answers come from a
+backend: the real transformers reader on SmolLM2 (greedy answers must match the in-process
+reader's), or a model-free echo for the failure scripts (429, 5xx, timeouts, garbled JSON,
+dropped connections), where what matters is the HTTP behaviour. Every server binds a random free
+port, serves a bounded number of requests and shuts itself down after a few seconds regardless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make, needs_smollm2
+
+from core.errors import PcbenchError
+from core.requests import Generation, Request
+from readers.openai_reader import OpenAIReader
+from runners.cache import Cache, entries
+from runners.stages import read_all
+
+Backend = Callable[[Request], Generation]
+KEY = "sk-test-0123456789-secret"
+
+
+def echo(request: Request) -> Generation:
+    """A model-free backend: the prompt's last word, reversed (deterministic, instant)."""
+    word = request.prompt.split()[-1] if request.prompt.split() else ""
+    return Generation(word[::-1], len(request.prompt.split()), 1, False, 0.0, 0.0)
+
+
+class Endpoint:
+    """An OpenAI-compatible server on 127.0.0.1:<free port>, answering through `backend`.
+
+    `script` lists what the first requests get, in order: "ok", "429", "500", "400", "sleep"
+    (answer only after `sleep` seconds), "malformed" (200 with a body that is not JSON), "close"
+    (drop the connection without a reply); later requests get "ok". It stops by itself after
+    `lifetime` seconds or `max_requests` requests, whichever comes first.
+    """
+
+    def __init__(self, backend: Backend, script: list[str] | None = None, sleep: float = 1.0,
+                 lifetime: float = 120.0, max_requests: int = 50) -> None:
+        self.backend, self.script, self.sleep = backend, list(script or []), sleep
+        self.max_requests = max_requests
+        self.seen: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.model_lock = threading.Lock()  # the backend reader is not thread-safe
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+                endpoint.handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.timer = threading.Timer(lifetime, self.stop)
+        self.timer.daemon = True
+
+    def __enter__(self) -> Endpoint:
+        self.thread.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def handle(self, h: BaseHTTPRequestHandler) -> None:
+        body = json.loads(h.rfile.read(int(h.headers["Content-Length"])))
+        with self.lock:
+            self.seen.append({"path": h.path, "body": body, "headers": dict(h.headers)})
+            n = len(self.seen)
+            action = self.script.pop(0) if self.script else "ok"
+        if n > self.max_requests:
+            action = "close"
+        if action == "close":
+            h.close_connection = True
+            return
+        if action == "sleep":
+            time.sleep(self.sleep)
+        if action in ("429", "500", "400"):
+            return self.reply(h, int(action), {"error": {"message": f"scripted {action}"}})
+        if action == "malformed":
+            return self.reply(h, 200, b'{"choices": [{"text": "cut sho')
+        chat = h.path.endswith("/chat/completions")
+        prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+        request = Request(prompt, int(body["max_tokens"]), chat=chat, stop_at_newline=body.get("stop") == ["\n"])
+        with self.model_lock:
+            (gen,) = self.backend_generate([request])
+        choice = {"index": 0, "finish_reason": "stop"}
+        choice.update({"message": {"role": "assistant", "content": gen.text}} if chat else {"text": gen.text})
+        usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.new_tokens}
+        self.reply(h, 200, {"object": "chat.completion" if chat else "text_completion", "choices": [choice],
+                            "usage": usage})
+
+    def backend_generate(self, requests: list[Request]) -> list[Generation]:
+        gen = getattr(self.backend, "generate", None)
+        return gen(requests) if gen else [self.backend(r) for r in requests]
+
+    @staticmethod
+    def reply(h: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout): fine
+            pass
+
+
+def client(url: str, **knobs: Any) -> OpenAIReader:
+    base = {"base_url": url, "model": "smollm2", "api": "chat", "tokenizer_model": "smollm2", "concurrency": 2,
+            "batch_size": 8, "timeout": 5.0, "max_retries": 2, "backoff_seconds": 0.01}
+    return make("reader", "openai", **{**base, **knobs})
+
+
+def generations_cached(root: Path) -> int:
+    return sum(1 for _ in entries(root, "generation"))
+
+
+# -- knobs, settings and the key ----------------------------------------------------------------
+
+
+def test_settings_key_the_endpoint_not_the_key_or_speed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PCBENCH_TEST_KEY", KEY)
+    a = client("http://127.0.0.1:9/v1", api_key_env="PCBENCH_TEST_KEY").settings()
+    assert KEY not in json.dumps(a) and a["host"] == "127.0.0.1:9" and a["model"] == "smollm2"
+    assert client("https://127.0.0.1:9/other/v1", concurrency=7, batch_size=3, timeout=1.0, max_retries=0,
+                  backoff_seconds=3.0).settings() == a
+    assert client("http://127.0.0.1:9/v1", api="completions").settings() != a
+    assert client("http://127.0.0.1:9/v1", model="other").settings() != a
+    assert client("http://127.0.0.2:9/v1").settings() != a
+
+
+@pytest.mark.parametrize("knobs, line", [
+    ({"api_key_env": "PCBENCH_UNSET_KEY_VAR"}, r"reader\.api_key_env='PCBENCH_UNSET_KEY_VAR': that environment "
+                                               r"variable is unset"),
+    ({"base_url": "127.0.0.1:8000"}, r"reader\.base_url='127\.0\.0\.1:8000' is not an http\(s\) URL"),
+    ({"api": "responses"}, r"reader\.api='responses' is not allowed; allowed: one of chat, completions"),
+    ({"concurrency": 0}, r"reader\.concurrency=0 is not allowed"),
+    ({"timeout": 0}, r"reader\.timeout=0 is not allowed"),
+])
+def test_bad_knobs_are_one_line(knobs: dict[str, Any], line: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PCBENCH_UNSET_KEY_VAR", raising=False)
+    with pytest.raises(PcbenchError, match=line):
+        client("http://127.0.0.1:9/v1", **knobs)
+
+
+def test_yaml_is_the_one_source_of_defaults() -> None:
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(OpenAIReader))
+    yaml = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "reader" / "openai.yaml")
+    assert set(yaml) - {"_target_"} == {f.name for f in dataclasses.fields(OpenAIReader)}
+
+
+# -- greedy answers equal the in-process reader's ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smollm2_pair() -> Iterator[tuple[Any, Any]]:
+    """The in-process reader (a 200-token window, so one prompt is cut) and the server's backend
+    (a wide window: the client has cut already; the server must not cut again)."""
+    local = make("reader", "smollm2", max_input_tokens=200, device="cpu", batch_size=4)
+    backend = make("reader", "smollm2", max_input_tokens=4000, device="cpu", batch_size=1)
+    yield local, backend
+    local.close()
+    backend.close()
+
+
+REQUESTS = [
+    Request("What is the capital of France? Answer in one word.", 8),
+    Request("Question: what colour is the sky on a clear day?\nAnswer:", 6, chat=False),
+    Request("Notes: " + "the red key opens the blue door; " * 60 + "Question: what opens the blue door?", 8),
+]
+
+
+@needs_smollm2
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_http_answers_equal_in_process(api: str, smollm2_pair: tuple[Any, Any]) -> None:
+    local, backend = smollm2_pair
+    expected = local.generate(REQUESTS)
+    with Endpoint(backend) as server:
+        remote = client(server.url, api=api, max_input_tokens=200).generate(REQUESTS)
+    assert [g.text for g in remote] == [g.text for g in expected]
+    assert all(g.text.strip() for g in expected)  # a real answer, not an empty match
+    assert [g.truncated for g in remote] == [g.truncated for g in expected] == [False, False, True]
+    # The server's own counts come back, and they equal what the in-process reader fed its model.
+    assert [g.prompt_tokens for g in remote] == [g.prompt_tokens for g in expected]
+    assert [g.new_tokens for g in remote] == [g.new_tokens for g in expected]
+    assert all(g.prefill_seconds is None and g.decode_seconds > 0 for g in remote)
+    paths = [s["path"] for s in server.seen]
+    # The raw request (chat=false) goes to /completions whatever the API: a chat endpoint cannot skip its template.
+    want = "/v1/chat/completions" if api == "chat" else "/v1/completions"
+    assert sorted(paths) == sorted([want, "/v1/completions", want])
+    assert all(s["body"]["temperature"] == 0.0 for s in server.seen)
+
+
+# -- failures: retried, or one line, and never cached ------------------------------------------------
+
+
+def run_cell(reader: OpenAIReader, requests: list[Request], root: Path) -> list[dict[str, Any]]:
+    out = dict(read_all(requests, reader, Cache(root), reader.batch_size))
+    return [out[i] for i in range(len(requests))]
+
+
+@pytest.mark.parametrize("script", [["429"], ["500", "429"], ["sleep"], ["malformed"], ["close"]])
+def test_transient_failures_are_retried(script: list[str], tmp_path: Path) -> None:
+    with Endpoint(echo, script=script, sleep=1.0) as server:
+        reader = client(server.url, timeout=0.4, concurrency=1)
+        (record,) = run_cell(reader, [Request("say olleh", 4)], tmp_path)
+        assert record["text"] == "olleh" and not record["cached"]
+        assert len(server.seen) == len(script) + 1
+        # Cached once it succeeded: a rerun sends nothing.
+        (again,) = run_cell(reader, [Request("say olleh", 4)], tmp_path)
+        assert again["cached"] and again["text"] == "olleh" and len(server.seen) == len(script) + 1
+
+
+@pytest.mark.parametrize("action, line", [
+    ("429", r"failed after 3 attempts: HTTP 429 .*scripted 429"),
+    ("sleep", r"failed after 3 attempts: no answer within reader\.timeout=0\.3 s"),
+    ("malformed", r"failed after 3 attempts: malformed JSON in the reply: '\{\"choices\""),
+    ("close", r"failed after 3 attempts: connection dropped \(RemoteDisconnected\)"),
+])
+def test_persistent_failures_are_one_line_and_nothing_is_cached(action: str, line: str, tmp_path: Path) -> None:
+    # Request 0 succeeds, request 1 keeps failing: the call fails, and request 0's answer, part of
+    # the failed call, is not cached either (the runner caches only what generate returns).
+    requests = [Request("first one", 4), Request("second two", 4)]
+    with Endpoint(echo, script=["ok"] + [action] * 3, sleep=1.0) as server:
+        reader = client(server.url, timeout=0.3, concurrency=1, max_retries=2)
+        with pytest.raises(PcbenchError, match=line) as info:
+            run_cell(reader, requests, tmp_path)
+        assert "\n" not in str(info.value)
+        assert len(server.seen) == 4
+    assert generations_cached(tmp_path) == 0
+
+
+def test_client_errors_are_not_retried(tmp_path: Path) -> None:
+    with Endpoint(echo, script=["400"]) as server:
+        with pytest.raises(PcbenchError, match=r"refused the request: HTTP 400 .*scripted 400"):
+            run_cell(client(server.url), [Request("x y", 2)], tmp_path)
+        assert len(server.seen) == 1
+    assert generations_cached(tmp_path) == 0
+
+
+def test_unreachable_endpoint_is_one_line(tmp_path: Path) -> None:
+    server = Endpoint(echo)
+    url = server.url
+    server.server.server_close()  # the port was free a moment ago and nothing listens now
+    with pytest.raises(PcbenchError, match=rf"reader endpoint {url}/chat/completions failed after 2 attempts: "
+                                           r"cannot connect"):
+        run_cell(client(url, max_retries=1), [Request("x y", 2)], tmp_path)
+    assert generations_cached(tmp_path) == 0
+
+
+def test_the_key_is_sent_and_never_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("PCBENCH_TEST_KEY", KEY)
+    with caplog.at_level(logging.DEBUG), Endpoint(echo, script=["500"]) as server:
+        reader = client(server.url, api_key_env="PCBENCH_TEST_KEY")
+        run_cell(reader, [Request("hello dlrow", 4)], tmp_path)
+    assert {s["headers"]["Authorization"] for s in server.seen} == {f"Bearer {KEY}"}
+    assert KEY not in repr(reader) and KEY not in json.dumps(reader.settings())
+    assert not any(KEY in r.getMessage() for r in caplog.records)
+    assert any("HTTP 500" in r.getMessage() for r in caplog.records)  # the retry was logged, without the key
+    assert generations_cached(tmp_path) == 1
+    assert all(KEY not in path.read_text() for _, path in entries(tmp_path))
+
+
+def test_concurrency_is_bounded_and_order_kept(tmp_path: Path) -> None:
+    with Endpoint(echo, script=["sleep"] * 6, sleep=0.3) as server:
+        reader = client(server.url, concurrency=3, batch_size=6, timeout=5.0)
+        started = time.perf_counter()
+        out = reader.generate([Request(f"word{i} w{i}x", 2) for i in range(6)])
+        elapsed = time.perf_counter() - started
+    assert [g.text for g in out] == [f"x{i}w" for i in range(6)]
+    assert 0.55 < elapsed < 1.5  # 6 requests of 0.3 s, 3 at a time: two waves, not six, not one
