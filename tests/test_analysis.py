@@ -1,34 +1,108 @@
-"""analysis.report turns real (reader-free) cells into a table, a leaderboard and a plot."""
+"""analysis: real (reader-free) cells into one row per identity, a leaderboard with intervals, plots, HTML."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import needs_smollm2
-from hydra import compose, initialize_config_dir
+from study_cells import study
 
+from analysis.collect import collect_cells
+from analysis.plot import pareto_front
 from analysis.report import main
-from runners.cell import run_cell
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = needs_smollm2
 
 
-@needs_smollm2
-def test_report_over_a_small_sweep(tmp_path: Path) -> None:
-    for compressor, rate in (("bm25", 0.5), ("bm25", 0.25), ("random", 0.5)):
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
-            cfg = compose("config", overrides=["reader=none", f"compressor={compressor}", f"compressor.rate={rate}",
-                                               "task.lengths=[400]", "task.depths=[0,100]",
-                                               f"cache_dir={tmp_path / 'cache'}"])
-        run_cell(cfg, tmp_path / "runs" / f"{compressor}-{rate}",
-                 {"task": "niah", "compressor": compressor, "reader": "none"})
+def test_one_row_per_identity_with_variant_labels(tmp_path: Path) -> None:
+    root = study(tmp_path)
+    collected = collect_cells(root)
+    table = collected.table
+    # none at rate 0.5 and 0.25 is one experiment (none ignores the rate): one row, noted.
+    assert len(table) == 7
+    assert sorted(table["variant"].unique()) == ["bm25", "bm25 level=passage", "none", "oracle", "random"]
+    assert (table["variant"] == "bm25").sum() == 2 and set(table["task_label"]) == {"niah"}
+    assert set(table["reader_label"]) == {"none"}
+    assert any("identical settings" in note for note in collected.notes)
+    assert table["config_hash"].is_unique
 
+    # A rerun of one config (a copy of the folder, newer) is one row: the newest finished.
+    bm25 = root / "niah" / "bm25" / "bm25_rate=0.5"
+    rerun = root / "niah" / "bm25" / "bm25_rate=0.5-again"
+    shutil.copytree(bm25, rerun)
+    os.utime(rerun / "metrics.json", (2e9, 2e9))
+    # Unfinished and failed cells are skipped with a note; the same root given twice counts once.
+    killed = root / "niah" / "bm25" / "killed"
+    killed.mkdir()
+    shutil.copy(bm25 / "predictions.jsonl", killed)
+    compressed_only = root / "niah" / "bm25" / "compress-stage"
+    shutil.copytree(bm25, compressed_only)
+    metrics = json.loads((compressed_only / "metrics.json").read_text())
+    (compressed_only / "metrics.json").write_text(json.dumps({**metrics, "status": "compressed"}))
+    failed = root / "niah" / "bm25" / "failed"
+    failed.mkdir()
+    (failed / "error.txt").write_text("PcbenchError: compressor.rate=1.5 is outside (0, 1]\n")
+
+    again = collect_cells(root, root / "niah")
+    assert len(again.table) == 7
+    kept = again.table[again.table["variant"] == "bm25"]["path"]
+    assert str(rerun.resolve()) in set(kept) and str(bm25.resolve()) not in set(kept)
+    notes = "\n".join(again.notes)
+    assert "reruns of one config" in notes
+    assert f"{killed.resolve()}: unfinished (no metrics.json)" in notes
+    assert f"{compressed_only.resolve()}: unfinished (compressed)" in notes
+    assert "failed (PcbenchError: compressor.rate=1.5" in notes
+
+
+def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = study(tmp_path)
     out = tmp_path / "report"
-    assert main([str(tmp_path / "runs"), "--metric", "evidence_recall", "--out", str(out)]) == 0
+    assert main([str(root), "--metric", "evidence_recall", "--out", str(out)]) == 0
     table = pd.read_parquet(out / "runs.parquet")
-    assert len(table) == 3 and set(table["budget"]) == {"rate=0.5", "rate=0.25"}
-    assert (out / "tradeoff.png").stat().st_size > 0
-    assert "bm25" in (out / "leaderboard.md").read_text()
-    assert main([str(tmp_path / "runs"), "--metric", "f1", "--out", str(out)]) == 2  # no reader ran
+    assert len(table) == 7
+    # Every metric mean has its interval, and the interval holds the mean.
+    for column in ("evidence_recall", "answer_in_context"):
+        assert (table[f"{column}.lo"] <= table[column] + 1e-6).all()
+        assert (table[column] <= table[f"{column}.hi"] + 1e-6).all()
+    # Paired tests against the matched baselines: random at 0.25 is matched with bm25 at 0.25.
+    bm25_low = table[(table["variant"] == "bm25") & (table["budget"] == "rate=0.25")].iloc[0]
+    random_low = table[(table["variant"] == "random") & (table["budget"] == "rate=0.25")].iloc[0]
+    assert bm25_low["vs_random.path"] == random_low["path"]
+    assert bm25_low["vs_random.n"] == 5
+    assert bm25_low["vs_random.diff"] == pytest.approx(bm25_low["evidence_recall"] - random_low["evidence_recall"],
+                                                       abs=0.01)
+    assert table.loc[table["compressor"] == "none", "vs_none.diff"].isna().all()
+    board = (out / "leaderboard.md").read_text()
+    assert "evidence_recall [95% CI]" in board and "Δ vs random" in board and "mean rank" in board
+    assert "bm25 level=passage" in board
+    for name in ("tradeoff.png", "tradeoff.pdf", "speed.png", "speed.pdf"):
+        assert (out / name).stat().st_size > 1000
+    page = (out / "report.html").read_text()
+    assert "<table" in page and 'src="tradeoff.png"' in page
+    assert 'href="../study/niah/bm25/bm25_rate=0.5/"' in page
+    printed = capsys.readouterr()
+    assert "note:" in printed.err and "html:" in printed.out
+
+
+def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = study(tmp_path)
+    out = tmp_path / "report"
+    assert main([str(root), "--metric", "f1", "--out", str(out)]) == 2  # no reader ran
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: no metric 'f1' in these runs; found: answer_in_context, evidence_recall"]
     assert main([str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: no finished cells under")
+
+
+def test_pareto_front() -> None:
+    import numpy as np
+
+    ratios = np.array([0.1, 0.2, 0.3, 0.5, 1.0, 0.05])
+    scores = np.array([40.0, 35.0, 60.0, 60.0, 80.0, 10.0])
+    # 0.2 (35 < 40 at 0.1) and 0.5 (no better than 60 at 0.3) are dominated.
+    assert list(pareto_front(ratios, scores)) == [5, 0, 2, 4]

@@ -1,0 +1,80 @@
+"""analysis.inspect: one example of a real cell, kept/dropped units and evidence marked."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import needs_smollm2
+from study_cells import study
+
+from analysis.inspect import main, mark, summary
+from core.example import Example, Passage
+
+
+@needs_smollm2
+def test_inspect_a_real_cell(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cell = study(tmp_path) / "niah" / "bm25" / "bm25_rate=0.5"
+    records = [json.loads(line) for line in (cell / "predictions.jsonl").read_text().splitlines()]
+    record = records[2]
+    assert main([str(cell), "--id", record["id"], "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert f"id: {record['id']}  (3 of 5)" in out
+    # bm25 kept whole sentences: as many as its extras say, none partly.
+    extras = record["compressor_extras"]
+    assert f"sentences: {extras['kept_units']} kept, 0 partly, {extras['units'] - extras['kept_units']} dropped" in out
+    # The needle is the evidence; bm25 found it, so it is marked as kept evidence, and dropped text is marked.
+    assert "«The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.»" in out
+    assert "[-" in out and "-]" in out
+    # Removing the dropped text from the shown context gives back the compressed context (up to whitespace:
+    # kept sentences are joined as the compressor rendered them).
+    body = out.split("-" * 80 + "\n", 1)[1]
+    kept_only = re.sub(r"\[-.*?-\]", " ", body, flags=re.S).replace("«", "").replace("»", "")
+    assert "".join(kept_only.split()) == "".join(record["context"].split())
+
+    colour = main([str(cell), "--id", record["id"], "--color", "always"])
+    assert colour == 0 and "\x1b[1;4;32m" in capsys.readouterr().out
+
+    page = tmp_path / "one.html"
+    assert main([str(cell), "--html", str(page)]) == 0
+    text = page.read_text()
+    assert 'class="drop"' in text and 'class="ev"' in text and records[0]["question"] in text
+
+
+@needs_smollm2
+def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cell = study(tmp_path) / "niah" / "bm25" / "bm25_rate=0.5"
+    assert main([str(cell), "--id", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no example 'nope' in") and err.count("\n") == 1
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(cell, unfinished)
+    metrics = json.loads((unfinished / "metrics.json").read_text())
+    (unfinished / "metrics.json").write_text(json.dumps({**metrics, "status": "compressed"}))
+    assert main([str(unfinished)]) == 2
+    assert capsys.readouterr().err == f"error: {unfinished} is not a finished cell (status: compressed)\n"
+    (unfinished / "metrics.json").unlink()
+    assert main([str(unfinished)]) == 2
+    assert "no metrics.json" in capsys.readouterr().err
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_word_level_pruning_and_titles_are_marked_on_the_original() -> None:
+    example = Example(
+        id="x", question="q", answers=("Paris",),
+        passages=(Passage(title="France", text="Paris is the capital. It is large and old.",
+                          evidence=("Paris is the capital.",), gold=True),
+                  Passage(title="Spain", text="Madrid is the capital of Spain.")))
+    # A token pruner kept some words of each sentence, and the first title.
+    words = mark(example, "France\nParis capital. large\n\nMadrid Spain.")
+    shown = {example.context[w.start:w.end]: w for w in words}
+    assert shown["France"].kept and not shown["Spain"].kept
+    assert shown["Paris"].kept and shown["Paris"].evidence and not shown["is"].kept
+    assert shown["capital."].evidence and not shown["old."].evidence
+    counts = summary(words)
+    assert counts["sentences"] == 3 and counts["partial"] == 3 and counts["kept"] == 0
+    assert counts["evidence_words"] == 4 and counts["evidence_kept"] == 2

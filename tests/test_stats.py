@@ -1,0 +1,109 @@
+"""Bootstrap intervals and paired tests: right on data whose answer is known."""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.metric import Metric, Values, per_example, resolve
+from analysis.stats import interval, matched_baseline, paired
+from tasks.longbench import _averages
+
+
+def plain(values: np.ndarray, ids: list[str] | None = None) -> Values:
+    n = len(values)
+    return Values(np.array(ids or [str(i) for i in range(n)], dtype=object), values.astype(float),
+                  np.zeros(n, dtype=int), np.ones(1))
+
+
+def test_interval_matches_the_normal_approximation_and_is_seeded() -> None:
+    rng = np.random.default_rng(1)
+    values = plain(rng.normal(50, 10, size=400))
+    found = interval(values)
+    half = 1.96 * values.values.std(ddof=1) / np.sqrt(400)
+    assert found.mean == pytest.approx(values.values.mean())
+    assert found.lo == pytest.approx(found.mean - half, abs=0.15 * half)
+    assert found.hi == pytest.approx(found.mean + half, abs=0.15 * half)
+    assert interval(values) == found  # seeded: the same report twice
+    assert interval(values, seed=7) != found
+
+
+def test_interval_of_binary_scores_and_of_one_example() -> None:
+    values = plain(np.array([100.0] * 30 + [0.0] * 10))
+    found = interval(values)
+    assert found.mean == 75.0 and found.lo < 75.0 < found.hi and 0 <= found.lo and found.hi <= 100
+    one = interval(plain(np.array([42.0])))
+    assert (one.lo, one.hi, one.n) == (42.0, 42.0, 1)
+
+
+def test_paired_detects_a_real_difference_and_not_a_null_one() -> None:
+    rng = np.random.default_rng(2)
+    base = rng.normal(50, 20, size=200)
+    better = plain(base + 5 + rng.normal(0, 2, size=200))
+    same = paired(plain(base), plain(base))
+    assert (same.diff, same.lo, same.hi, same.p) == (0.0, 0.0, 0.0, 1.0)
+    found = paired(better, plain(base))
+    assert found.diff == pytest.approx(5, abs=0.5) and found.lo > 0 and found.p < 0.01
+    # Unpaired, the 20-point spread between examples would hide the 5 points; paired it does not.
+    assert found.hi - found.lo < 2
+    noise = paired(plain(base + rng.normal(0, 2, size=200)), plain(base))
+    assert noise.lo < 0 < noise.hi and noise.p > 0.05
+
+
+def test_paired_aligns_ids_and_uses_only_the_shared_ones() -> None:
+    a = plain(np.array([10.0, 20.0, 30.0, 40.0]), ["a", "b", "c", "d"])
+    b = plain(np.array([40.0, 5.0, 15.0]), ["d", "a", "b"])  # another order, "c" missing
+    found = paired(a, b)
+    assert found.n == 3
+    assert found.diff == pytest.approx(fmean([10 - 5, 20 - 15, 40 - 40]))
+
+
+def longbench_records(rng: np.random.Generator) -> list[dict[str, object]]:
+    sizes = {"hotpotqa": 30, "2wikimqa": 10, "qasper": 20, "lcc": 5, "dureader": 8}
+    return [{"id": f"{d}-{i}", "dataset": d, "scores": {"longbench": float(rng.random())}}
+            for d, n in sizes.items() for i in range(n)]
+
+
+def test_longbench_avg_is_the_published_weighting_and_has_an_interval() -> None:
+    records = longbench_records(np.random.default_rng(3))
+    per_dataset: dict[str, list[float]] = {}
+    for r in records:
+        per_dataset.setdefault(str(r["dataset"]), []).append(100 * r["scores"]["longbench"])  # type: ignore[index]
+    expected = _averages({d: fmean(v) for d, v in per_dataset.items()})
+    table = pd.DataFrame({"avg": [expected["avg"]], "categories.multi_doc_qa": [1.0], "datasets.lcc": [1.0],
+                          "avg_flat": [expected["avg_flat"]]})
+    for name, want in (("avg", expected["avg"]), ("avg_flat", expected["avg_flat"]),
+                       ("multi_doc_qa", expected["categories"]["multi_doc_qa"]),
+                       ("lcc", fmean(per_dataset["lcc"]))):
+        values = per_example(records, resolve(table, name))  # type: ignore[arg-type]
+        assert values is not None and values.mean == pytest.approx(want, abs=0.006)
+        found = interval(values)
+        assert found.lo < found.mean < found.hi
+    # Without each example's dataset the mean stays in the table but has no interval.
+    bare = [{k: v for k, v in r.items() if k != "dataset"} for r in records]
+    assert per_example(bare, Metric("avg", "avg", "average")) is None  # type: ignore[arg-type]
+
+
+def test_matched_baseline_is_the_nearest_ratio_at_the_same_task_and_reader() -> None:
+    table = pd.DataFrame({
+        "path": ["a", "r1", "r2", "r3", "n"],
+        "compressor": ["bm25", "random", "random", "random", "none"],
+        "task_label": ["hotpotqa"] * 4 + ["hotpotqa"],
+        "reader_label": ["smollm2", "smollm2", "smollm2", "qwen", "smollm2"],
+        "kept_ratio": [0.31, 0.1, 0.25, 0.3, 1.0],
+    })
+    row = table.iloc[0]
+    assert matched_baseline(table, row, "random")["path"] == "r2"  # r3 is nearer but read by another reader
+    assert matched_baseline(table, row, "none")["path"] == "n"
+    assert matched_baseline(table, table.iloc[1], "oracle") is None
+
+
+def test_unknown_metric_lists_the_ones_found() -> None:
+    table = pd.DataFrame({"metrics.f1": [1.0], "metrics.match": [None], "evidence_recall": [3.0], "avg": [2.0],
+                          "categories.code": [4.0]})
+    with pytest.raises(ValueError, match="found: f1, evidence_recall, avg, code"):
+        resolve(table, "match")
+    assert resolve(table, "code").column == "categories.code"
