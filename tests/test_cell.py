@@ -37,7 +37,8 @@ def hotpot_file(tmp_path: Path) -> Path:
 def cell(tmp_path: Path, *overrides: str, out: str = "out") -> tuple[dict, list[dict]]:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         cfg = compose("config", overrides=[*overrides, f"cache_dir={tmp_path / 'cache'}"])
-    names = {"task": "hotpotqa", "compressor": "c", "reader": "r"}
+    names = {"task": "niah", "compressor": "none", "reader": "smollm2"}  # conf/config.yaml's defaults
+    names.update(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in names)
     metrics = run_cell(cfg, tmp_path / out, names)
     lines = (tmp_path / out / "predictions.jsonl").read_text().splitlines()
     assert json.loads((tmp_path / out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
@@ -129,3 +130,69 @@ def test_an_empty_compressed_context_is_sent_and_counted(tmp_path: Path, hotpot_
                             "compressor.rate=null", "compressor.threshold=1000")
     assert metrics["empty_contexts"] == 3 and metrics["answer_in_context"] == 0.0
     assert all(r["compressed_tokens"] == 0 and r["kept_ratio"] == 0.0 for r in records)
+
+
+def test_metrics_hold_the_cell_identity(tmp_path: Path, hotpot_file: Path) -> None:
+    base = ["task=hotpotqa", f"task.path={hotpot_file}", "reader=none", "compressor=bm25"]
+    metrics, records = cell(tmp_path, *base, "compressor.level=passage", "compressor.rate=0.25")
+    identity = metrics["identity"]
+    assert metrics["status"] == "finished"
+    assert identity["variant"]["compressor"] == {"level": "passage", "rate": 0.25}
+    assert identity["variant"]["task"]["path"] == str(hotpot_file)
+    assert identity["compressor"]["class"] == "compressors.bm25.BM25Compressor" and identity["compressor"]["k1"] == 1.5
+    assert identity["reader"] == {"reader": "none", "tokenizer": "smollm2"}
+    assert len(identity["config_hash"]) == 64 and set(identity["git"]) == {"commit", "dirty"}
+    assert all(r["context"] and r["prompt_hash"] is None for r in records)
+    other, _ = cell(tmp_path, *base, "compressor.level=sentence", "compressor.rate=0.25", out="other")
+    assert other["identity"]["config_hash"] != identity["config_hash"]
+    assert other["identity"]["variant"]["compressor"] == {"rate": 0.25}
+
+
+def test_a_finished_cell_is_skipped_unless_rerun(tmp_path: Path, hotpot_file: Path) -> None:
+    base = ["task=hotpotqa", f"task.path={hotpot_file}", "reader=none", "compressor=bm25"]
+    first, _ = cell(tmp_path, *base)
+    (tmp_path / "out" / "predictions.jsonl").write_text("")  # a skipped cell does not touch its folder
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose("config", overrides=[*base, f"cache_dir={tmp_path / 'cache'}"])
+    skipped = run_cell(cfg, tmp_path / "out", {"task": "hotpotqa", "compressor": "c", "reader": "r"})
+    assert skipped["skipped"] and skipped["identity"] == first["identity"]
+    assert (tmp_path / "out" / "predictions.jsonl").read_text() == ""
+    # Another config in the same folder, an unfinished metrics.json, or rerun=true: computed again.
+    changed, records = cell(tmp_path, *base, "compressor.rate=0.3")
+    assert "skipped" not in changed and len(records) == 3
+    metrics_file = tmp_path / "out" / "metrics.json"
+    metrics_file.write_text(metrics_file.read_text().replace('"finished"', '"running"'))
+    again, records = cell(tmp_path, *base, "compressor.rate=0.3")
+    assert "skipped" not in again and len(records) == 3
+    rerun, records = cell(tmp_path, *base, "compressor.rate=0.3", "rerun=true")
+    assert "skipped" not in rerun and len(records) == 3
+
+
+def test_reader_free_records_stream_before_the_cell_ends(tmp_path: Path, hotpot_file: Path) -> None:
+    import runners.record as record
+
+    seen: list[int] = []
+    original = record.Recorder.write
+
+    def spy(self: record.Recorder, row: dict) -> None:
+        original(self, row)
+        seen.append(len((self.out_dir / "predictions.jsonl").read_text().splitlines()))
+
+    record.Recorder.write = spy  # type: ignore[method-assign]
+    try:
+        cell(tmp_path, "task=hotpotqa", f"task.path={hotpot_file}", "reader=none", "compressor=bm25",
+             "compress_chunk=1")
+    finally:
+        record.Recorder.write = original  # type: ignore[method-assign]
+    assert seen == [1, 2, 3]  # each line is on disk as soon as its example is compressed
+
+
+def test_stage_compress_fills_the_cache_and_is_not_finished(tmp_path: Path, hotpot_file: Path,
+                                                            tiny_reader: Path) -> None:
+    base = ["task=hotpotqa", f"task.path={hotpot_file}", "reader=transformers", f"reader.model={tiny_reader}",
+            "reader.dtype=float32", "task.max_new_tokens=2", "compressor=bm25"]
+    compressed, records = cell(tmp_path, *base, "stage=compress")
+    assert compressed["status"] == "compressed" and all(r["prediction"] is None for r in records)
+    full, records = cell(tmp_path, *base)
+    assert full["status"] == "finished" and full["cache_hits"]["compress"] == 3
+    assert all(r["prediction"] is not None and len(r["prompt_hash"]) == 64 for r in records)
