@@ -100,6 +100,11 @@ class Compressor:
             raise NotImplementedError(f"{type(self).__name__} implements neither compress nor compress_batch")
         return [self.compress(example, env) for example in examples]
 
+    def restore(self, prediction: str, example: Example, compressed: str, env: Env) -> str:
+        """The reader's answer with compressed spans mapped back to the original text, before it is
+        scored (LongLLMLingua's subsequence recovery). Most methods leave it as it is."""
+        return prediction
+
     def settings(self) -> dict[str, Any]:
         """Every knob as requested (nested compressors as their own settings), for the record."""
         return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "version": self.version,

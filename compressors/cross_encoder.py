@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from compressors.base import Env
-from compressors.custom_units import UnitsScored, sentence_chunks
-from compressors.units import Unit, split_units, view
+from compressors.scored import ScoredCompressor
+from compressors.units import Unit, sentence_chunks, split_units, view
 from core.errors import PcbenchError
 from core.example import Example
 from core.knobs import Range
@@ -32,7 +32,7 @@ def load_cross_encoder(path: str, spec: ModelSpec, device: str) -> Any:
 
 
 @dataclass
-class CrossEncoderCompressor(UnitsScored):
+class CrossEncoderCompressor(ScoredCompressor):
     level: Literal["chunk", "sentence", "passage"]  # chunk: sentences grouped up to chunk_tokens
     model: str  # any sentence-transformers CrossEncoder: hub id or local folder
     revision: str | None
@@ -45,7 +45,7 @@ class CrossEncoderCompressor(UnitsScored):
 
     def units(self, example: Example, env: Env) -> list[Unit]:
         if self.level == "chunk":
-            return sentence_chunks(example, int(self.chunk_tokens), env)
+            return sentence_chunks(example, int(self.chunk_tokens), env.count)
         return split_units(example, self.level)
 
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 from compressors.base import Env
-from compressors.custom_units import UnitsScored
 from compressors.encoders import EDGE_SLACK, SPECIALS, Pruner, bucket, load_pruner, plan_blocks
+from compressors.scored import ScoredCompressor
 from compressors.units import Unit
 from core.example import Example, Passage
 from core.knobs import Range
@@ -37,7 +37,7 @@ _DIGIT = re.compile(r"\d")
 
 
 @dataclass
-class LLMLingua2(UnitsScored):
+class LLMLingua2(ScoredCompressor):
     threshold: Annotated[float, Range(0, 1)] | None  # keep words whose probability reaches it
     level: Literal["word"]
     order: Literal["original"]

@@ -23,6 +23,10 @@ class ScoredCompressor(Compressor, Budget):
     level: Level  # unit granularity
     order: Literal["original", "score"]  # kept units in reading order, or best passages first
 
+    def units(self, example: Example, env: Env) -> list[Unit]:
+        """The units to score; override for units of one's own (chunks, words with force tokens)."""
+        return split_units(example, self.level)
+
     def score(self, question: str, units: list[str], example: Example) -> list[float]:
         """One number per unit, higher = more worth keeping; must not depend on the budget."""
         raise NotImplementedError(f"{type(self).__name__} implements neither score nor score_batch")
@@ -37,7 +41,7 @@ class ScoredCompressor(Compressor, Budget):
         return {k: v for k, v in self.key().items() if k not in skip}
 
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
-        units = [split_units(e, self.level) for e in examples]
+        units = [self.units(e, env) for e in examples]
         scorer = self.scorer_key()
         keys = [{"stage": "scores", "scorer": scorer, "question": e.question if self.query_aware else None,
                  "units": [view(e, u) for u in us], "example_id": e.id} for e, us in zip(examples, units)]

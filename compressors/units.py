@@ -10,7 +10,7 @@ original text: nothing is re-tokenised or re-spaced.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -114,3 +114,27 @@ def aggregate(offsets: Sequence[tuple[int, int]], scores: Sequence[float], units
     if how == "max":
         return [max(b) if b else float("-inf") for b in buckets]
     return [sum(b) / len(b) if b else float("-inf") for b in buckets]
+
+
+def sentence_chunks(example: Example, max_tokens: int, count: Callable[[list[str]], list[int]]) -> list[Unit]:
+    """Units of consecutive whole sentences of one passage, up to `max_tokens` tokens each (by `count`)
+    (a longer sentence is a chunk of its own: chunks end at sentence ends, never inside one)."""
+    out: list[Unit] = []
+    sentences = split_units(example, "sentence")
+    counts = count([u.text for u in sentences])
+    current: list[Unit] = []
+    used = 0
+    for unit, n in zip(sentences, counts):
+        if current and (unit.passage != current[0].passage or used + n > max_tokens):
+            out.append(_merge(example, current))
+            current, used = [], 0
+        current.append(unit)
+        used += n
+    if current:
+        out.append(_merge(example, current))
+    return out
+
+
+def _merge(example: Example, units: list[Unit]) -> Unit:
+    text = example.passages[units[0].passage].text
+    return Unit(units[0].passage, units[0].start, units[-1].end, text[units[0].start:units[-1].end])

@@ -55,13 +55,19 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
         diagnostics = {"answer_in_context": answer_in_context(example, text),
                        "evidence_recall": evidence_recall(example, text),
                        "char_ratio": char_ratio(example.context, text)}
+        if generation:
+            restored = compressor.restore(generation["text"], example, text, env)
+            if restored != generation["text"]:
+                generation = {**generation, "text": restored, "raw_text": generation["text"]}
         scores = task.score(generation["text"], example) if generation else None
         rows[i] = {**example_record(example, compressed[i], generation, scores, diagnostics),
                    "context": text, "prompt_hash": prompt_hash}
+        if generation and "raw_text" in generation:
+            rows[i]["raw_prediction"] = generation["raw_text"]  # before the compressor's restore()
         recorder.write(rows[i])
 
-    stream = compress_stream(examples, compressor, Env(reader.tokenizer, cache, MODELS), cache,
-                             int(cfg.compress_chunk))
+    env = Env(reader.tokenizer, cache, MODELS)
+    stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk))
     if reading:
         compressed.update(stream)
         # Compressor models stay warm for the next cell of a sweep, unless the reader needs their accelerator.
