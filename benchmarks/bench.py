@@ -6,7 +6,9 @@
 3. a second identical default run relative to the first (target >= 20x faster);
 4. honest budgets on the shared HotpotQA 800: mean achieved kept ratio per unit level and rate
    (target: within 0.02 of the request, never over it), counted in the reader's tokens;
-5. batched scoring across examples against one example at a time (embedding, MiniLM).
+5. batched scoring across examples against one example at a time (embedding, MiniLM);
+6. the LM token-pruning family (benchmarks/lm_pruning.py) and the trained pruners
+   (benchmarks/trained_pruners.py): throughput and the ratio to one forward pass of their model.
 
 Cells run in this process (as Hydra's local multirun does), so interpreter start-up is excluded.
 """
@@ -103,6 +105,20 @@ def batching(rows: list[tuple[str, str, str]]) -> None:
                  f"({alone:.1f} s vs {together:.1f} s)"))
 
 
+def families(rows: list[tuple[str, str, str]]) -> None:
+    import lm_pruning  # beside this file
+    import trained_pruners
+
+    for row in lm_pruning.run():
+        rows.append((f"{row['family']}: 2k-token essay at rate 0.5", f"{row['tokens_per_s']} tokens/s",
+                     f"{row['vs_forward_pass']}x one forward pass (goal <= 1.3x); 5-rate sweep "
+                     f"{row['sweep_5_rates_vs_1']}x one rate; achieved {row['achieved_rate_at_0.5']}"))
+    for name, row in trained_pruners.run().items():
+        rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
+                     f"{row['tokens_per_s']} tokens/s; {row['batched_speedup']}x faster than one by one; "
+                     f"{row['ratio_to_forward']}x one forward pass (goal <= 1.3x)"))
+
+
 def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="pcbench-bench-"))
     rows: list[tuple[str, str, str]] = []
@@ -124,6 +140,7 @@ def main() -> None:
 
     budgets(rows)
     batching(rows)
+    families(rows)
 
     width = max(len(r[0]) for r in rows)
     print("\npcbench benchmarks (this machine, one run)")
