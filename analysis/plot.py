@@ -3,9 +3,9 @@
 One panel per (task, reader): rows are tasks, columns readers. In each panel one line per
 variant (compressor + non-default knobs) through its budgets, with its 95% bootstrap band;
 `none` (the full context) is a dashed horizontal reference with its band, `random` a grey dotted
-control, `oracle` a star; the Pareto front (no other cell keeps less and scores more) is the
-thick grey step line. Colours are fixed per variant across panels. Every figure is written as PNG
-and PDF.
+control, `oracle` a star; the Pareto front of the compressors (no other cell keeps less and
+scores more; oracle and none are references, not part of it) is ringed and joined by a dashed
+staircase. Colours are fixed per variant across panels. Every figure is written as PNG and PDF.
 """
 
 from __future__ import annotations
@@ -38,12 +38,18 @@ def variant_colours(table: pd.DataFrame) -> dict[str, tuple[float, float, float,
     names = sorted(v for v in table["variant"].unique() if v.split(" ")[0] not in SPECIAL)
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     colours = {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+    randoms = sorted(v for v in table["variant"].unique() if v.split(" ")[0] == "random")
+    for i, name in enumerate(randoms):  # controls in greys, darkest first, told apart by shade
+        shade = 0.3 + 0.35 * i / max(1, len(randoms) - 1)
+        colours[name] = (shade, shade, shade, 1.0)
     for name in table["variant"].unique():
-        if name.split(" ")[0] == "random":
-            colours[name] = (0.45, 0.45, 0.45, 1.0)
-        elif name.split(" ")[0] in ("none", "oracle"):
+        if name.split(" ")[0] in ("none", "oracle"):
             colours[name] = (0.0, 0.0, 0.0, 1.0)
     return colours
+
+
+def reader_title(reader: str) -> str:
+    return "reader-free (no generation)" if reader == "none" else f"reader: {reader}"
 
 
 def pareto_front(ratios: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -115,7 +121,7 @@ def _draw_variant(ax: Axes, rows: pd.DataFrame, column: str, name: str, colour: 
         if bounds is not None:
             ax.errorbar(x, y, yerr=[y - bounds[0], bounds[1] - y], fmt="none", ecolor="black", capsize=3, zorder=4)
         return
-    style = dict(color=colour, marker="x" if family == "random" else "o", markersize=5,
+    style = dict(color=colour, marker="x" if family == "random" else "o", markersize=6 if family == "random" else 5,
                  linestyle=":" if family == "random" else "-", linewidth=1.6, zorder=3)
     ax.plot(x, y, label=f"{name} (control)" if family == "random" else name, **style)
     if bounds is not None:
@@ -139,15 +145,20 @@ def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path) -> Path:
             if rows.empty:
                 ax.set_axis_off()
                 continue
-            front = pareto_front(rows["kept_ratio"].to_numpy(float), rows[column].to_numpy(float))
+            # The front of what a compressor achieves: oracle uses the gold labels and none compresses
+            # nothing, so both are references drawn apart, not points of the front.
+            methods = rows[~rows["compressor"].isin(["none", "oracle"])]
+            front = pareto_front(methods["kept_ratio"].to_numpy(float), methods[column].to_numpy(float))
             if len(front) > 1:
-                fx = rows["kept_ratio"].to_numpy(float)[front]
-                fy = rows[column].to_numpy(float)[front]
-                ax.step(fx, fy, where="post", color="grey", alpha=0.3, linewidth=7, solid_capstyle="round",
-                        label="Pareto front", zorder=1)
+                fx = methods["kept_ratio"].to_numpy(float)[front]
+                fy = methods[column].to_numpy(float)[front]
+                # A staircase: what is attainable at a ratio is the best score at that ratio or below.
+                ax.step(fx, fy, where="post", color="black", alpha=0.35, linewidth=1.2, linestyle=(0, (4, 2)), zorder=1)
+                ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=1.0, alpha=0.6,
+                           label="Pareto front", zorder=6)
             for name, group in rows.groupby("variant"):
                 _draw_variant(ax, group, column, str(name), colours[str(name)])
-            ax.set_title(f"{task} · reader: {reader} · {_n_label(rows)}", fontsize=10)
+            ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
             ax.set_xlabel(RATIO_LABEL, fontsize=9)
             ax.set_ylabel(found.label, fontsize=9)
             ax.set_xlim(0, 1.05)
@@ -213,7 +224,7 @@ def plot_speed(table: pd.DataFrame, out: Path) -> Path:
             else:
                 ax.set_ylabel("compression time per example (ms)", fontsize=9)
             ax.set_yscale("log")
-            ax.set_title(f"{task} · reader: {reader} · {_n_label(rows)}", fontsize=10)
+            ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
             ax.set_xlabel(RATIO_LABEL, fontsize=9)
             ax.set_xlim(0, 1.05)
             ax.grid(alpha=0.3, which="both")

@@ -136,12 +136,17 @@ def add_intervals(table: pd.DataFrame, records: dict[str, list[dict[str, Any]]],
 
 
 def matched_baseline(table: pd.DataFrame, row: pd.Series, baseline: str) -> pd.Series | None:
-    """The `baseline` cell at the row's task and reader whose achieved kept ratio is nearest."""
+    """The `baseline` cell at the row's task and reader whose achieved kept ratio is nearest (among
+    those with the row's non-budget knobs, e.g. the same unit level, when any has them)."""
     same = table[(table["compressor"] == baseline) & (table["task_label"] == row["task_label"])
                  & (table["reader_label"] == row["reader_label"]) & (table["path"] != row["path"])]
     if same.empty:
         return None
-    return same.loc[(same["kept_ratio"] - row["kept_ratio"]).abs().idxmin()]
+    # A control cut into the same units (random level=passage for bm25 level=passage) when there is one.
+    knobs = str(row["variant"]).partition(" ")[2]
+    alike = same[same["variant"].map(lambda v: str(v).partition(" ")[2]) == knobs]
+    pool = alike if not alike.empty else same
+    return pool.loc[(pool["kept_ratio"] - row["kept_ratio"]).abs().idxmin()]
 
 
 def add_paired(table: pd.DataFrame, records: dict[str, list[dict[str, Any]]], metric: Metric,

@@ -89,16 +89,19 @@ def test_longbench_avg_is_the_published_weighting_and_has_an_interval() -> None:
 
 def test_matched_baseline_is_the_nearest_ratio_at_the_same_task_and_reader() -> None:
     table = pd.DataFrame({
-        "path": ["a", "r1", "r2", "r3", "n"],
-        "compressor": ["bm25", "random", "random", "random", "none"],
-        "task_label": ["hotpotqa"] * 4 + ["hotpotqa"],
-        "reader_label": ["smollm2", "smollm2", "smollm2", "qwen", "smollm2"],
-        "kept_ratio": [0.31, 0.1, 0.25, 0.3, 1.0],
+        "path": ["a", "r1", "r2", "r3", "n", "p", "rp"],
+        "compressor": ["bm25", "random", "random", "random", "none", "bm25", "random"],
+        "variant": ["bm25", "random", "random", "random", "none", "bm25 level=passage", "random level=passage"],
+        "task_label": ["hotpotqa"] * 7,
+        "reader_label": ["smollm2", "smollm2", "smollm2", "qwen", "smollm2", "smollm2", "smollm2"],
+        "kept_ratio": [0.31, 0.1, 0.25, 0.3, 1.0, 0.3, 0.6],
     })
     row = table.iloc[0]
     assert matched_baseline(table, row, "random")["path"] == "r2"  # r3 is nearer but read by another reader
     assert matched_baseline(table, row, "none")["path"] == "n"
     assert matched_baseline(table, table.iloc[1], "oracle") is None
+    # A control cut into the same units is preferred to a nearer one cut otherwise.
+    assert matched_baseline(table, table.iloc[5], "random")["path"] == "rp"
 
 
 def test_unknown_metric_lists_the_ones_found() -> None:
