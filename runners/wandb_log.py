@@ -163,7 +163,8 @@ def _log_study_run(cfg: DictConfig, study: str, root: Path, report: Any) -> None
 def log_to_wandb(cfg: DictConfig, metrics: dict[str, Any], out_dir: Path) -> None:
     """The cell's run, then the study's leaderboard run; a W&B failure is a warning, never a lost cell."""
     try:
-        log_cell(cfg, metrics, out_dir)
+        if not metrics.get("skipped"):  # a finished cell found again was logged when it ran
+            log_cell(cfg, metrics, out_dir)
         log_study(cfg, study_root(out_dir, str(cfg.get("study", "default"))))
     except Exception as exc:  # a logging outage must not cost the finished cell
         log.warning("W&B logging failed (%s); results are in %s", exc, out_dir)
