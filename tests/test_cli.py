@@ -237,3 +237,17 @@ def test_transformers_reader_with_a_model_runs(tmp_path: Path) -> None:
     assert metrics["reader"] == "transformers" and metrics["n_examples"] == 1 and "match" in metrics["metrics"]
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("niah x none x transformers: ")]
     assert "match=" in line and "kept=1.000" in line
+
+
+@needs_smollm2
+def test_sweeps_run_and_are_checked_under_the_submitit_launcher(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    bad = run(tmp_path, "--multirun", "hydra/launcher=submitit_local", "reader=none", *TINY_NIAH, "task.limit=1,abc")
+    one_line_error(bad, "sweep job #1 of 2", "task.limit='abc' is not allowed")
+    assert not (tmp_path / "sweep").exists(), "nothing was submitted"
+    good = run(tmp_path, "--multirun", "hydra/launcher=submitit_local", "reader=none", *TINY_NIAH,
+               "compressor=none,truncate")
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert len(list((tmp_path / "sweep").rglob("metrics.json"))) == 2
+    # The cells ran in other processes: their headlines come back through the sweeper.
+    assert sorted(line[:4] for line in good.stdout.splitlines() if line.startswith("[#")) == ["[#0]", "[#1]"]
