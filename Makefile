@@ -25,6 +25,7 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 bench: install
+	[ -d .bench-env/llmlingua ] || $(PIP) install -q --no-deps --target .bench-env llmlingua==0.2.2 tiktoken
 	$(PY) benchmarks/bench.py
 
 lint:
