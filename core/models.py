@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -60,6 +61,8 @@ class Models:
 
     def __init__(self) -> None:
         self._loaded: dict[tuple[Any, ...], tuple[str, Any]] = {}
+        # Seconds spent loading, so callers can keep loading out of per-example timings.
+        self.loading_seconds = 0.0
 
     def get(self, spec: ModelSpec, load: Callable[[str, ModelSpec, str], T]) -> T:
         """The model for `spec`, built by `load(path, spec, device)` on first use."""
@@ -67,6 +70,7 @@ class Models:
         slot = (spec.name, spec.revision, spec.dtype, device, spec.trust_remote_code, load.__module__,
                 load.__qualname__)
         if slot not in self._loaded:
+            started = time.perf_counter()
             path = resolve(spec.name)
             try:
                 model = load(path, spec, device)
@@ -74,6 +78,8 @@ class Models:
                 raise
             except (OSError, ValueError, ImportError) as exc:
                 raise PcbenchError(_cannot_load(spec, exc)) from None
+            finally:
+                self.loading_seconds += time.perf_counter() - started
             log.info("loaded %s on %s", spec.name, device)
             self._loaded[slot] = (device, model)
         return self._loaded[slot][1]  # type: ignore[return-value]

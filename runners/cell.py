@@ -66,7 +66,7 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
             rows[i]["raw_prediction"] = generation["raw_text"]  # before the compressor's restore()
         recorder.write(rows[i])
 
-    env = Env(reader.tokenizer, cache, MODELS)
+    env, loading = Env(reader.tokenizer, cache, MODELS), MODELS.loading_seconds
     stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk))
     if reading:
         compressed.update(stream)
@@ -85,7 +85,7 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
     reader.close()
 
     metrics = summarize(task, [(examples[i], rows[i]) for i in sorted(rows)], compressor.settings(), names,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, MODELS.loading_seconds - loading)
     metrics["identity"] = identity(cfg, names, {"compressor": compressor.settings(), "reader": reader.settings()})
     metrics["status"] = "finished" if reading or not reader.generates else "compressed"
     recorder.finish(metrics)

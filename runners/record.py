@@ -37,7 +37,11 @@ def example_record(example: Example, compressed: dict[str, Any], generation: dic
         record.update(prompt_tokens=generation["prompt_tokens"], new_tokens=generation["new_tokens"],
                       truncated=generation["truncated"], prefill_seconds=generation["prefill_seconds"],
                       generate_seconds=generation["decode_seconds"])
+        if generation.get("kv_kept_ratio") is not None:  # KV-cache presses (reader=kvpress)
+            record["kv_kept_ratio"] = generation["kv_kept_ratio"]
         record["cached"]["generate"] = generation.get("cached", False)
+    if "dataset" in example.meta:  # suites (LongBench) score and resample per dataset
+        record["dataset"] = example.meta["dataset"]
     return record
 
 
@@ -51,7 +55,7 @@ def _pct(value: float | None) -> float | None:
 
 
 def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested: dict[str, Any],
-              cell: dict[str, str], wall_seconds: float) -> dict[str, Any]:
+              cell: dict[str, str], wall_seconds: float, model_load_seconds: float = 0.0) -> dict[str, Any]:
     """Means over examples. Metrics and rates are percentages (x100, 2 decimals, as LongBench).
 
     kept_ratio is the mean of per-example ratios; kept_ratio_of_totals divides summed tokens.
@@ -79,11 +83,15 @@ def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested:
         "answer_in_context_yes_no": sum(yes_no_only(example) for example, _ in rows),
         "evidence_recall": _pct(_mean([r["evidence_recall"] for r in records])),
         "truncated": sum(bool(r.get("truncated")) for r in records),
+        # Share of KV-cache entries kept by a press (reader=kvpress), beside the text kept ratio.
+        "kv_kept_ratio": _mean([r.get("kv_kept_ratio") for r in records]),
         "seconds": {
             "compress_mean": _mean([r["compress_seconds"] for r in records]),
             # Time this run spent compressing (cache hits cost nothing here; their records keep the
             # seconds measured when they were computed).
             "compress_total": sum(r["compress_seconds"] for r in records if not r["cached"]["compress"]),
+            # Loading the compressor's models, kept out of the per-example seconds above.
+            "model_load": model_load_seconds,
             "prefill_mean": _mean([r.get("prefill_seconds") for r in scored]),
             "generate_mean": _mean([r.get("generate_seconds") for r in scored]),
             "wall": wall_seconds,
