@@ -49,11 +49,18 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
     rows: dict[int, dict[str, Any]] = {}
     compressed: dict[int, dict[str, Any]] = {}
     reading = reader.generates and cfg.get("stage", "all") == "all"
+    requests: list[Any] = []
 
     def record(i: int, generation: dict[str, Any] | None, prompt_hash: str | None = None) -> None:
         example, text = examples[i], compressed[i]["text"]
-        diagnostics = {"answer_in_context": answer_in_context(example, text),
-                       "evidence_recall": evidence_recall(example, text),
+        # Diagnostics judge what the reader saw: a prompt cut from the middle to fit the window may
+        # have lost the needle that compression kept (the question is taken out of the cut prompt,
+        # since it may hold an answer itself).
+        seen = text
+        if generation and generation["truncated"]:
+            seen = reader.prompt(requests[i]).content.replace(example.question, " ")
+        diagnostics = {"answer_in_context": answer_in_context(example, seen),
+                       "evidence_recall": evidence_recall(example, seen),
                        "char_ratio": char_ratio(example.context, text)}
         if generation:
             restored = compressor.restore(generation["text"], example, text, env)

@@ -122,6 +122,10 @@ def test_context_beyond_the_window_is_cut_from_the_middle(tmp_path: Path, hotpot
                             f"reader.model={tiny_reader}", "reader.dtype=float32", "reader.max_input_tokens=40",
                             "task.max_new_tokens=2")
     assert metrics["truncated"] == 3 and all(r["truncated"] for r in records)
+    # Diagnostics judge the cut prompt: the landmark sentence in the middle of the context is gone.
+    assert metrics["evidence_recall"] < 100.0 and metrics["answer_in_context"] < 100.0
+    free, _ = cell(tmp_path, "task=hotpotqa", f"task.path={hotpot_file}", "reader=none", out="free")
+    assert free["evidence_recall"] == 100.0 and free["answer_in_context"] == 100.0
 
 
 def test_an_empty_compressed_context_is_sent_and_counted(tmp_path: Path, hotpot_file: Path) -> None:
