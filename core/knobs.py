@@ -105,7 +105,10 @@ def convert(value: Any, hint: Any) -> Any:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise KnobError(describe(hint))
         item = args[0] if args else Any
-        return [convert(v, item) for v in value]
+        try:
+            return [convert(v, item) for v in value]
+        except KnobError:
+            raise KnobError(describe(hint)) from None  # name the list, not only the item's rule
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise KnobError(describe(hint))

@@ -47,9 +47,9 @@ def compress_stream(examples: list[Example], compressor: Compressor, env: Env, c
     loading) divided evenly.
     """
     settings = compressor.key()
-    keys = [digest({"stage": "compressed", "compressor": settings,
-                    "example": fingerprint(e, compressor.query_aware), "tokenizer": env.tokenizer.name})
-            for e in examples]
+    sources = [{"stage": "compressed", "compressor": settings, "example": fingerprint(e, compressor.query_aware),
+                "tokenizer": env.tokenizer.name} for e in examples]
+    keys = [digest(source) for source in sources]
     todo = []
     for i, key in enumerate(keys):
         hit = cache.get("compressed", key)
@@ -70,7 +70,7 @@ def compress_stream(examples: list[Example], compressor: Compressor, env: Env, c
         for i, result, original, n in zip(chunk_ids, results, originals, kept):
             record = {"text": result.text, "extras": result.extras, "seconds": seconds,
                       "batch_examples": len(batch), "original_tokens": original, "compressed_tokens": n}
-            cache.put("compressed", keys[i], record)
+            cache.put("compressed", keys[i], record, sources[i])
             yield i, {**record, "cached": False}
     bar.close()
 
@@ -82,7 +82,8 @@ def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: 
     Cached generations come first; the rest go to the reader in batches of `batch_size`.
     """
     settings = reader.settings()
-    keys = [digest({"stage": "generation", "reader": settings, "request": reader.request_key(r)}) for r in requests]
+    sources = [{"stage": "generation", "reader": settings, "request": reader.request_key(r)} for r in requests]
+    keys = [digest(source) for source in sources]
     todo = []
     for i, key in enumerate(keys):
         hit = cache.get("generation", key)
@@ -96,7 +97,7 @@ def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: 
         generations: list[Generation] = reader.generate([requests[i] for i in chunk])
         for i, generation in zip(chunk, generations):
             record = dataclasses.asdict(generation)
-            cache.put("generation", keys[i], record)
+            cache.put("generation", keys[i], record, sources[i])
             yield i, {**record, "cached": False}
         bar.update(len(chunk))
     bar.close()
