@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps $(KVPRESS_PACKAGES)
 	@mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
+# A small offline study (conf/experiment/demo.yaml), then its leaderboard and plots.
 demo: install
-	$(PY) run.py
+	$(PY) run.py -m +experiment=demo
+	$(PY) -m analysis.report multirun/demo --metric match --out report/demo
 
 # pytest exits 5 when it collects nothing; that is not a failure of the build.
 test: install
