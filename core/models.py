@@ -93,14 +93,18 @@ class Models:
         for slot in doomed:
             del self._loaded[slot]
         if doomed:
-            gc.collect()
-            try:
-                import torch
+            free_accelerator_memory()
 
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            except ImportError:
-                pass
+
+def free_accelerator_memory() -> None:
+    """Collect dropped models and hand CUDA's cached blocks back, so the next model fits."""
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _cannot_load(spec: ModelSpec, exc: BaseException) -> str:

@@ -6,7 +6,6 @@ only runs the prompts it builds through `model.generate`.
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 import time
@@ -16,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from core.errors import PcbenchError
 from core.knobs import Range
+from core.models import free_accelerator_memory
 from core.requests import Generation, Request
 from core.tokenizer import HFTokenizer
 from readers.base import Prompt, Reader, cannot_load, reader_tokenizer
@@ -107,13 +107,8 @@ class TransformersReader(Reader):
     def close(self) -> None:
         if self._model is None:
             return
-        cuda = self._model.device.type == "cuda"
         self._model = None
-        gc.collect()
-        if cuda:
-            import torch
-
-            torch.cuda.empty_cache()
+        free_accelerator_memory()
 
     # -- internals --------------------------------------------------------------------------
 

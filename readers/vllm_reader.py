@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from core.errors import PcbenchError
 from core.knobs import Range
+from core.models import free_accelerator_memory
 from core.requests import Generation, Request
 from core.tokenizer import HFTokenizer
 from readers.base import Prompt, Reader, cannot_load, reader_tokenizer
@@ -137,16 +138,7 @@ class VLLMReader(Reader):
         if self._llm is None:
             return
         self._llm = None
-        import gc
-
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        free_accelerator_memory()
 
     def _load(self) -> Any:
         if self._llm is not None:

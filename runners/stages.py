@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from tqdm import tqdm
@@ -50,13 +50,7 @@ def compress_stream(examples: list[Example], compressor: Compressor, env: Env, c
     sources = [{"stage": "compressed", "compressor": settings, "example": fingerprint(e, compressor.query_aware),
                 "tokenizer": env.tokenizer.name} for e in examples]
     keys = [digest(source) for source in sources]
-    todo = []
-    for i, key in enumerate(keys):
-        hit = cache.get("compressed", key)
-        if hit is None:
-            todo.append(i)
-        else:
-            yield i, {**hit, "cached": True}
+    todo = yield from _hits(cache, "compressed", keys)
     bar = tqdm(total=len(todo), desc="compress", unit="ex", leave=False, disable=None)
     for chunk_ids in _chunks(todo, chunk):
         batch = [examples[i] for i in chunk_ids]
@@ -84,13 +78,7 @@ def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: 
     settings = reader.settings()
     sources = [{"stage": "generation", "reader": settings, "request": reader.request_key(r)} for r in requests]
     keys = [digest(source) for source in sources]
-    todo = []
-    for i, key in enumerate(keys):
-        hit = cache.get("generation", key)
-        if hit is None:
-            todo.append(i)
-        else:
-            yield i, {**hit, "cached": True}
+    todo = yield from _hits(cache, "generation", keys)
     todo.sort(key=lambda i: len(requests[i].prompt))  # similar lengths share a batch: less padding
     bar = tqdm(total=len(todo), desc="read", unit="ex", leave=False, disable=None)
     for chunk in _chunks(todo, batch_size):
@@ -101,6 +89,18 @@ def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: 
             yield i, {**record, "cached": False}
         bar.update(len(chunk))
     bar.close()
+
+
+def _hits(cache: Cache, stage: str, keys: list[str]) -> Generator[tuple[int, dict[str, Any]], None, list[int]]:
+    """Yield (index, cached record) for every hit; return the indices of the misses."""
+    misses = []
+    for i, key in enumerate(keys):
+        hit = cache.get(stage, key)
+        if hit is None:
+            misses.append(i)
+        else:
+            yield i, {**hit, "cached": True}
+    return misses
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
