@@ -16,6 +16,11 @@ newer code and never overwritten by this one).
 
     python -m runners.cache stats                   # entries and bytes per stage
     python -m runners.cache prune --older-than 30   # also --compressor bm25, --stage scores, --dry-run
+    python -m runners.cache prune --runs multirun   # no filter: only killed writers' temporary files
+
+Temporary files (`.tmp-*`) older than an hour are leftovers of killed writers: every `prune`
+removes them (`--runs FOLDER` also the cell folders' `.metrics.json.*.tmp`), and opening a cache
+does so in the background at most once an hour.
     python -m runners.cache show 3fa2...            # the stored key and value of a hash (or a prefix)
 """
 
@@ -29,6 +34,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -49,6 +55,12 @@ FORMAT = 2
 _MEMORY: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
 _MEMORY_SIZE = 50_000
 _MISS = object()
+# A temporary file this old was left by a killed writer: live writers rename theirs within
+# seconds (one JSON entry), so an hour leaves a wide margin on slow shared file systems.
+STALE_SECONDS = 3600
+# How often a cache open may look for such leftovers: at most once an hour per cache, across
+# every process sharing it (a marker file's mtime says when it last happened).
+SWEEP_MARKER = ".last-temporary-sweep"
 # What this process has already warned about ("unreadable", "newer"), so each is said once.
 _WARNED: set[str] = set()
 
@@ -115,6 +127,7 @@ class Cache:
         self.misses = 0
         if enabled:
             self._check_root()
+            self._sweep_temporaries()
 
     def _check_root(self) -> None:
         """Fail at start-up with one line, not at the first write after an hour of work."""
@@ -128,6 +141,23 @@ class Cache:
             os.unlink(probe)
         except OSError as exc:
             raise PcbenchError(f"cache_dir={self.root} is not writable ({exc.strerror or exc}); {hint}") from None
+
+    def _sweep_temporaries(self) -> None:
+        """Remove killed writers' `.tmp-*` files, at most hourly per cache and off the caller's path.
+
+        A big cache on a network file system takes a while to list, so the walk runs in a daemon
+        thread (it only unlinks files older than STALE_SECONDS, which no live writer owns), and the
+        marker is touched first so that the array jobs of a sweep starting together mostly skip it.
+        """
+        marker = self.root / SWEEP_MARKER
+        try:
+            if marker.exists() and time.time() - marker.stat().st_mtime < STALE_SECONDS:
+                return
+            marker.touch()
+        except OSError:
+            return
+        threading.Thread(target=remove_cache_temporaries, args=(self.root,), daemon=True,
+                         name="pcbench-cache-temporaries").start()
 
     def _path(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:2] / f"{key}.json"
@@ -337,7 +367,7 @@ def prune(root: Path, older_than_days: float | None = None, compressor: str | No
 
     Safe while other processes run: each delete is one unlink (readers see the whole file or a
     miss), files that vanish meanwhile are skipped, and running writers' temporary files are left
-    alone unless older than a day (leftovers of killed runs).
+    alone unless older than an hour (leftovers of killed runs).
     """
     cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
     wanted = compressor_targets(compressor) if compressor else None
@@ -366,16 +396,46 @@ def prune(root: Path, older_than_days: float | None = None, compressor: str | No
                 continue
         report["deleted"] += 1
         report["bytes"] += size
-    day_ago = time.time() - 86400
-    for temp in root.glob("*/*/.tmp-*") if root.is_dir() else []:
-        try:
-            if temp.stat().st_mtime < day_ago:
-                if not dry_run:
-                    temp.unlink()
-                report["stale_temporary"] += 1
-        except FileNotFoundError:
-            continue
+    report["stale_temporary"] += remove_cache_temporaries(root, dry_run)
     return report
+
+
+def remove_stale_temporaries(folder: Path, pattern: str, dry_run: bool = False,
+                              max_age: float = STALE_SECONDS) -> int:
+    """Delete files in `folder` matching `pattern` last written more than `max_age` seconds ago.
+
+    For temporary files of atomic writes (cache entries, metrics.json) whose writer was killed
+    before its rename; a younger one may belong to a live writer and is left alone. Returns how
+    many went (would go, with dry_run).
+    """
+    cutoff, removed = time.time() - max_age, 0
+    try:
+        candidates = list(folder.glob(pattern))
+    except OSError:
+        return 0
+    for path in candidates:
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                if not dry_run:
+                    path.unlink()
+                removed += 1
+        except FileNotFoundError:  # its writer renamed it, or another process removed it
+            continue
+        except OSError:
+            continue
+    return removed
+
+
+def remove_cache_temporaries(root: Path, dry_run: bool = False) -> int:
+    """Stale `.tmp-*` files of every stage folder of a cache (see remove_stale_temporaries)."""
+    if not root.is_dir():
+        return 0
+    return remove_stale_temporaries(root, "*/*/.tmp-*", dry_run)
+
+
+def remove_run_temporaries(roots: list[Path], dry_run: bool = False) -> int:
+    """Stale `.metrics.json.*.tmp` files (runners/record.py's atomic write) in cell folders under roots."""
+    return sum(remove_stale_temporaries(root, "**/.metrics.json.*.tmp", dry_run) for root in roots if root.is_dir())
 
 
 def find(root: Path, hash_or_prefix: str) -> list[tuple[str, Path]]:
@@ -404,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
                          help="made by this compressor: a conf/compressor option (bm25), a class or module name")
     pruning.add_argument("--stage", help="only this stage (compressed, scores, generation, tokens, ...)")
     pruning.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    pruning.add_argument("--runs", type=Path, nargs="+", metavar="FOLDER",
+                         help="also remove stale .metrics.json.*.tmp files under these result folders (multirun)")
     showing = commands.add_parser("show", help="the stored key and value of an entry")
     showing.add_argument("hash", help="the entry's hash, or a unique prefix of it")
     args = parser.parse_args(argv)
@@ -428,17 +490,24 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         print(f"cache: {root}")
         return 0
     if args.command == "prune":
-        if args.older_than is None and args.compressor is None and args.stage is None:
-            raise PcbenchError("prune needs at least one filter: --older-than DAYS, --compressor NAME or --stage STAGE")
         if args.older_than is not None and (math.isnan(args.older_than) or args.older_than < 0):
             raise PcbenchError(f"--older-than={args.older_than} is not allowed; allowed: a number of days >= 0")
-        report = prune(root, args.older_than, args.compressor, args.stage, args.dry_run)
         verb = "would delete" if args.dry_run else "deleted"
-        line = f"{verb} {report['deleted']} entries ({human(report['bytes'])}); kept {report['kept']}"
-        if report["no_stored_key"]:
-            line += f"; kept {report['no_stored_key']} that store no key (older format, or written without one)"
-        if report["stale_temporary"]:
-            line += f"; {report['stale_temporary']} stale temporary files"
+        if args.older_than is None and args.compressor is None and args.stage is None:
+            # No filter: entries are all kept (deleting every entry takes an explicit --older-than 0);
+            # only killed writers' leftovers go.
+            line = f"{verb} 0 entries (give --older-than DAYS, --compressor NAME or --stage STAGE to delete some)"
+            stale = remove_cache_temporaries(root, args.dry_run)
+        else:
+            report = prune(root, args.older_than, args.compressor, args.stage, args.dry_run)
+            line = f"{verb} {report['deleted']} entries ({human(report['bytes'])}); kept {report['kept']}"
+            if report["no_stored_key"]:
+                line += f"; kept {report['no_stored_key']} that store no key (older format, or written without one)"
+            stale = report["stale_temporary"]
+        stale_runs = remove_run_temporaries(args.runs or [], args.dry_run)
+        line += f"; {verb} {stale} stale temporary files (older than an hour)"
+        if args.runs:
+            line += f" and {stale_runs} under {', '.join(str(r) for r in args.runs)}"
         print(line)
         return 0
     found = find(root, args.hash)

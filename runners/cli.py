@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
@@ -32,23 +33,49 @@ from core.errors import PcbenchError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
-# Cells that stopped on bad input in this process, as their one-line messages. A cell records
-# its failure and returns instead of raising: Hydra would otherwise add its own "Error executing
-# job" line, and in a sweep the other cells still run (as Hydra does for failed jobs).
-FAILED: list[str] = []
+# Cells of this process's run or sweep that failed, as (one-line message, is it a bug). A cell
+# records its failure and returns instead of raising: Hydra would otherwise add its own "Error
+# executing job" line and, in a sweep, stop at the first failed cell.
+FAILED: list[tuple[str, bool]] = []
+# The sweep's closing line (`sweep: N done, ...`), set by the sweeper; printed last by `cli`.
+SUMMARY: list[str] = []
 
 
-def failed(message: str) -> dict[str, str]:
-    """Record a cell's bad-input failure; the task function returns this as its result."""
-    FAILED.append(message)
-    return {"error": message}
+def failed(message: str, folder: Path | None = None, bug: bool = False) -> dict[str, Any]:
+    """Record a cell's failure; the task function returns this as its result.
+
+    A sweep launched elsewhere (submitit) gets it back as the job's return value, so the folder and
+    the kind of failure travel with the message.
+    """
+    FAILED.append((message, bug))
+    return {"error": message, "bug": bug, "folder": str(folder) if folder is not None else None}
+
+
+def write_error(folder: Path, message: str, details: str | None = None) -> None:
+    """Mark a cell folder failed: error.txt holds the one-line message (and a traceback for a bug).
+
+    Any metrics.json goes, so the folder never reads as finished beside an error; a rerun that
+    finishes removes error.txt again (runners/record.py's Recorder).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.json").unlink(missing_ok=True)
+        text = message.rstrip("\n") + "\n" + (f"\n{details.rstrip()}\n" if details else "")
+        (folder / "error.txt").write_text(text, encoding="utf-8")
+    except OSError:
+        pass  # the folder itself is the problem (read-only, gone): the message still reaches the terminal
 
 
 def cli(main: Callable[[], object]) -> int:
-    """Run a @hydra.main function; return the exit code (0, or 2 after `error:` lines)."""
+    """Run a @hydra.main function; return the exit code.
+
+    0 when everything ran; 2 after `error:` lines for bad input; 1 when a cell of a sweep hit a
+    bug (its traceback is in its folder's error.txt and run.log, not on the terminal).
+    """
     previous = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own report
     FAILED.clear()
+    SUMMARY.clear()
     try:
         main()
     except Exception as exc:
@@ -62,9 +89,13 @@ def cli(main: Callable[[], object]) -> int:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = previous
-    for message in FAILED:  # one line per failed cell (one in a single run)
+    for message, _ in FAILED:  # one line per failed cell (one in a single run)
         print(f"error: {message}", file=sys.stderr)
-    return 2 if FAILED else 0
+    for line in SUMMARY:  # last: what a user scrolling a long sweep's output reads first
+        print(line, file=sys.stderr if FAILED else sys.stdout, flush=True)
+    if not FAILED:
+        return 0
+    return 1 if any(bug for _, bug in FAILED) else 2
 
 
 def _task_code(main: Callable[[], object]) -> object | None:
