@@ -267,8 +267,11 @@ class LLMLingua(Compressor, Budget):
     # -- token-level stage ---------------------------------------------------------------------------
 
     def plan(self, docs: list[Doc], used: list[int], order: list[int], dyn: dict[int, float]) -> Plan:
+        """The kept documents joined in output order, as the reference compresses them: with
+        `reorder_context` other than original, the token stage runs over the reordered documents
+        (so the conditioning prefix, the segments and the last uncompressed segment follow it)."""
         pieces, parts, pos = [], [], 0
-        kept = [i for i in sorted(used) if docs[i].render().strip()]
+        kept = [i for i in order if docs[i].render().strip()]
         for n, i in enumerate(kept):
             if n:
                 pos += 2  # the blank line between documents
@@ -278,7 +281,7 @@ class LLMLingua(Compressor, Budget):
             parts.append((pos, pos + len(docs[i].text), i, "text"))
             pos += len(docs[i].text)
             pieces.append(docs[i].render())
-        return Plan(docs, [i for i in order if i in kept], "\n\n".join(pieces), parts,
+        return Plan(docs, kept, "\n\n".join(pieces), parts,
                     [dyn.get(i, 0.0) for i in range(len(docs))])
 
     def owners(self, anchors: list[int], plan: Plan) -> list[tuple[int, str] | None]:

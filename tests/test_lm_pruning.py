@@ -72,9 +72,9 @@ def long_example(words: int = 600) -> Example:
 
 GOLDEN = {
     "llmlingua": "is of has many the E its\n\nquick brown fox near\n\nmechanics describes natureatomic.",
-    "longllmlingua": ("Quantum mechanics describes nature at the smallest scales of levels of atoms subatomic "
-                      "particles, where classical physics fails.\n\nF\nquick over near the every\n\nParis\n"
-                      "is It manyiffel Seine"),
+    # The token stage runs over the documents in output order (reorder_context=sort), as llmlingua 0.2.2 does.
+    "longllmlingua": ("Quantum mechanics nature at smallest scales of energy levels of atoms subatomic particles, "
+                      "where classical fails.\n\nfox jumps river morning\n\n."),
     "selective_context": ("Paris\nthe Eiffel tower\n\nFox\nThe quick brown fox the lazy dog the river bank\n\n"
                           "Quantum\nthe smallest scales subatomic particles"),
 }
