@@ -336,7 +336,7 @@ def all_units(docs: list[Any], tokenizer: Any) -> set[tuple[int, int]]:
     return out
 
 
-def compare(hotpot: int = 5, essays: int = 2, rates: tuple[float, ...] = RATES,
+def compare(hotpot: int = 3, essays: int = 2, rates: tuple[float, ...] = RATES,
             families: tuple[str, ...] = FAMILIES) -> dict[tuple[str, str, float], Tally]:
     import torch
 
@@ -366,7 +366,6 @@ def compare(hotpot: int = 5, essays: int = 2, rates: tuple[float, ...] = RATES,
     for family in families:
         for rate in rates:
             compressor = make("compressor", family, rate=rate, device="cpu")
-            settings = reference_settings(family, "")
             for source, example in data:
                 tally = tallies.setdefault((family, source, rate), Tally())
                 docs = compressor.documents(example, scorer)
@@ -433,7 +432,7 @@ def rows_of(tallies: dict[tuple[str, str, float], Tally]) -> list[tuple[str, str
     return rows
 
 
-def run(hotpot: int = 5, essays: int = 2) -> list[tuple[str, str, str]]:
+def run(hotpot: int = 3, essays: int = 2) -> list[tuple[str, str, str]]:
     if not (BENCH_ENV / "llmlingua").is_dir():
         return [("llmlingua 0.2.2 reference", "skipped", f"not in {BENCH_ENV}; `{INSTALL_HINT}`")]
     return rows_of(compare(hotpot, essays))
@@ -441,7 +440,7 @@ def run(hotpot: int = 5, essays: int = 2) -> list[tuple[str, str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limit", type=int, default=5, help="HotpotQA examples")
+    parser.add_argument("--limit", type=int, default=3, help="HotpotQA examples")
     parser.add_argument("--essays", type=int, default=2, help="2k-token essays")
     parser.add_argument("--family", choices=FAMILIES, action="append", help="one family (repeatable)")
     parser.add_argument("--rate", type=float, action="append", help="one rate (repeatable)")
