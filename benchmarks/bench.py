@@ -8,7 +8,9 @@
    (target: within 0.02 of the request, never over it), counted in the reader's tokens;
 5. batched scoring across examples against one example at a time (embedding, MiniLM);
 6. the LM token-pruning family (benchmarks/lm_pruning.py) and the trained pruners
-   (benchmarks/trained_pruners.py): throughput and the ratio to one forward pass of their model.
+   (benchmarks/trained_pruners.py): throughput and the ratio to one forward pass of their model;
+   LLMLingua and LongLLMLingua against the reference llmlingua 0.2.2 (benchmarks/llmlingua_reference.py):
+   agreement of kept tokens, achieved ratios and speed.
 
 Cells run in this process (as Hydra's local multirun does), so interpreter start-up is excluded.
 """
@@ -106,13 +108,15 @@ def batching(rows: list[tuple[str, str, str]]) -> None:
 
 
 def families(rows: list[tuple[str, str, str]]) -> None:
-    import lm_pruning  # beside this file
+    import llmlingua_reference  # beside this file
+    import lm_pruning
     import trained_pruners
 
     for row in lm_pruning.run():
         rows.append((f"{row['family']}: 2k-token essay at rate 0.5", f"{row['tokens_per_s']} tokens/s",
                      f"{row['vs_forward_pass']}x one forward pass (goal <= 1.3x); 5-rate sweep "
                      f"{row['sweep_5_rates_vs_1']}x one rate; achieved {row['achieved_rate_at_0.5']}"))
+    rows.extend(llmlingua_reference.run())  # ours against llmlingua 0.2.2 (installed in .bench-env by make bench)
     for name, row in trained_pruners.run().items():
         rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
                      f"{row['tokens_per_s']} tokens/s; {row['batched_speedup']}x faster than one by one; "
