@@ -36,7 +36,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 
 from compressors.base import Budget, Compressed, Compressor, Env
-from compressors.lm import CausalScorer, Tokens, check_fields, fit_count, load_scorer, spans_of_tokens
+from compressors.lm import CausalScorer, Tokens, fit_count, load_scorer, spans_of_tokens
 from core.errors import PcbenchError
 from core.example import Example, Passage
 from core.knobs import Range
@@ -94,7 +94,6 @@ class LLMLingua(Compressor, Budget):
     version: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
-        check_fields(self)
         super().__post_init__()
         if self.threshold is not None:
             raise PcbenchError(f"compressor.threshold={self.threshold} is not allowed for {type(self).__name__}: "

@@ -201,18 +201,6 @@ class CausalScorer:
         return cache
 
 
-def check_fields(obj: Any) -> None:
-    """Check and convert a dataclass's knobs against its annotations (core.knobs), so an object built
-    in Python is refused the same way as one built from its YAML: one line naming the bad key."""
-    import dataclasses
-
-    from core.knobs import check_knobs
-
-    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
-    for name, value in check_knobs(type(obj), values, "compressor").items():
-        setattr(obj, name, value)
-
-
 def load_scorer(env: Any, name: str, revision: str | None, dtype: str, device: str) -> CausalScorer:
     """The scorer LM from the harness's pool (loaded once per process)."""
     spec = ModelSpec(name=name, revision=revision, dtype=dtype, device=device, key="compressor.model")

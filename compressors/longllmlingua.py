@@ -30,7 +30,7 @@ from typing import Annotated, ClassVar, Literal
 
 from compressors.base import Env
 from compressors.llmlingua import Doc, LLMLingua, _mean
-from compressors.lm import CausalScorer
+from compressors.lm import CausalScorer, load_scorer
 from core.example import Example
 from core.knobs import Range
 from core.text import split_sentences
@@ -46,6 +46,7 @@ class LongLLMLingua(LLMLingua):
     reorder_context: Literal["original", "sort", "two_stage"]
     dynamic_context_compression_ratio: Annotated[float, Range(0, 1)]
     max_document_tokens: Annotated[int, Range(1)]
+    recovery: bool  # subsequence recovery of the reader's answer (restore), before it is scored
 
     query_aware: ClassVar[bool] = True
     version: ClassVar[int] = 1
@@ -126,11 +127,14 @@ class LongLLMLingua(LLMLingua):
 
         return list(env.store.fetch(key, compute))
 
-    def recover(self, scorer: CausalScorer, original: str, compressed: str, response: str) -> str:
-        """Subsequence recovery: each longest run of response words found in the compressed text
-        is replaced by the shortest original span (in scorer tokens) containing most of its tokens
-        in order with gaps of at most 10 tokens."""
-        return recover(scorer, original, compressed, response)
+    def restore(self, prediction: str, example: Example, compressed: str, env: Env) -> str:
+        """Subsequence recovery: each longest run of answer words found in the compressed text is
+        replaced by the shortest original span (in scorer tokens) containing most of its tokens in
+        order with gaps of at most 10 tokens. The record keeps the raw answer too."""
+        if not self.recovery:
+            return prediction
+        scorer = load_scorer(env, self.model, self.revision, self.dtype, self.device)
+        return recover(scorer, example.context, compressed, prediction)
 
 
 def recover(scorer: CausalScorer, original: str, compressed: str, response: str) -> str:

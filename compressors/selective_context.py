@@ -23,7 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 
 from compressors.base import Budget, Compressed, Compressor, Env
-from compressors.lm import aggregate, check_fields, fit_count, load_scorer, spans_of_tokens
+from compressors.lm import aggregate, fit_count, load_scorer, spans_of_tokens
 from core.errors import PcbenchError
 from core.example import PASSAGE_SEPARATOR, Example, Passage
 from core.knobs import Range
@@ -47,7 +47,6 @@ class SelectiveContext(Compressor, Budget):
     version: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
-        check_fields(self)
         if self.reduce_ratio is not None:
             chosen = [n for n in Budget.fields() if getattr(self, n) is not None]
             if chosen:

@@ -209,6 +209,15 @@ def test_subsequence_recovery_restores_original_spans(tiny: str, env: Env) -> No
     assert got == "It is Paris is the capital of France"
 
 
+def test_longllmlingua_restores_the_answer_before_scoring_only_with_recovery(tiny: str, env: Env) -> None:
+    example = Example("r", "What is Paris?", (Passage("Paris is the capital of France and big"),), ("capital",))
+    on, off = build("longllmlingua", tiny), build("longllmlingua", tiny, recovery=False)
+    answer = "It is Paris capital France"
+    assert on.restore(answer, example, "Paris capital France", env) == "It is Paris is the capital of France"
+    assert off.restore(answer, example, "Paris capital France", env) == answer
+    assert build("llmlingua", tiny).restore(answer, example, "Paris capital France", env) == answer
+
+
 def test_phrase_units_are_noun_chunks_or_words_with_the_fallback_recorded(tiny: str, env: Env) -> None:
     out = build("selective_context", tiny, rate=0.5, level="phrase").compress(EXAMPLE, env)
     assert out.extras["level"] in ("phrase", "word")
