@@ -103,8 +103,8 @@ def run(tmp_path: Path, *args: str, sweep: str = "sweep", timeout: int = 400,
 
 
 def cells(root: Path) -> dict[str, Path]:
-    """Cell folders under a sweep, by compressor (the folder above the cell's)."""
-    return {p.parent.parent.name + "/" + p.parent.name: p.parent for p in root.rglob("run.log")}
+    """Cell folders under a sweep, by compressor (multirun/<study>/<task>/<compressor>/<cell>)."""
+    return {p.parent.parent.name: p.parent for p in root.rglob("run.log")}
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -172,7 +172,9 @@ def test_a_variants_preset_runs_every_variant_for_real(tmp_path: Path) -> None:
     assert "checked 3 cells" in output
     assert last_line(result.stdout) == "sweep: 3 done, 0 skipped (already finished), 0 failed"
     found = {}
-    for folder in cells(tmp_path / "sweep").values():
+    folders = [p.parent for p in (tmp_path / "sweep").rglob("run.log")]
+    assert len(folders) == 3
+    for folder in folders:
         metrics = json.loads((folder / "metrics.json").read_text())
         records = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
         side = metrics["requested"].get("side", "none")
@@ -215,19 +217,19 @@ def test_failed_cells_under_submitit_leave_error_txt_and_the_others_finish(tmp_p
     # A bug among the failures: exit 1 (bad input alone would be 2).
     assert result.returncode == 1, result.stderr[-3000:] + result.stdout[-3000:]
     folders = cells(tmp_path / "sweep")
-    assert set(folders) == {"hotpotqa/none", "hotpotqa/oracle", "hotpotqa/boom"}
-    assert json.loads((folders["hotpotqa/none"] / "metrics.json").read_text())["status"] == "finished"
+    assert set(folders) == {"none", "oracle", "boom"} and len(list((tmp_path / "sweep").rglob("run.log"))) == 3
+    assert json.loads((folders["none"] / "metrics.json").read_text())["status"] == "finished"
     summary = last_line(result.stderr)
     assert summary.startswith("sweep: 1 done, 0 skipped (already finished), 2 failed: "), summary
-    assert str(folders["hotpotqa/oracle"]) in summary and str(folders["hotpotqa/boom"]) in summary
-    oracle = (folders["hotpotqa/oracle"] / "error.txt").read_text()
+    assert str(folders["oracle"]) in summary and str(folders["boom"]) in summary
+    oracle = (folders["oracle"] / "error.txt").read_text()
     assert oracle.strip() == ("oracle (level=sentence): example 'x0' has no gold evidence sentences; oracle needs "
                               "a task with gold evidence (hotpotqa, nq, niah)")
-    boom = (folders["hotpotqa/boom"] / "error.txt").read_text()
+    boom = (folders["boom"] / "error.txt").read_text()
     assert boom.startswith("RuntimeError: out of memory (as a GPU says it)\n")
     assert "Traceback (most recent call last)" in boom and "pcbench_test_compressors.py" in boom
-    assert "Traceback" in (folders["hotpotqa/boom"] / "run.log").read_text()
-    for name in ("hotpotqa/oracle", "hotpotqa/boom"):
+    assert "Traceback" in (folders["boom"] / "run.log").read_text()
+    for name in ("oracle", "boom"):
         assert not (folders[name] / "metrics.json").exists()
     assert "Traceback" not in result.stderr + result.stdout, "tracebacks live in error.txt and run.log"
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -245,8 +247,8 @@ def test_a_bug_in_a_local_sweep_goes_on_and_a_single_run_shows_its_traceback(tmp
     assert "Traceback" not in result.stdout + result.stderr
     assert last_line(result.stderr).startswith("sweep: 1 done, 0 skipped (already finished), 1 failed: ")
     folders = cells(tmp_path / "sweep")
-    assert "Traceback" in (folders["niah/boom"] / "error.txt").read_text()
-    assert json.loads((folders["niah/none"] / "metrics.json").read_text())["status"] == "finished"
+    assert "Traceback" in (folders["boom"] / "error.txt").read_text()
+    assert json.loads((folders["none"] / "metrics.json").read_text())["status"] == "finished"
     single = run(tmp_path, *TINY, "compressor=boom")
     assert single.returncode == 1 and "Traceback" in single.stderr and "RuntimeError: out of memory" in single.stderr
     assert (tmp_path / "run" / "error.txt").read_text().startswith("RuntimeError: out of memory")
