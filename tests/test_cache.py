@@ -6,13 +6,14 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from core.errors import PcbenchError
-from runners.cache import _MEMORY, _WARNED, FORMAT, Cache, CacheKeyError, digest, prune
+from runners.cache import _MEMORY, _WARNED, FORMAT, SWEEP_MARKER, Cache, CacheKeyError, digest, prune
 from runners.cache import main as cache_cli
 
 
@@ -226,8 +227,8 @@ def test_cli_prune_by_age_and_stage(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not old.exists() and len(list(tmp_path.rglob("*.json"))) == 3
     assert cache_cli(["--root", str(tmp_path), "prune", "--stage", "compressed"]) == 0
     assert {p.parent.parent.name for p in tmp_path.rglob("*.json")} == {"scores"}
-    assert cache_cli(["--root", str(tmp_path), "prune"]) == 2
-    assert "needs at least one filter" in capsys.readouterr().err
+    assert cache_cli(["--root", str(tmp_path), "prune"]) == 0  # no filter: no entry goes
+    assert "deleted 0 entries" in capsys.readouterr().out and len(list(tmp_path.rglob("*.json"))) == 1
 
 
 def _keep_writing(root: str, stop: float) -> None:
@@ -249,3 +250,44 @@ def test_prune_is_safe_while_another_process_writes(tmp_path: Path) -> None:
     assert writer.exitcode == 0 and deleted > 0
     for path in tmp_path.rglob("*.json"):
         json.loads(path.read_text())  # whatever is left is whole
+
+
+# -- temporary files left by killed writers ------------------------------------------------------
+
+
+def _temporary(folder: Path, name: str, age_seconds: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text('{"format": 2, "key": nul')  # cut short, as a killed writer leaves it
+    os.utime(path, (time.time() - age_seconds,) * 2)
+    return path
+
+
+def test_prune_removes_stale_temporaries_and_leaves_live_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root, runs = tmp_path / "cache", tmp_path / "multirun"
+    keys = filled(root)
+    stale = _temporary(root / "scores" / "ab", ".tmp-dead.json", 2 * 3600)
+    live = _temporary(root / "scores" / "ab", ".tmp-live.json", 60)  # a writer that is still running
+    cell = runs / "study" / "niah" / "bm25" / "compressor=bm25"
+    stale_metrics = _temporary(cell, ".metrics.json.x1.tmp", 2 * 3600)
+    live_metrics = _temporary(cell, ".metrics.json.x2.tmp", 60)
+    assert cache_cli(["--root", str(root), "prune", "--runs", str(runs), "--dry-run"]) == 0
+    assert "would delete 1 stale temporary files (older than an hour) and 1 under" in capsys.readouterr().out
+    assert stale.exists() and stale_metrics.exists()
+    assert cache_cli(["--root", str(root), "prune", "--runs", str(runs)]) == 0
+    assert not stale.exists() and not stale_metrics.exists()
+    assert live.exists() and live_metrics.exists()
+    assert {p.stem for p in root.rglob("*.json") if not p.name.startswith(".")} == {digest(k) for k in keys.values()}
+
+
+def test_opening_a_cache_removes_stale_temporaries_at_most_hourly(tmp_path: Path) -> None:
+    stale = _temporary(tmp_path / "compressed" / "0f", ".tmp-dead.json", 2 * 3600)
+    live = _temporary(tmp_path / "compressed" / "0f", ".tmp-live.json", 10)
+    Cache(tmp_path)
+    for thread in threading.enumerate():  # the walk runs beside the caller; wait for it here
+        if thread.name == "pcbench-cache-temporaries":
+            thread.join(timeout=30)
+    assert not stale.exists() and live.exists() and (tmp_path / SWEEP_MARKER).exists()
+    again = _temporary(tmp_path / "compressed" / "0f", ".tmp-dead2.json", 2 * 3600)
+    Cache(tmp_path)  # within the hour: no second walk
+    assert not any(t.name == "pcbench-cache-temporaries" for t in threading.enumerate()) and again.exists()

@@ -227,6 +227,12 @@ def test_a_cell_failing_at_run_time_lets_the_others_finish(tmp_path: Path) -> No
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2 and all("task file not found" in e for e in errors)
     assert errors[0].startswith("error: sweep job #0") and "Traceback" not in result.stderr
+    # The sweep ends with its summary (last line), and each failed cell's folder says why.
+    summary = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert summary.startswith("sweep: 0 done, 0 skipped (already finished), 2 failed: "), summary
+    notes = sorted((tmp_path / "sweep").rglob("error.txt"))
+    assert len(notes) == 2 and all(n.read_text().startswith("task file not found") for n in notes)
+    assert not list((tmp_path / "sweep").rglob("metrics.json"))
 
 
 @needs_smollm2
