@@ -12,7 +12,10 @@ instead (its documented switch), and then reports bad input as exactly one stder
 - OSError with a file name (read-only output folder, cache path that is a file).
 
 A ValueError or TypeError raised inside the task function is a bug, not bad input: it keeps its
-full traceback. Every Hydra flag (--cfg, -p, -cn, -cd, --info, --help, -m) passes through
+full traceback in a single run. A cell of a sweep never raises: run.py writes its error.txt and
+records it with `failed`, the sweeper adds its summary line, and `cli` prints both at the end.
+
+Every Hydra flag (--cfg, -p, -cn, -cd, --info, --help, -m) passes through
 untouched because nothing here looks at the arguments.
 """
 
