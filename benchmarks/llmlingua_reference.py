@@ -39,7 +39,6 @@ prints them (`--limit N` HotpotQA examples, `--essays N`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -61,22 +60,6 @@ ESSAY_TOKENS = 2048
 RATES = (0.5, 0.25)
 FAMILIES = ("llmlingua", "longllmlingua")
 INSTALL_HINT = "pip install --no-deps --target .bench-env llmlingua==0.2.2 tiktoken"
-
-
-class MemoStore:
-    """An in-memory score store (a fresh one per compression: nothing is reused across calls)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def fetch(self, key: dict[str, Any], compute: Any) -> Any:
-        slot = json.dumps(key, sort_keys=True, default=str)
-        if slot not in self.values:
-            self.values[slot] = compute()
-        return self.values[slot]
-
-    def fetch_many(self, keys: list[dict[str, Any]], compute: Any) -> list[Any]:
-        return [self.fetch(k, lambda i=i: compute([i])[0]) for i, k in enumerate(keys)]
 
 
 class LocalEncoding:
@@ -348,13 +331,14 @@ def compare(hotpot: int = 3, essays: int = 2, rates: tuple[float, ...] = RATES,
 
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import make
+    from lm_pruning import MemoStore  # beside this file
 
     torch.manual_seed(0)
     path = str(local_models.resolve("smollm2"))
     models, reader = Models(), load_tokenizer("smollm2")
 
     def env_of() -> Env:
-        return Env(reader, MemoStore(), models)
+        return Env(reader, MemoStore(), models)  # a fresh store per call: nothing reused across calls
 
     scorer = load_scorer(env_of(), "smollm2", None, "float32", "cpu")
     ref = load_reference(path)
