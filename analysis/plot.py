@@ -11,7 +11,9 @@ staircase. Colours are fixed per variant across panels. Every figure is written 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -131,6 +133,18 @@ def _draw_variant(ax: Axes, rows: pd.DataFrame, column: str, name: str, colour: 
             ax.errorbar(x, y, yerr=[y - bounds[0], bounds[1] - y], fmt="none", ecolor=colour, capsize=3, zorder=3)
 
 
+def _panels(rows_all: pd.DataFrame, axes: Any, tasks: list[str], readers: list[str]) -> Iterator[
+        tuple[Any, str, str, pd.DataFrame]]:
+    """(axis, task, reader, rows) for every panel of the grid that has rows; empty panels are hidden."""
+    for r, task in enumerate(tasks):
+        for c, reader in enumerate(readers):
+            rows = rows_all[(rows_all["task_label"] == task) & (rows_all["reader_label"] == reader)]
+            if rows.empty:
+                axes[r, c].set_axis_off()
+                continue
+            yield axes[r, c], task, reader, rows
+
+
 def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path) -> Path:
     """Metric against achieved kept ratio; writes out.png and out.pdf, returns the PNG's path."""
     found = metric if isinstance(metric, Metric) else resolve(table, metric)
@@ -138,32 +152,26 @@ def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path) -> Path:
     rows_all = table.dropna(subset=[column, "kept_ratio"])
     fig, axes, tasks, readers = _grid(rows_all)
     colours = variant_colours(rows_all)
-    for r, task in enumerate(tasks):
-        for c, reader in enumerate(readers):
-            ax = axes[r, c]
-            rows = rows_all[(rows_all["task_label"] == task) & (rows_all["reader_label"] == reader)]
-            if rows.empty:
-                ax.set_axis_off()
-                continue
-            # The front of what a compressor achieves: oracle uses the gold labels and none compresses
-            # nothing, so both are references drawn apart, not points of the front.
-            methods = rows[~rows["compressor"].isin(["none", "oracle"])]
-            front = pareto_front(methods["kept_ratio"].to_numpy(float), methods[column].to_numpy(float))
-            if len(front) > 1:
-                fx = methods["kept_ratio"].to_numpy(float)[front]
-                fy = methods[column].to_numpy(float)[front]
-                # A staircase: what is attainable at a ratio is the best score at that ratio or below.
-                ax.step(fx, fy, where="post", color="black", alpha=0.35, linewidth=1.2, linestyle=(0, (4, 2)), zorder=1)
-                ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=1.0, alpha=0.6,
-                           label="Pareto front", zorder=6)
-            for name, group in rows.groupby("variant"):
-                _draw_variant(ax, group, column, str(name), colours[str(name)])
-            ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
-            ax.set_xlabel(RATIO_LABEL, fontsize=9)
-            ax.set_ylabel(found.label, fontsize=9)
-            ax.set_xlim(0, 1.05)
-            ax.set_ylim(-3, 103)
-            ax.grid(alpha=0.3)
+    for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
+        # The front of what a compressor achieves: oracle uses the gold labels and none compresses
+        # nothing, so both are references drawn apart, not points of the front.
+        methods = rows[~rows["compressor"].isin(["none", "oracle"])]
+        front = pareto_front(methods["kept_ratio"].to_numpy(float), methods[column].to_numpy(float))
+        if len(front) > 1:
+            fx = methods["kept_ratio"].to_numpy(float)[front]
+            fy = methods[column].to_numpy(float)[front]
+            # A staircase: what is attainable at a ratio is the best score at that ratio or below.
+            ax.step(fx, fy, where="post", color="black", alpha=0.35, linewidth=1.2, linestyle=(0, (4, 2)), zorder=1)
+            ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=1.0, alpha=0.6,
+                       label="Pareto front", zorder=6)
+        for name, group in rows.groupby("variant"):
+            _draw_variant(ax, group, column, str(name), colours[str(name)])
+        ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
+        ax.set_xlabel(RATIO_LABEL, fontsize=9)
+        ax.set_ylabel(found.label, fontsize=9)
+        ax.set_xlim(0, 1.05)
+        ax.set_ylim(-3, 103)
+        ax.grid(alpha=0.3)
     _legend(fig, axes)
     fig.tight_layout()
     return _save(fig, out)
@@ -202,32 +210,26 @@ def plot_speed(table: pd.DataFrame, out: Path) -> Path:
     rows_all = table.dropna(subset=[column, "kept_ratio"])
     fig, axes, tasks, readers = _grid(rows_all)
     colours = variant_colours(rows_all)
-    for r, task in enumerate(tasks):
-        for c, reader in enumerate(readers):
-            ax = axes[r, c]
-            rows = rows_all[(rows_all["task_label"] == task) & (rows_all["reader_label"] == reader)]
-            if rows.empty:
-                ax.set_axis_off()
-                continue
-            for name, group in rows.groupby("variant"):
-                group = group.sort_values("kept_ratio")
-                family = str(name).split(" ")[0]
-                if read and family == "none":
-                    continue  # it is the 1x line
-                ax.plot(group["kept_ratio"], group[column], color=colours[str(name)],
-                        marker="*" if family == "oracle" else "x" if family == "random" else "o",
-                        markersize=9 if family == "oracle" else 5,
-                        linestyle=":" if family == "random" else "-" if len(group) > 1 else "none", label=str(name))
-            if read:
-                ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label="none (full context) = 1×")
-                ax.set_ylabel("speed-up over full context (×, compress + read)", fontsize=9)
-            else:
-                ax.set_ylabel("compression time per example (ms)", fontsize=9)
-            ax.set_yscale("log")
-            ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
-            ax.set_xlabel(RATIO_LABEL, fontsize=9)
-            ax.set_xlim(0, 1.05)
-            ax.grid(alpha=0.3, which="both")
+    for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
+        for name, group in rows.groupby("variant"):
+            group = group.sort_values("kept_ratio")
+            family = str(name).split(" ")[0]
+            if read and family == "none":
+                continue  # it is the 1x line
+            ax.plot(group["kept_ratio"], group[column], color=colours[str(name)],
+                    marker="*" if family == "oracle" else "x" if family == "random" else "o",
+                    markersize=9 if family == "oracle" else 5,
+                    linestyle=":" if family == "random" else "-" if len(group) > 1 else "none", label=str(name))
+        if read:
+            ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label="none (full context) = 1×")
+            ax.set_ylabel("speed-up over full context (×, compress + read)", fontsize=9)
+        else:
+            ax.set_ylabel("compression time per example (ms)", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
+        ax.set_xlabel(RATIO_LABEL, fontsize=9)
+        ax.set_xlim(0, 1.05)
+        ax.grid(alpha=0.3, which="both")
     _legend(fig, axes)
     fig.tight_layout()
     return _save(fig, out)
