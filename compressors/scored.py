@@ -8,6 +8,7 @@ rendered text in reader tokens: never over it) and rendering.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -67,10 +68,11 @@ class ScoredCompressor(Compressor, Budget):
         def measure(candidate: list[int], tail: Unit | None = None) -> int:
             return env.tokenizer.count([render_passages(self.render(example, units, candidate, scores, tail))])[0]
 
-        tokens = env.count([u.text for u in units])
-        kept = greedy(scores, tokens, limit, [u.passage for u in units], _overheads(example, env))
-        kept = fit(kept, scores, limit, measure)
-        kept = fill(kept, scores, tokens, limit, measure)
+        tokens, groups = env.count([u.text for u in units]), [u.passage for u in units]
+        overhead = _overheads(example, env)
+        kept = greedy(scores, tokens, limit, groups, overhead)
+        kept, used = fit(kept, scores, limit, measure, tokens)
+        kept, used = fill(kept, used, scores, tokens, limit, measure, groups, overhead)
         tail = None
         if self.level == "passage":
             tail = self._leading_sentences(example, units, kept, scores, limit, measure)
@@ -86,16 +88,22 @@ class ScoredCompressor(Compressor, Budget):
         rest = [i for i in best_first(scores) if i not in kept]
         if not rest:
             return None
-        best = units[rest[0]]
-        tail = None
-        end = 0
-        for sentence in sentences_of(example.passages[best.passage]):
-            end += len(sentence)
-            candidate = Unit(best.passage, 0, end, example.passages[best.passage].text[:end])
-            if measure(kept, candidate) > limit:
-                break
-            tail = candidate
-        return tail
+        passage = units[rest[0]].passage
+        text = example.passages[passage].text
+        ends = list(itertools.accumulate(len(sentence) for sentence in sentences_of(example.passages[passage])))
+
+        def lead(k: int) -> Unit:
+            return Unit(passage, 0, ends[k - 1], text[:ends[k - 1]])
+
+        # The most leading sentences that fit, by bisection: fitting is monotone in their number.
+        low, high = 0, len(ends)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if measure(kept, lead(middle)) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        return lead(low) if low else None
 
     def render(self, example: Example, units: list[Unit], kept: list[int], scores: list[float],
                tail: Unit | None = None) -> tuple[Passage, ...]:
@@ -113,7 +121,9 @@ class ScoredCompressor(Compressor, Budget):
 
 
 def _overheads(example: Example, env: Env) -> list[int]:
-    """Reader tokens a passage adds around its kept units: its title line and the separator."""
-    pieces = [f"{p.title}\n" if p.title else "" for p in example.passages]
-    return env.count([piece + PASSAGE_SEPARATOR for piece in pieces])
-
+    """Reader tokens a passage adds around its kept units: its title line and the separator,
+    counted apart (joined, the title's newline and the separator would merge into fewer tokens
+    than the rendered text really spends)."""
+    titles = env.count([f"{p.title}\n" if p.title else "" for p in example.passages])
+    separator = env.count([PASSAGE_SEPARATOR])[0]
+    return [t + separator for t in titles]

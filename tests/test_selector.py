@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compressors.selector import above, fit, greedy
+from compressors.selector import above, fill, fit, greedy
 
 
 def test_best_units_first_in_original_order() -> None:
@@ -29,8 +29,25 @@ def test_opening_a_group_costs_its_overhead() -> None:
 
 def test_fit_drops_the_lowest_scores_until_the_measure_fits() -> None:
     scores = [0.9, 0.1, 0.5, 0.3]
-    assert fit([0, 1, 2, 3], scores, 2, measure=len) == [0, 2]
-    assert fit([0, 1], scores, 0, measure=len) == []
+    assert fit([0, 1, 2, 3], scores, 2, measure=len) == ([0, 2], 2)
+    assert fit([0, 1], scores, 0, measure=len) == ([], 0)
+
+
+def test_fill_tops_up_on_measured_counts_in_few_calls() -> None:
+    scores, tokens = [0.9, 0.8, 0.7, 0.6, 0.5], [2, 2, 2, 2, 2]
+    calls: list[list[int]] = []
+
+    def measure(kept: list[int]) -> int:  # each unit really costs 1 token, half the estimate
+        calls.append(kept)
+        return len(kept)
+
+    kept, used = fill([0], 1, scores, tokens, 4, measure)
+    # Two rounds fit one more unit each (estimated 2, measured 1); then 1 token is left, which no
+    # unit fits by its estimate: estimates only ever err on the safe side.
+    assert (kept, used) == ([0, 1, 2], 3) and len(calls) == 2
+    # An addition that overflows on real counts is halved until it fits.
+    kept, used = fill([0], 1, scores, [1, 1, 1, 1, 1], 3, lambda k: 2 * len(k) - 1)
+    assert (kept, used) == ([0, 1], 3)
 
 
 def test_threshold_keeps_everything_at_or_above_it() -> None:
