@@ -139,6 +139,11 @@ class Rows(list):
 
 
 def main() -> None:
+    import bm25s  # noqa: F401  (it sets its own logger to DEBUG on import: quiet it after)
+
+    from runners.logs import quiet_third_party
+
+    quiet_third_party()
     scratch = Path(tempfile.mkdtemp(prefix="pcbench-bench-"))
     print("pcbench benchmarks (this machine, one run)", flush=True)
     rows = Rows()
