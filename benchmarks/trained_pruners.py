@@ -5,7 +5,7 @@ examples/s and context tokens/s compressed in one batched call, the same one exa
 and the ratio of the batched call to one batched forward pass of its model over the same inputs
 (goal <= 1.3x: splitting, block planning, aggregation and selection cost little beside the model).
 
-Models: a pruner trained by `python -m compressors.train` (`model_dir`), else all-MiniLM-L6-v2 with
+Models: a pruner trained by `python -m runners.train` (`model_dir`), else all-MiniLM-L6-v2 with
 fresh heads (same speed, meaningless output); the cross-encoder is MiniLM with a fresh 1-label head.
 Call `run()` (the lead's `make bench`), or `python benchmarks/trained_pruners.py [MODEL_DIR]`.
 """
@@ -25,7 +25,7 @@ SHARED_HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distr
 
 
 def _examples(n: int) -> list[Any]:
-    from compressors.train import load_examples
+    from runners.train import load_examples
 
     return load_examples("hotpotqa", str(SHARED_HOTPOT), n)
 
@@ -60,9 +60,9 @@ def _timed(fn: Any) -> float:
 def run(n: int = 32, model_dir: str | None = None) -> dict[str, dict[str, float]]:
     from compressors.base import Env
     from compressors.encoders import normalize_question
-    from compressors.train import _build
     from core.models import Models
     from core.tokenizer import load_tokenizer
+    from runners.train import _build
 
     examples = _examples(n)
     scratch = Path(tempfile.mkdtemp(prefix="pcbench-bench-"))

@@ -41,7 +41,7 @@ class LLMLingua2(ScoredCompressor):
     threshold: Annotated[float, Range(0, 1)] | None  # keep words whose probability reaches it
     level: Literal["word"]
     order: Literal["original"]
-    model: str  # hub id, local folder (an LLMLingua-2 checkpoint or `python -m compressors.train` output)
+    model: str  # hub id, local folder (an LLMLingua-2 checkpoint or `python -m runners.train` output)
     revision: str | None
     max_length: Annotated[int, Range(32)]  # the window a chunk must fit (512 as published)
     chunk_end_tokens: list[str]  # chunks end after one of these

@@ -10,7 +10,7 @@ modeling code, native otherwise):
   same sort and cut), so every passage stays traceable and compression is counted before them,
   as BERGEN reports it.
 - **native**: pcbench's own inference for checkpoints without remote code (a trained pruner from
-  `python -m compressors.train`, an LLMLingua-2-style classifier, or naver's weights remapped;
+  `python -m runners.train`, an LLMLingua-2-style classifier, or naver's weights remapped;
   see compressors/encoders.py). The normalised question and each passage (title line first)
   go through the encoder in blocks that fit the window; each sentence gets a keep score from its
   token keep probabilities, and a sentence is kept when that score reaches the threshold:
@@ -79,7 +79,7 @@ def sentence_score(probs: list[float], rule: str) -> float:
 class Provence(ScoredCompressor):
     threshold: Annotated[float, Range(0, 1)] | None  # keep probability T (0.1 conservative, 0.5 prunes more)
     level: Literal["sentence"]  # Provence prunes sentences
-    model: str  # hub id, local folder, or a folder from `python -m compressors.train`
+    model: str  # hub id, local folder, or a folder from `python -m runners.train`
     revision: str | None
     implementation: Literal["auto", "remote", "native"]
     trust_remote_code: bool  # needed for the remote implementation (it runs the checkpoint's own code)

@@ -436,7 +436,7 @@ def hotpot_records(n: int) -> list[dict[str, Any]]:
 
 @needs_minilm
 def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path) -> None:
-    from compressors.train import main
+    from runners.train import main
 
     data = tmp_path / "hotpot.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in hotpot_records(10)))
@@ -464,7 +464,7 @@ def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path) -> None
 @pytest.mark.parametrize("argv", [["--out", "x", "--heldout", "2"], ["--out", "x", "--style", "bert"],
                                   ["--out", "x", "--task", "nosuch"], ["--batch-size", "4"]])
 def test_train_bad_arguments_are_one_line(argv: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "compressors.train", *argv], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "runners.train", *argv], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -1,4 +1,4 @@
-"""Train a pruner on a task's own gold evidence: `python -m compressors.train [options]`.
+"""Train a pruner on a task's own gold evidence: `python -m runners.train [options]`.
 
 Two styles from one loop:
 - `provence` (default): a cross-encoder over (normalised question, "title\\npassage") learns a
@@ -35,19 +35,19 @@ from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
-log = logging.getLogger("compressors.train")
+log = logging.getLogger("runners.train")
 
 
 class OneLineParser(argparse.ArgumentParser):
     """Bad arguments end in one `error: ...` line (exit 2), like the rest of pcbench."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see python -m compressors.train --help)", file=sys.stderr)
+        print(f"error: {message} (see python -m runners.train --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m compressors.train", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m runners.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="hotpotqa", help="a conf/task option with gold evidence (hotpotqa, nq)")
     p.add_argument("--path", default=str(DEFAULT_DATA), help="task.path: the local data file")
     p.add_argument("--limit", type=int, default=None, help="first N examples of the task only")
