@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from core.errors import PcbenchError
@@ -77,7 +78,7 @@ class Models:
             except PcbenchError:
                 raise
             except (OSError, ValueError, ImportError) as exc:
-                raise PcbenchError(_cannot_load(spec, exc)) from None
+                raise cannot_load(spec.key, spec.name, exc) from None
             finally:
                 self.loading_seconds += time.perf_counter() - started
             log.info("loaded %s on %s", spec.name, device)
@@ -107,13 +108,17 @@ def free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _cannot_load(spec: ModelSpec, exc: BaseException) -> str:
+def cannot_load(key: str, name: str, exc: BaseException) -> PcbenchError:
+    """One line for a model or tokenizer that does not load, naming the config key that picks it."""
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        return PcbenchError(f"{key}={name!r}: no such folder; give an existing local folder ({key}=PATH), "
+                            "a hub id or a packaged alias (smollm2, minilm)")
     reason = " ".join(str(exc).split())[:200] or type(exc).__name__
     if "trust_remote_code" in reason:
-        return (f"cannot load {spec.key}={spec.name!r}: it needs its own modeling code; "
-                f"set {spec.key.rsplit('.', 1)[0]}.trust_remote_code=true if you trust it ({reason})")
-    return (f"cannot load {spec.key}={spec.name!r} ({type(exc).__name__}: {reason}); "
-            f"with no network, give a local folder: {spec.key}=PATH")
+        return PcbenchError(f"cannot load {key}={name!r}: it needs its own modeling code; "
+                            f"set {key.rsplit('.', 1)[0]}.trust_remote_code=true if you trust it ({reason})")
+    return PcbenchError(f"cannot load {key}={name!r} ({type(exc).__name__}: {reason}); "
+                        f"with no network, give a local folder: {key}=PATH")
 
 
 MODELS = Models()

@@ -22,10 +22,10 @@ import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from core.errors import PcbenchError
+from core.models import cannot_load
 from core.requests import Generation, Request
 from core.tokenizer import HFTokenizer, Tokenizer, load_tokenizer
 
@@ -145,23 +145,6 @@ class Reader(ABC):
 
 def newline_id(hf: Any) -> int:
     return int(hf.encode("\n", add_special_tokens=False)[-1])
-
-
-def looks_local(name: str) -> bool:
-    """A name meant as a folder on this machine rather than a hub id or a packaged alias."""
-    return name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
-
-
-def cannot_load(key: str, name: str, exc: BaseException) -> PcbenchError:
-    """One line for a model or tokenizer that does not load, naming the knob that picks it."""
-    if looks_local(name) and not Path(name).expanduser().exists():
-        return PcbenchError(f"{key}={name!r}: no such folder; give an existing local folder, a hub id or 'smollm2'")
-    reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-    if "trust_remote_code" in reason:
-        return PcbenchError(f"cannot load {key}={name!r}: it needs its own modeling code; set "
-                            f"reader.trust_remote_code=true if you trust it")
-    return PcbenchError(f"cannot load {key}={name!r} ({type(exc).__name__}: {reason}); "
-                        f"with no network, give a local folder: {key}=PATH")
 
 
 def reader_tokenizer(key: str, name: str, revision: str | None = None,

@@ -17,10 +17,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from core.errors import PcbenchError
 from core.knobs import Range
-from core.models import free_accelerator_memory
+from core.models import cannot_load, free_accelerator_memory
 from core.requests import Generation, Request
 from core.tokenizer import HFTokenizer
-from readers.base import Prompt, Reader, cannot_load, reader_tokenizer
+from readers.base import Prompt, Reader, reader_tokenizer
 
 log = logging.getLogger(__name__)
 
