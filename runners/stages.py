@@ -58,7 +58,8 @@ def compress_stream(examples: list[Example], compressor: Compressor, env: Env, c
         results = compressor.compress_batch(batch, env)
         # A model loaded during the chunk is a one-off cost of the process, not of these examples.
         seconds = (time.perf_counter() - start - (env.models.loading_seconds - loading)) / len(batch)
-        originals = env.count([e.context for e in batch])
+        # One context per lookup: the same key as a scored compressor's budget, so its count is reused.
+        originals = [env.count([e.context])[0] for e in batch]
         kept = env.tokenizer.count([r.text for r in results])
         bar.update(len(batch))
         for i, result, original, n in zip(chunk_ids, results, originals, kept):
