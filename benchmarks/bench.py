@@ -27,14 +27,14 @@ sys.path.insert(0, str(ROOT))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from runners.cell import run_cell  # noqa: E402
+from pcbench.runners.cell import run_cell  # noqa: E402
 
 SHARED_HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
 RATES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
 def cell(overrides: list[str], cache: Path, out: Path) -> tuple[float, dict]:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=[*overrides, f"cache_dir={cache}"])
     names = {"task": "task", "compressor": "compressor", "reader": "reader"}
     for item in overrides:
@@ -62,14 +62,14 @@ def sweep_cost(compressor: str, task: list[str], scratch: Path) -> tuple[float, 
 
 
 def budgets(rows: list[tuple[str, str, str]]) -> None:
-    from compressors.base import Env
-    from core.tokenizer import load_tokenizer
-    from runners.build import build
+    from pcbench.compressors.base import Env
+    from pcbench.core.build import build
+    from pcbench.core.tokenizer import load_tokenizer
 
     if not SHARED_HOTPOT.exists():
         rows.append(("honest budgets", "skipped", f"{SHARED_HOTPOT} is absent"))
         return
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=["task=hotpotqa", f"task.path={SHARED_HOTPOT}", "compressor=bm25"])
     data, tokenizer = build(cfg.task, "task").load(), load_tokenizer("smollm2")
     original = tokenizer.count([e.context for e in data])
@@ -85,14 +85,14 @@ def budgets(rows: list[tuple[str, str, str]]) -> None:
 
 
 def batching(rows: list[tuple[str, str, str]]) -> None:
-    from compressors.base import Env
-    from core.models import Models
-    from core.tokenizer import load_tokenizer
-    from runners.build import build
+    from pcbench.compressors.base import Env
+    from pcbench.core.build import build
+    from pcbench.core.tokenizer import load_tokenizer
+    from pcbench.models.pool import Models
 
     if not SHARED_HOTPOT.exists():
         return
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=["task=hotpotqa", f"task.path={SHARED_HOTPOT}", "task.limit=30",
                                            "compressor=embedding", "compressor.device=cpu"])
     data, env = build(cfg.task, "task").load(), Env(load_tokenizer("smollm2"), models=Models())
@@ -141,7 +141,7 @@ class Rows(list):
 def main() -> None:
     import bm25s  # noqa: F401  (it sets its own logger to DEBUG on import: quiet it after)
 
-    from runners.logs import quiet_third_party
+    from pcbench.runners.logs import quiet_third_party
 
     quiet_third_party()
     scratch = Path(tempfile.mkdtemp(prefix="pcbench-bench-"))

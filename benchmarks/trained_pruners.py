@@ -5,7 +5,7 @@ examples/s and context tokens/s compressed in one batched call, the same one exa
 and the ratio of the batched call to one batched forward pass of its model over the same inputs
 (goal <= 1.3x: splitting, block planning, aggregation and selection cost little beside the model).
 
-Models: a pruner trained by `python -m runners.train` (`model_dir`), else all-MiniLM-L6-v2 with
+Models: a pruner trained by `pcbench-train` (`model_dir`), else all-MiniLM-L6-v2 with
 fresh heads (same speed, meaningless output); the cross-encoder is MiniLM with a fresh 1-label head.
 Call `run()` (the lead's `make bench`), or `python benchmarks/trained_pruners.py [MODEL_DIR]`.
 """
@@ -25,7 +25,7 @@ SHARED_HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distr
 
 
 def _examples(n: int) -> list[Any]:
-    from runners.train import load_examples
+    from pcbench.runners.train import load_examples
 
     return load_examples("hotpotqa", str(SHARED_HOTPOT), n)
 
@@ -35,8 +35,8 @@ def _minilm_heads(scratch: Path) -> tuple[str, str]:
     from safetensors.torch import save_file
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-    from compressors.encoders import RANKING_FILE, ranking_head
-    from core.local_models import resolve
+    from pcbench.core.local_models import resolve
+    from pcbench.models.encoders import RANKING_FILE, ranking_head
 
     path = resolve("minilm")
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -58,11 +58,11 @@ def _timed(fn: Any) -> float:
 
 
 def run(n: int = 32, model_dir: str | None = None) -> dict[str, dict[str, float]]:
-    from compressors.base import Env
-    from compressors.encoders import normalize_question
-    from core.models import Models
-    from core.tokenizer import load_tokenizer
-    from runners.train import _build
+    from pcbench.compressors.base import Env
+    from pcbench.core.tokenizer import load_tokenizer
+    from pcbench.models.encoders import normalize_question
+    from pcbench.models.pool import Models
+    from pcbench.runners.train import _build
 
     examples = _examples(n)
     scratch = Path(tempfile.mkdtemp(prefix="pcbench-bench-"))
@@ -89,12 +89,12 @@ def run(n: int = 32, model_dir: str | None = None) -> dict[str, dict[str, float]
 
 def _forward(method: str, compressor: Any, examples: list[Any], env: Any, normalize: Any) -> None:
     """One batched forward pass of the method's model over the inputs it needs (tokenizing included)."""
-    from compressors.cross_encoder import load_cross_encoder
-    from compressors.encoders import load_pruner
-    from core.models import ModelSpec
+    from pcbench.compressors.cross_encoder import load_cross_encoder
+    from pcbench.models.encoders import load_pruner
+    from pcbench.models.pool import ModelSpec
 
     if method == "cross_encoder":
-        from compressors.units import split_units, view
+        from pcbench.compressors.units import split_units, view
 
         model = env.models.get(ModelSpec(compressor.model, compressor.revision, compressor.dtype, compressor.device,
                                          compressor.trust_remote_code), load_cross_encoder)

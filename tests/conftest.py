@@ -71,7 +71,7 @@ def composed(group: str, option: str) -> Any:
     """The config node of `group=option` exactly as `run.py` composes it (YAML defaults included)."""
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         return compose("config", overrides=[f"{group}={option}"])[group]
 
 
@@ -79,7 +79,7 @@ def make(group: str, option: str, **overrides: Any) -> Any:
     """Build a task, compressor or reader from its YAML, with knobs overridden: the values users get."""
     from omegaconf import OmegaConf
 
-    from runners.build import build
+    from pcbench.core.build import build
 
     node = composed(group, option).copy()
     OmegaConf.set_struct(node, False)  # an unknown knob must reach build(), which names what is allowed

@@ -29,7 +29,7 @@ CELLS: tuple[tuple[str, tuple[str, ...]], ...] = (
 def compose_cell(compressor: str, overrides: tuple[str, ...], cache: Path, reader: str = "none") -> object:
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         return compose("config", overrides=[f"reader={reader}", f"compressor={compressor}", *overrides,
                                             "task.lengths=[400]", "task.depths=[0,25,50,75,100]",
                                             f"cache_dir={cache}"])
@@ -41,7 +41,7 @@ def cell_name(compressor: str, overrides: tuple[str, ...]) -> str:
 
 @functools.cache
 def _built() -> Path:
-    from runners.cell import run_cell
+    from pcbench.runners.cell import run_cell
 
     base = Path(tempfile.mkdtemp(prefix="pcbench-study-"))
     for compressor, overrides in CELLS:

@@ -12,9 +12,9 @@ import pytest
 from conftest import needs_smollm2
 from study_cells import study
 
-from analysis.collect import collect_cells
-from analysis.plot import pareto_front
-from analysis.report import main
+from pcbench.analysis.collect import collect_cells
+from pcbench.analysis.plot import pareto_front
+from pcbench.analysis.report import main
 
 pytestmark = needs_smollm2
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import PcbenchError
-from runners.cache import _MEMORY, _WARNED, FORMAT, SWEEP_MARKER, Cache, CacheKeyError, digest, prune
-from runners.cache import main as cache_cli
+from pcbench.core.errors import PcbenchError
+from pcbench.runners.cache import _MEMORY, _WARNED, FORMAT, SWEEP_MARKER, Cache, CacheKeyError, digest, prune
+from pcbench.runners.cache import main as cache_cli
 
 
 def test_key_changes_with_any_knob_and_not_with_dict_order() -> None:
@@ -76,7 +76,7 @@ def test_two_processes_sharing_a_cache_never_corrupt_it(tmp_path: Path) -> None:
 
 def test_entry_stores_its_key_and_format_beside_the_value(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
-    key = {"stage": "scores", "scorer": {"class": "compressors.bm25.BM25Compressor"}, "units": ["a"]}
+    key = {"stage": "scores", "scorer": {"class": "pcbench.compressors.bm25.BM25Compressor"}, "units": ["a"]}
     cache.fetch(key, lambda: [0.5])
     (path,) = tmp_path.rglob("*.json")
     assert path.stem == digest(key) and path.parent.parent.name == "scores"
@@ -170,20 +170,26 @@ def test_cache_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
         Cache(file)
 
 
-# -- python -m runners.cache ----------------------------------------------------------------------
+# -- pcbench-cache ----------------------------------------------------------------------
 
 
 def filled(root: Path) -> dict[str, dict]:
     cache = Cache(root)
     keys = {
-        "bm25": {"stage": "scores", "scorer": {"class": "compressors.bm25.BM25Compressor", "k1": 1.5}, "x": 1},
-        "random": {"stage": "compressed", "compressor": {"class": "compressors.random_drop.RandomDrop"}, "x": 2},
-        "chain": {"stage": "compressed", "compressor": {"class": "compressors.chain.Chain", "stages": [
-            {"class": "compressors.bm25.BM25Compressor"}]}, "x": 3},
+        "bm25": {"stage": "scores", "scorer": {"class": "pcbench.compressors.bm25.BM25Compressor", "k1": 1.5}, "x": 1},
+        "random": {"stage": "compressed", "compressor": {"class": "pcbench.compressors.random_drop.RandomDrop"},
+                   "x": 2},
+        "chain": {"stage": "compressed", "compressor": {"class": "pcbench.compressors.chain.Chain", "stages": [
+            {"class": "pcbench.compressors.bm25.BM25Compressor"}]}, "x": 3},
         "tokens": {"stage": "tokens", "tokenizer": "smollm2", "texts": ["a b"]},
     }
     for name, key in keys.items():
         cache.fetch(key, lambda name=name: {"made": name})
+    # Opening a cache sweeps stale temporaries in a thread; wait for it, so that files a test makes
+    # afterwards are there for the test's own prune, whatever the thread's timing.
+    for thread in threading.enumerate():
+        if thread.name == "pcbench-cache-temporaries":
+            thread.join()
     return keys
 
 
@@ -235,7 +241,7 @@ def _keep_writing(root: str, stop: float) -> None:
     cache, i = Cache(root), 0
     while time.time() < stop:
         cache.put("compressed", digest(i), {"text": "x" * 5000, "i": i},
-                  {"stage": "compressed", "compressor": {"class": "compressors.bm25.BM25Compressor"}, "i": i})
+                  {"stage": "compressed", "compressor": {"class": "pcbench.compressors.bm25.BM25Compressor"}, "i": i})
         i += 1
 
 

@@ -9,8 +9,8 @@ import pytest
 from conftest import needs_smollm2
 from hydra import compose, initialize_config_dir
 
-from core.errors import PcbenchError
-from runners.cell import run_cell
+from pcbench.core.errors import PcbenchError
+from pcbench.runners.cell import run_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def hotpot_file(tmp_path: Path) -> Path:
 
 
 def cell(tmp_path: Path, *overrides: str, out: str = "out") -> tuple[dict, list[dict]]:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=[*overrides, f"cache_dir={tmp_path / 'cache'}"])
     names = {"task": "niah", "compressor": "none", "reader": "smollm2"}  # conf/config.yaml's defaults
     names.update(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in names)
@@ -85,7 +85,7 @@ def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from core.local_models import resolve
+    from pcbench.core.local_models import resolve
 
     folder = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
@@ -143,7 +143,8 @@ def test_metrics_hold_the_cell_identity(tmp_path: Path, hotpot_file: Path) -> No
     assert metrics["status"] == "finished"
     assert identity["variant"]["compressor"] == {"level": "passage", "rate": 0.25}
     assert identity["variant"]["task"]["path"] == str(hotpot_file)
-    assert identity["compressor"]["class"] == "compressors.bm25.BM25Compressor" and identity["compressor"]["k1"] == 1.5
+    assert identity["compressor"]["class"] == "pcbench.compressors.bm25.BM25Compressor"
+    assert identity["compressor"]["k1"] == 1.5
     assert identity["reader"] == {"reader": "none", "tokenizer": "smollm2"}
     assert len(identity["config_hash"]) == 64 and set(identity["git"]) == {"commit", "dirty"}
     assert all(r["context"] and r["prompt_hash"] is None for r in records)
@@ -156,7 +157,7 @@ def test_a_finished_cell_is_skipped_unless_rerun(tmp_path: Path, hotpot_file: Pa
     base = ["task=hotpotqa", f"task.path={hotpot_file}", "reader=none", "compressor=bm25"]
     first, _ = cell(tmp_path, *base)
     (tmp_path / "out" / "predictions.jsonl").write_text("")  # a skipped cell does not touch its folder
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=[*base, f"cache_dir={tmp_path / 'cache'}"])
     skipped = run_cell(cfg, tmp_path / "out", {"task": "hotpotqa", "compressor": "c", "reader": "r"})
     assert skipped["skipped"] and skipped["identity"] == first["identity"]
@@ -173,7 +174,7 @@ def test_a_finished_cell_is_skipped_unless_rerun(tmp_path: Path, hotpot_file: Pa
 
 
 def test_reader_free_records_stream_before_the_cell_ends(tmp_path: Path, hotpot_file: Path) -> None:
-    import runners.record as record
+    import pcbench.runners.record as record
 
     seen: list[int] = []
     original = record.Recorder.write

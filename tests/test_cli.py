@@ -65,13 +65,13 @@ def read_only_folder(tmp_path: Path) -> Path:
 def extra_conf(tmp_path: Path) -> Path:
     folder = tmp_path / "extra" / "task"
     folder.mkdir(parents=True)
-    text = (ROOT / "conf" / "task" / "niah.yaml").read_text().replace("name: niah", "name: my_niah")
+    text = (ROOT / "pcbench" / "conf" / "task" / "niah.yaml").read_text().replace("name: niah", "name: my_niah")
     (folder / "my_niah.yaml").write_text(text)
     return tmp_path / "extra"
 
 
 @pytest.mark.parametrize(("flags", "args", "needles"), [
-    (["--cfg", "job"], [], ["task:", "_target_: tasks.niah.NeedleTask", "compressor:", "reader:"]),
+    (["--cfg", "job"], [], ["task:", "_target_: pcbench.tasks.niah.NeedleTask", "compressor:", "reader:"]),
     (["-c", "job", "-p", "compressor"], ["compressor=bm25"], ["# @package compressor", "BM25Compressor"]),
     (["--cfg", "hydra", "-p", "hydra.sweeper"], [], ["PcbenchSweeper"]),
     (["--cfg", "all"], [], ["hydra:", "job_logging:", "task:"]),
@@ -107,7 +107,7 @@ def test_config_dir_flag_adds_options(tmp_path: Path) -> None:
     (["+experiment=nope"], ["unknown experiment 'nope'", "hotpotqa_rates"]),
     (["-m", "compressor=none,nope"], ["unknown compressor 'nope'"]),
     (["compressor=bm25", "compressor.ratee=0.5"], ["compressor has no key 'ratee'", "allowed: rate,", "k1"]),
-    (["seeed=1"], ["the config has no key 'seeed'", "seed", "cache_dir"]),
+    (["seeed=1"], ["the config has no key 'seeed'", "study", "cache_dir"]),
     (["task.lengths=[300"], ["cannot parse 'task.lengths=[300'"]),
     (["task=3"], ["Config group override must be a string"]),
 ])

@@ -13,21 +13,21 @@ from conftest import make as build
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from compressors.base import Compressor, Env
-from compressors.bm25 import BM25Compressor
-from compressors.embedding import EmbeddingCompressor
-from compressors.none import NoCompression
-from compressors.oracle import Oracle
-from compressors.random_drop import RandomDrop
-from compressors.scored import ScoredCompressor
-from compressors.truncate import Truncate
-from compressors.units import split_units
-from core.errors import PcbenchError
-from core.example import Example, Passage
-from core.models import Models
+from pcbench.compressors.base import Compressor, Env
+from pcbench.compressors.bm25 import BM25Compressor
+from pcbench.compressors.embedding import EmbeddingCompressor
+from pcbench.compressors.none import NoCompression
+from pcbench.compressors.oracle import Oracle
+from pcbench.compressors.random_drop import RandomDrop
+from pcbench.compressors.scored import ScoredCompressor
+from pcbench.compressors.truncate import Truncate
+from pcbench.compressors.units import split_units
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example, Passage
+from pcbench.models.pool import Models
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPRESSOR_YAMLS = sorted((ROOT / "conf" / "compressor").glob("*.yaml"))
+COMPRESSOR_YAMLS = sorted((ROOT / "pcbench" / "conf" / "compressor").glob("*.yaml"))
 
 FRANCE = Passage("Paris is the capital of France. It has many museums. The river Seine flows through it.", "France")
 DOGS = Passage("Dogs bark loudly at night. Many dogs like bones. Puppies sleep a lot.", "Dogs")
@@ -51,7 +51,7 @@ def numbered(n: int) -> Example:
 
 def minilm_available() -> bool:
     try:
-        from core.local_models import resolve
+        from pcbench.core.local_models import resolve
 
         resolve("minilm")
         import sentence_transformers  # noqa: F401
@@ -352,7 +352,7 @@ def test_unknown_knob_fails() -> None:
 
 @pytest.mark.parametrize("path", COMPRESSOR_YAMLS, ids=lambda p: p.stem)
 def test_compressor_composes_with_the_root_config(path: Path) -> None:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=[f"compressor={path.stem}"])
         assert cfg.compressor._target_
         with pytest.raises(Exception, match="not_a_knob"):

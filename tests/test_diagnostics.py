@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.example import Example, Passage
-from runners.diagnostics import answer_in_context, char_ratio, evidence_recall, yes_no_only
+from pcbench.core.example import Example, Passage
+from pcbench.runners.diagnostics import answer_in_context, char_ratio, evidence_recall, yes_no_only
 
 EXAMPLE = Example("e", "Where is the tower?", (
     Passage("The tower is tall. It stands in Paris.", "Tower", evidence=("It stands in Paris.",), gold=True),
@@ -32,8 +32,8 @@ def test_char_ratio() -> None:
 
 
 def test_yes_no_answers_are_not_looked_for_and_counted_apart() -> None:
-    from runners.record import summarize
-    from tasks.base import Task
+    from pcbench.runners.record import summarize
+    from pcbench.tasks.base import Task
 
     comparison = Example("c", "Are both cities in France?", (Passage("Yes, no, maybe."),), ("yes",))
     assert yes_no_only(comparison) and answer_in_context(comparison, "yes indeed") is None

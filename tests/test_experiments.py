@@ -15,15 +15,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from hydra_plugins.pcbench_sweeper.sweeper import expand
-from runners.build import build_cell
-from runners.cli import group_options
+from pcbench.runners.build import build_cell
+from pcbench.runners.cli import group_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("experiment", group_options("experiment"))
 def test_experiment_composes_and_every_cell_builds(experiment: str) -> None:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
         sweeper = cfg.hydra.sweeper
         params = sweeper.params or {}

@@ -11,8 +11,8 @@ import pytest
 from conftest import needs_smollm2
 from study_cells import study
 
-from analysis.inspect import main, mark, summary
-from core.example import Example, Passage
+from pcbench.analysis.inspect import main, mark, summary
+from pcbench.core.example import Example, Passage
 
 
 @needs_smollm2

@@ -8,14 +8,14 @@ import pytest
 from conftest import needs_smollm2, shared
 from hydra import compose, initialize_config_dir
 
-from runners.cell import run_cell
+from pcbench.runners.cell import run_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [needs_smollm2, pytest.mark.slow]
 
 
 def cell(tmp_path: Path, *overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=[*overrides, f"cache_dir={tmp_path / 'cache'}"])
     return run_cell(cfg, tmp_path / "out", {"task": "t", "compressor": "c", "reader": "smollm2"})
 

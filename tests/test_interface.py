@@ -10,11 +10,11 @@ from conftest import make, needs_smollm2, shared
 from test_compressors import DOGS, FRANCE, SPACE, C, CountingStore
 from test_compressors import make as example_of
 
-from compressors.base import Compressed, Compressor, Env
-from compressors.chain import Chain
-from core.example import Example, Passage
-from runners.cache import Cache
-from runners.stages import compress_all
+from pcbench.compressors.base import Compressed, Compressor, Env
+from pcbench.compressors.chain import Chain
+from pcbench.core.example import Example, Passage
+from pcbench.runners.cache import Cache
+from pcbench.runners.stages import compress_all
 
 
 def examples() -> list[Example]:
@@ -40,7 +40,7 @@ def test_runtime_knobs_stay_out_of_keys_and_the_version_is_in() -> None:
     a = C("embedding", device="cpu", batch_size=8).key()
     b = C("embedding", device="cuda", batch_size=64).key()
     assert a == b and "device" not in a and "batch_size" not in a
-    assert a["version"] == 1 and a["class"] == "compressors.embedding.EmbeddingCompressor"
+    assert a["version"] == 1 and a["class"] == "pcbench.compressors.embedding.EmbeddingCompressor"
     assert C("embedding", device="cpu").settings()["device"] == "cpu"  # still recorded as requested
 
 
@@ -62,7 +62,8 @@ def test_nested_settings_carry_class_names() -> None:
     assert isinstance(chain, Chain)
     stages = chain.settings()["stages"]
     assert list(stages) == ["coarse", "fine"]
-    assert stages["coarse"]["class"] == "compressors.bm25.BM25Compressor" and stages["coarse"]["level"] == "passage"
+    assert stages["coarse"]["class"] == "pcbench.compressors.bm25.BM25Compressor"
+    assert stages["coarse"]["level"] == "passage"
     assert stages["fine"]["level"] == "sentence"
     changed = make("compressor", "chain", stages={"fine": {"rate": 0.3}})
     assert changed.key() != chain.key()
@@ -122,7 +123,7 @@ def test_compress_all_batches_only_the_misses_in_chunks(words, tmp_path) -> None
 @needs_smollm2
 @pytest.mark.parametrize("level", ["passage", "sentence", "word"])
 def test_budgets_are_never_exceeded_and_close_on_real_hotpotqa(level: str) -> None:
-    from core.tokenizer import load_tokenizer
+    from pcbench.core.tokenizer import load_tokenizer
 
     task = make("task", "hotpotqa", path=str(shared("hotpotqa/hotpot_dev_distractor_800.jsonl")), limit=60)
     data, tokenizer = task.load(), load_tokenizer("smollm2")

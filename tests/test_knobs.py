@@ -10,8 +10,8 @@ from conftest import composed, make
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from core.errors import PcbenchError
-from runners.cli import group_options
+from pcbench.core.errors import PcbenchError
+from pcbench.runners.cli import group_options
 
 OPTIONS = [(group, option) for group in ("task", "reader") for option in group_options(group)]
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import make, needs_smollm2
 from test_readers import save_tiny_llama
 
-from core.errors import PcbenchError
-from core.requests import Request, context_end
-from readers.kvpress_reader import KVPressReader
+from pcbench.core.errors import PcbenchError
+from pcbench.core.requests import Request, context_end
+from pcbench.readers.kvpress_reader import KVPressReader
 
 # Checked without importing: kvpress patches transformers' attention functions on import. Installed
 # but broken (a transformers it cannot follow) fails these tests rather than skipping them.
@@ -90,7 +90,7 @@ def test_without_kvpress_is_one_line(tiny: str, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(PcbenchError, match=r"^reader=kvpress needs the kvpress package: pip install "
                                            r"'pcbench\[kvpress\]'$"):
         reader.generate([request(NOTES)])
-    assert reader._model is None  # it failed before loading any weights
+    assert not reader.loaded  # it failed before loading any weights
 
 
 @needs_smollm2
@@ -118,4 +118,4 @@ def test_presses_keep_what_they_are_asked(tiny: str, press: str) -> None:
 
 def test_kvpress_yaml_builds(tmp_path: Path) -> None:
     r = make("reader", "kvpress")
-    assert isinstance(r, KVPressReader) and r.model == "smollm2" and r._model is None
+    assert isinstance(r, KVPressReader) and r.model == "smollm2"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from conftest import make, needs_smollm2, shared
 
-from compressors.base import Env
-from core.errors import PcbenchError
-from core.example import Example, Passage
+from pcbench.compressors.base import Env
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example, Passage
 
 FAMILIES = ("llmlingua", "longllmlingua", "selective_context")
 WINDOW = 64
@@ -39,7 +39,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from core.local_models import resolve
+    from pcbench.core.local_models import resolve
 
     tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
     torch.manual_seed(0)
@@ -54,7 +54,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def env(tiny: str) -> Env:
-    from core.tokenizer import load_tokenizer
+    from pcbench.core.tokenizer import load_tokenizer
 
     return Env(load_tokenizer(tiny))  # the reader's tokenizer: SmolLM2's
 
@@ -148,9 +148,9 @@ def test_empty_and_one_token_contexts(family: str, tiny: str, env: Env) -> None:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_context_longer_than_the_scorer_window_is_scored_in_windows(family: str, tiny: str, env: Env) -> None:
     example = long_example(900)
-    from compressors.lm import load_scorer
+    from pcbench.models.pool import ModelSpec
 
-    scorer = load_scorer(env, tiny, None, "float32", "cpu")
+    scorer = env.causal_lm(ModelSpec(tiny, None, "float32", "cpu"))
     ids = scorer.encode(example.context)
     assert len(ids) > 5 * WINDOW
     out = build(family, tiny, rate=0.3).compress(example, env)
@@ -160,18 +160,18 @@ def test_context_longer_than_the_scorer_window_is_scored_in_windows(family: str,
 
 
 def test_windowed_surprisal_matches_one_pass_inside_the_window(tiny: str, env: Env) -> None:
-    from compressors.lm import load_scorer
+    from pcbench.models.pool import ModelSpec
 
-    scorer = load_scorer(env, tiny, None, "float32", "cpu")
+    scorer = env.causal_lm(ModelSpec(tiny, None, "float32", "cpu"))
     ids = scorer.encode(EXAMPLE.context)[: WINDOW - 1]
     a, b = scorer.surprisal([ids, ids[:20]], batch_size=2, bos=True)
     assert abs(a[:20] - b).max() < 1e-4  # padding in a batch changes nothing
 
 
 def test_kv_cache_step_matches_a_full_pass(tiny: str, env: Env) -> None:
-    from compressors.lm import load_scorer
+    from pcbench.models.pool import ModelSpec
 
-    scorer = load_scorer(env, tiny, None, "float32", "cpu")
+    scorer = env.causal_lm(ModelSpec(tiny, None, "float32", "cpu"))
     ids = scorer.encode(EXAMPLE.context)[:40]
     [full] = scorer.surprisal([ids], batch_size=1, bos=False)
     first, cache = scorer.step(ids[:25], None)
@@ -190,20 +190,20 @@ def test_selective_context_is_query_agnostic_and_longllmlingua_is_not(tiny: str,
 
 
 def test_longllmlingua_cuts_a_long_passage_into_sentence_documents(tiny: str, env: Env) -> None:
-    from compressors.lm import load_scorer
+    from pcbench.models.pool import ModelSpec
 
     compressor = build("longllmlingua", tiny, max_document_tokens=40)
-    docs = compressor.documents(long_example(), load_scorer(env, tiny, None, "float32", "cpu"))
+    docs = compressor.documents(long_example(), env.causal_lm(ModelSpec(tiny, None, "float32", "cpu")))
     assert len(docs) > 3 and all(d.passage == 0 for d in docs)
     assert "".join(d.text for d in docs) == long_example().passages[0].text
     assert docs[0].title == "Long" and all(not d.title for d in docs[1:])
 
 
 def test_subsequence_recovery_restores_original_spans(tiny: str, env: Env) -> None:
-    from compressors.lm import load_scorer
-    from compressors.longllmlingua import recover
+    from pcbench.compressors.longllmlingua import recover
+    from pcbench.models.pool import ModelSpec
 
-    scorer = load_scorer(env, tiny, None, "float32", "cpu")
+    scorer = env.causal_lm(ModelSpec(tiny, None, "float32", "cpu"))
     got = recover(scorer, "Paris is the capital of France and big", "Paris capital France",
                   "It is Paris capital France")
     assert got == "It is Paris is the capital of France"
@@ -272,7 +272,7 @@ def _longbench() -> Example:
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_real_run_with_smollm2(family: str) -> None:
-    from core.tokenizer import load_tokenizer
+    from pcbench.core.tokenizer import load_tokenizer
 
     env = Env(load_tokenizer("smollm2"))
     compressor = make("compressor", family, rate=0.5)

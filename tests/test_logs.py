@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from runners.logs import PlainFormatter, ThirdPartyFilter, TqdmHandler, headline
+from pcbench.runners.logs import PlainFormatter, ThirdPartyFilter, TqdmHandler, headline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def job_logging(tmp_path: Path) -> Iterator[tuple[io.StringIO, Path]]:
     """conf/hydra/job_logging/pcbench.yaml applied as Hydra applies it, console into a buffer."""
-    cfg = OmegaConf.load(ROOT / "conf" / "hydra" / "job_logging" / "pcbench.yaml")
+    cfg = OmegaConf.load(ROOT / "pcbench" / "conf" / "hydra" / "job_logging" / "pcbench.yaml")
     cfg.handlers.file.filename = str(tmp_path / "run.log")
     config = OmegaConf.to_container(cfg, resolve=True)
     console = io.StringIO()
@@ -42,7 +42,7 @@ def test_library_chatter_is_dropped_and_own_lines_kept(job_logging: tuple[io.Str
     logging.getLogger("transformers.modeling_utils").info("transformers info line")
     logging.getLogger("urllib3.connectionpool").info("urllib3 info line")
     logging.getLogger("bm25s").warning("bm25s warning line")
-    logging.getLogger("runners.cell").info("our own info line")
+    logging.getLogger("pcbench.runners.cell").info("our own info line")
     for text in (console.getvalue(), run_log.read_text()):
         assert "debug line" not in text and "transformers info" not in text and "urllib3 info" not in text
         assert "bm25s warning line" in text and "our own info line" in text
@@ -54,7 +54,7 @@ def test_console_lines_go_through_tqdm_write(job_logging: tuple[io.StringIO, Pat
     written: list[str] = []
     real = tqdm.write
     monkeypatch.setattr(tqdm, "write", lambda s, file=None, **kw: (written.append(s), real(s, file=file, **kw)))
-    logging.getLogger("runners.stages").info("between two bar updates")
+    logging.getLogger("pcbench.runners.stages").info("between two bar updates")
     assert written and written[0].endswith("between two bar updates")
     assert console.getvalue().endswith("between two bar updates\n")
 
@@ -73,7 +73,8 @@ def test_run_log_drops_carriage_returns_and_colours() -> None:
 def test_filter_threshold_is_configurable() -> None:
     info = logging.LogRecord("datasets.builder", logging.INFO, "f", 1, "m", None, None)
     assert not ThirdPartyFilter("WARNING").filter(info) and ThirdPartyFilter("INFO").filter(info)
-    assert ThirdPartyFilter().filter(logging.LogRecord("compressors.bm25", logging.DEBUG, "f", 1, "m", None, None))
+    ours = logging.LogRecord("pcbench.compressors.bm25", logging.DEBUG, "f", 1, "m", None, None)
+    assert ThirdPartyFilter().filter(ours)
 
 
 def test_tqdm_handler_survives_a_closed_stream() -> None:

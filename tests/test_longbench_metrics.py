@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import PcbenchError
-from core.example import Example, Passage
-from tasks import longbench_metrics as lm
-from tasks.registry import get_metric
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example, Passage
+from pcbench.tasks import longbench_metrics as lm
+from pcbench.tasks.registry import get_metric
 
 
 def ex(*answers: str, dataset: str = "hotpotqa", all_classes: list[str] | None = None) -> Example:

@@ -12,11 +12,11 @@ import hydra
 import pytest
 from conftest import ROOT, make, shared
 
-from core.errors import PcbenchError
-from core.example import Example, Passage
-from runners.build import build
-from tasks.longbench import LongBenchTask
-from tasks.longbench_protocol import ALL, CATEGORIES, ENGLISH, LONGBENCH_E, MAX_NEW_TOKENS, TEMPLATES
+from pcbench.core.build import build
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example, Passage
+from pcbench.tasks.longbench import LongBenchTask
+from pcbench.tasks.longbench_protocol import ALL, CATEGORIES, ENGLISH, LONGBENCH_E, MAX_NEW_TOKENS, TEMPLATES
 
 SAMPLE = "longbench/sample"
 NO_CHAT = {"trec", "triviaqa", "samsum", "lsht", "lcc", "repobench-p"}
@@ -301,13 +301,14 @@ def test_longbench_e_length_buckets() -> None:
 
 # --- Hydra configs ----------------------------------------------------------------------------
 
-YAMLS = sorted(p.stem for p in (ROOT / "conf" / "task" / "longbench").glob("*.yaml"))
+YAMLS = sorted(p.stem for p in (ROOT / "pcbench" / "conf" / "task" / "longbench").glob("*.yaml")
+               if not p.name.startswith("_"))  # _base.yaml is what the others extend
 
 
 def standin_conf(tmp_path: Path) -> Path:
     """conf/task only, under a root config that needs no other group (those belong to others)."""
     conf = tmp_path / "conf"
-    shutil.copytree(ROOT / "conf" / "task", conf / "task")
+    shutil.copytree(ROOT / "pcbench" / "conf" / "task", conf / "task")
     (conf / "config.yaml").write_text("defaults:\n  - task: longbench/hotpotqa\n  - _self_\n", encoding="utf-8")
     return conf
 
@@ -321,7 +322,7 @@ def test_every_dataset_and_suite_has_a_yaml() -> None:
 def test_yaml_composes_under_task_and_instantiates(stem: str, tmp_path: Path) -> None:
     with hydra.initialize_config_dir(config_dir=str(standin_conf(tmp_path)), version_base=None):
         cfg = hydra.compose("config", overrides=[f"task=longbench/{stem}"])
-    assert cfg.task._target_ == "tasks.longbench.LongBenchTask"
+    assert cfg.task._target_ == "pcbench.tasks.longbench.LongBenchTask"
     lb = build(cfg.task, "task")
     assert isinstance(lb, LongBenchTask)
     assert lb.path is None and lb.hub_id == "Xnhyacinth/LongBench" and lb.metrics == ["longbench"]
@@ -343,7 +344,7 @@ def test_yaml_with_path_override_reads_the_sample(dataset: str, tmp_path: Path) 
 
 
 def test_yaml_composes_in_the_real_config() -> None:
-    conf = ROOT / "conf"
+    conf = ROOT / "pcbench" / "conf"
     needed = [conf / "compressor" / "none.yaml", conf / "reader" / "smollm2.yaml"]
     if not all(p.exists() for p in needed):
         pytest.skip("conf/config.yaml's default compressor/reader configs are not in this checkout yet")

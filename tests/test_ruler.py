@@ -13,11 +13,11 @@ import hydra
 import pytest
 from conftest import ROOT, make, shared
 
-from core.errors import PcbenchError
-from core.example import Example, Passage
-from runners.build import build
-from tasks.registry import get_metric
-from tasks.ruler import RulerTask, needle_sentences, postprocess_prediction, split_input
+from pcbench.core.build import build
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example, Passage
+from pcbench.tasks.registry import get_metric
+from pcbench.tasks.ruler import RulerTask, needle_sentences, postprocess_prediction, split_input
 
 FILE = "ruler/niah_multikey_3_4096.jsonl"
 INSTRUCTION = (
@@ -93,7 +93,7 @@ def test_input_without_question_stays_whole_with_a_warning(tmp_path: Path, caplo
     text = "Just a haystack with no question at all."
     file = write_jsonl(tmp_path / "r.jsonl", [{"index": 0, "input": text, "outputs": ["x"], "length": 9}])
     task = ruler(file)
-    with caplog.at_level(logging.WARNING, logger="tasks.ruler"):
+    with caplog.at_level(logging.WARNING, logger="pcbench.tasks.ruler"):
         (ex,) = task.load()
     assert "1 of 1 RULER inputs" in caplog.text
     assert ex.context == text and ex.question == ""
@@ -215,7 +215,7 @@ def test_hub_failure_says_to_pass_a_path(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_yaml_composes_and_instantiates(tmp_path: Path) -> None:
     conf = tmp_path / "conf"
-    shutil.copytree(ROOT / "conf" / "task", conf / "task")
+    shutil.copytree(ROOT / "pcbench" / "conf" / "task", conf / "task")
     (conf / "config.yaml").write_text("defaults:\n  - task: ruler_niah\n  - _self_\n", encoding="utf-8")
     with hydra.initialize_config_dir(config_dir=str(conf), version_base=None):
         cfg = hydra.compose("config", overrides=["task=ruler_niah"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compressors.selector import above, fill, fit, greedy
+from pcbench.compressors.selector import above, fill, fit, greedy
 
 
 def test_best_units_first_in_original_order() -> None:

@@ -22,7 +22,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from hydra_plugins.pcbench_sweeper.sweeper import expand, waiting_line
-from runners.record import finished
+from pcbench.runners.record import finished
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["reader=none", "task.lengths=[400]", "task.depths=[0,100]"]
@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
-from compressors.base import Compressed, Compressor
+from pcbench.compressors.base import Compressed, Compressor
 
 
 @dataclass
@@ -313,7 +313,7 @@ def test_slurm_preset_sets_resources_array_and_requeue(tmp_path: Path, monkeypat
     monkeypatch.setattr(slurm.SlurmExecutor, "_submit_command", capture)
     overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
                  "study=rates", f"hydra.sweep.dir={tmp_path / 'rates'}"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # the launcher's interpolations read it, as in a real sweep
         launcher = instantiate(cfg.hydra.launcher)

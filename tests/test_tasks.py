@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from conftest import make, shared
 
-from core.errors import PcbenchError
-from core.example import Example, Passage
-from tasks.hotpotqa import HotpotQATask, example_from_record
-from tasks.jsonl import drop_unaskable, read_records
-from tasks.metrics import normalize_answer
-from tasks.niah import CHARS_PER_TOKEN, NeedleTask, essays_folder, insert_needle
-from tasks.nq import NQTask, record_from_hub_row, with_answer_sentences
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example, Passage
+from pcbench.tasks.hotpotqa import HotpotQATask, example_from_record
+from pcbench.tasks.jsonl import drop_unaskable, read_records
+from pcbench.tasks.metrics import normalize_answer
+from pcbench.tasks.niah import CHARS_PER_TOKEN, NeedleTask, essays_folder, insert_needle
+from pcbench.tasks.nq import NQTask, record_from_hub_row, with_answer_sentences
 
 NEEDLE = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
 

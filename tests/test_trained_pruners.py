@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from conftest import WordTokenizer, has_package, make
 
-from compressors.base import Env
-from compressors.encoders import RANKING_FILE, plan_blocks, ranking_head
-from compressors.provence import sentence_score
-from core.errors import PcbenchError
-from core.example import Example, Passage
-from core.models import Models
+from pcbench.compressors.base import Env
+from pcbench.compressors.provence import sentence_score
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example, Passage
+from pcbench.models.encoders import RANKING_FILE, plan_blocks, ranking_head
+from pcbench.models.pool import Models
 
 torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def tokenizer(arch: str) -> Any:
     if arch == "bert":
         from transformers import AutoTokenizer
 
-        from core.local_models import resolve
+        from pcbench.core.local_models import resolve
 
         return AutoTokenizer.from_pretrained(resolve("minilm"))  # the real MiniLM (BERT) tokenizer
     if arch == "deberta":
@@ -155,7 +155,7 @@ def test_provence_long_passage_is_cut_into_blocks(tmp_path: Path) -> None:
     sentences = tuple(f" Sentence {i} is about the river Seine and Paris." for i in range(40))
     long = Passage("".join(sentences).strip(), "Long", sentences=(sentences[0].strip(), *sentences[1:]))
     compressor = make("compressor", "provence", model=str(folder), device="cpu", max_length=64)
-    from compressors.units import split_units
+    from pcbench.compressors.units import split_units
 
     ex = example(long)
     units = split_units(ex, "sentence")
@@ -321,8 +321,8 @@ def test_bad_provence_knobs_are_one_line(knobs: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_llmlingua2_word_probability_is_the_mean_of_its_subwords(tmp_path: Path, arch: str) -> None:
-    from compressors.encoders import load_pruner
-    from core.models import ModelSpec
+    from pcbench.models.encoders import load_pruner
+    from pcbench.models.pool import ModelSpec
 
     folder = token_classifier(tmp_path / arch, arch, ranking=False)
     compressor = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=[])
@@ -390,7 +390,7 @@ def test_cross_encoder_batches_every_pair_of_a_chunk_in_one_call(tmp_path: Path,
     compressor = make("compressor", "cross_encoder", model=str(tmp_path / "ce"), device="cpu", chunk_tokens=12)
     batch = [example(id="a"), example(SPACE, DOGS, question="Which planet is red?", id="b")]
     units = [compressor.units(ex, e) for ex in batch]
-    from compressors.units import split_units
+    from pcbench.compressors.units import split_units
 
     for ex, us in zip(batch, units):  # chunks are whole sentences, <= 12 reader tokens (words) here
         sentences = split_units(ex, "sentence")
@@ -409,8 +409,8 @@ def test_cross_encoder_batches_every_pair_of_a_chunk_in_one_call(tmp_path: Path,
 
 
 def _ce_spec(compressor: Any) -> tuple[Any, Any]:
-    from compressors.cross_encoder import load_cross_encoder
-    from core.models import ModelSpec
+    from pcbench.compressors.cross_encoder import load_cross_encoder
+    from pcbench.models.pool import ModelSpec
 
     return (ModelSpec(compressor.model, compressor.revision, compressor.dtype, compressor.device,
                       compressor.trust_remote_code), load_cross_encoder)
@@ -436,7 +436,7 @@ def hotpot_records(n: int) -> list[dict[str, Any]]:
 
 @needs_minilm
 def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path) -> None:
-    from runners.train import main
+    from pcbench.runners.train import main
 
     data = tmp_path / "hotpot.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in hotpot_records(10)))
@@ -464,7 +464,7 @@ def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path) -> None
 @pytest.mark.parametrize("argv", [["--out", "x", "--heldout", "2"], ["--out", "x", "--style", "bert"],
                                   ["--out", "x", "--task", "nosuch"], ["--batch-size", "4"]])
 def test_train_bad_arguments_are_one_line(argv: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "runners.train", *argv], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "pcbench.runners.train", *argv], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]

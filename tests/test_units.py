@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from compressors.units import aggregate, render, split_units, view
-from core.example import Example, Passage
-from core.text import split_sentences
+from pcbench.compressors.units import (
+    aggregate,
+    first_char_anchors,
+    last_char_anchors,
+    owners,
+    render,
+    split_units,
+    unit_spans,
+    view,
+)
+from pcbench.core.example import Example, Passage
+from pcbench.core.text import split_sentences
 
 TEXT = "Paris is the capital of France. It has many museums.\nThe river Seine flows through it."
 
@@ -60,6 +69,13 @@ def test_token_scores_aggregate_into_units_by_offset() -> None:
     # Tokens as a BPE tokenizer reports them: the leading space glued to the token.
     offsets = [(0, 5), (5, 8), (8, 12), (12, 13), (13, 18), (18, 21), (21, 25), (25, 26)]
     scores = [1, 2, 3, 4, 10, 20, 30, 40]
-    assert aggregate(offsets, scores, sentences, "sum") == [10.0, 100.0]
-    assert aggregate(offsets, scores, sentences, "mean") == [2.5, 25.0]
-    assert aggregate([(0, 0), *offsets[:4]], [99, *scores[:4]], sentences, "max") == [4.0, float("-inf")]
+    spans = unit_spans(sentences)
+    assert aggregate(last_char_anchors(offsets), scores, spans, "sum") == [10.0, 100.0]
+    assert aggregate(last_char_anchors(offsets), scores, spans, "mean") == [2.5, 25.0]
+    assert aggregate(last_char_anchors([(0, 0), *offsets[:4]]), [99, *scores[:4]], spans, "max") == [4.0, float("-inf")]
+    # The causal-LM rule anchors a token on its first non-space character: the same owners here...
+    assert owners(first_char_anchors(offsets, text), spans) == owners(last_char_anchors(offsets), spans)
+    # ...but not for a token that runs across a unit's end (".R" glued): first char -> the left unit.
+    glued = [(0, 12), (12, 15), (15, 26)]
+    assert owners(first_char_anchors(glued, text), spans) == [0, 0, 1]
+    assert owners(last_char_anchors(glued), spans) == [0, 1, 1]

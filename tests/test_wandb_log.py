@@ -11,7 +11,7 @@ import pytest
 from conftest import needs_smollm2
 from study_cells import compose_cell, study
 
-from runners.wandb_log import log_to_wandb, study_run_id
+from pcbench.analysis.wandb_log import log_to_wandb, study_run_id
 
 BLOCK = 32768  # the .wandb transaction log: 7-byte file header, 32 KiB blocks of (crc, length, type) records
 

@@ -114,7 +114,7 @@ class PcbenchSweeper(BasicSweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         assert self.config is not None and self.launcher is not None
-        from runners.cli import SUMMARY
+        from pcbench.runners.cli import SUMMARY
 
         if self.waiting_for:
             log.warning(waiting_line(self.waiting_for))
@@ -170,8 +170,8 @@ class PcbenchSweeper(BasicSweeper):
         The local launcher ran the cell in this process, which already printed its line and
         registered any failure; a remote one's line and failure are given here.
         """
-        from runners.cli import failed, write_error
-        from runners.logs import headline
+        from pcbench.runners.cli import failed, write_error
+        from pcbench.runners.logs import headline
 
         folder = self.folders[number] if number < len(self.folders) else None
         if result.hydra_cfg is not None:
@@ -200,7 +200,7 @@ class PcbenchSweeper(BasicSweeper):
 
     def from_folder(self, number: int, overrides: Sequence[str], launched: float) -> Tuple[str, Optional[Path]]:
         """A job's outcome read from its cell folder (when the launcher gave no results back)."""
-        from runners.cli import failed, write_error
+        from pcbench.runners.cli import failed, write_error
 
         folder = self.folders[number] if number < len(self.folders) else None
         where = f"sweep job #{number} ({' '.join(overrides) or 'no overrides'})"
@@ -238,9 +238,9 @@ class PcbenchSweeper(BasicSweeper):
 
         Also works out each job's cell folder, to read its state should the launcher lose it.
         """
-        from core.errors import PcbenchError
-        from runners.build import build_cell
-        from runners.cli import one_line
+        from pcbench.core.errors import PcbenchError
+        from pcbench.runners.build import build_cell
+        from pcbench.runners.cli import one_line
 
         assert self.hydra_context is not None and self.config is not None
         self.folders = []

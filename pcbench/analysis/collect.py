@@ -1,0 +1,218 @@
+"""Read cell folders into one tidy table: one row per cell identity.
+
+A cell folder holds `metrics.json` (written atomically, `status: finished` once complete),
+`predictions.jsonl` and `config.yaml`; a failed one holds `error.txt`. Rules, so that nothing is
+counted twice and nothing half-done is counted at all:
+
+- a folder without metrics.json, or whose status is not "finished" (a killed run, a
+  `stage=compress` run, a failure), is skipped with a note;
+- reruns of one config (same `identity.config_hash`) are one row: the newest finished;
+- cells whose settings are identical although their configs differ are the same experiment and
+  also one row; `compressor=none` at several rates is one experiment (none ignores the budget);
+- a folder reached through two overlapping roots is read once.
+
+Rows are labelled for grouping: `variant` is the compressor option plus its non-default knobs
+other than the budget (`bm25 level=passage`), so a sweep over budgets draws one line per variant;
+`task_label` and `reader_label` name the task and the reader the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# Knobs that change speed, not results (the cache keys leave them out too).
+RUNTIME_KNOBS = frozenset({"device", "batch_size", "compress_chunk"})
+# Task knobs that name where data lives: shown by file name only, and only when they tell cells apart.
+PATH_KNOBS = frozenset({"path", "haystack_dir"})
+
+
+@dataclass
+class Collected:
+    table: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def _flatten(prefix: str, value: Any, row: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, row)
+    elif not isinstance(value, list):
+        row[prefix] = value
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
+def budget_knobs_of(metrics: dict[str, Any]) -> frozenset[str]:
+    """The knobs that set a cell's budget, as its compressor declared them."""
+    return frozenset((metrics.get("compressor_info") or {}).get("budget_knobs") or ())
+
+
+def knob_label(option: str, knobs: dict[str, Any], skip: frozenset[str] = frozenset()) -> str:
+    """`option k=v k2=v2` for the knobs not in `skip` (matched on the last dotted part), sorted."""
+    parts = [option]
+    for key in sorted(knobs):
+        if key.rsplit(".", 1)[-1] in skip or key == "_target_":
+            continue
+        value = knobs[key]
+        if key.rsplit(".", 1)[-1] in PATH_KNOBS and isinstance(value, str):
+            value = Path(value).name
+        parts.append(f"{key}={_short(value)}")
+    return " ".join(parts)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cell_folders(*roots: str | Path) -> list[Path]:
+    """Every folder under `roots` that looks like a cell (what a cell writes, finished or not)."""
+    found: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        for marker in ("metrics.json", "predictions.jsonl", "error.txt"):
+            found.update(p.parent.resolve() for p in root.rglob(marker))
+    # A study folder can hold an inspect/ or report/ folder of its own: those hold no predictions.
+    return sorted(found)
+
+
+def read_cell(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(row, None) for a finished cell, else (None, why it was skipped)."""
+    error = folder / "error.txt"
+    if error.exists():
+        first = error.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        return None, f"{folder}: failed ({first[0] if first else 'error.txt'})"
+    path = folder / "metrics.json"
+    if not path.exists():
+        return None, f"{folder}: unfinished (no metrics.json)"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"{folder}: unreadable metrics.json ({type(exc).__name__})"
+    if not isinstance(metrics, dict):
+        return None, f"{folder}: metrics.json is not an object"
+    status = metrics.get("status")
+    if status != "finished":
+        why = "no status: written before cells recorded their identity; rerun it" if status is None else status
+        return None, f"{folder}: unfinished ({why})"
+    identity = metrics.get("identity") or {}
+    variant = identity.get("variant") or {}
+    row: dict[str, Any] = {"path": str(folder), "mtime": path.stat().st_mtime}
+    _flatten("", {k: v for k, v in metrics.items() if k not in ("identity", "environment", "status")}, row)
+    row["config_hash"] = identity.get("config_hash")
+    row["git_commit"] = (identity.get("git") or {}).get("commit")
+    row["git_dirty"] = (identity.get("git") or {}).get("dirty")
+    # The experiment: what changes results (the components' settings). `none` accepts a budget so
+    # that rate sweeps can include it, and ignores it: its cells at several rates are one experiment.
+    # Each compressor declares its role and budget knobs (compressors/base.py), recorded in the cell.
+    info = metrics.get("compressor_info") or {}
+    budget_knobs = budget_knobs_of(metrics)
+    compressor = dict(identity.get("compressor") or {})
+    if not info.get("uses_budget", True):
+        compressor = {k: v for k, v in compressor.items() if k not in budget_knobs}
+    row["role"] = info.get("role", "method")
+    row["result_key"] = _digest({"task": (metrics.get("task"), identity.get("task")),
+                                 "compressor": (metrics.get("compressor"), compressor),
+                                 "reader": (metrics.get("reader"), identity.get("reader"))})
+    row["identity"] = json.dumps(identity, sort_keys=True, default=str)
+    row["variant"] = knob_label(str(metrics.get("compressor")), variant.get("compressor") or {},
+                                budget_knobs | RUNTIME_KNOBS)
+    row["_task_knobs"] = variant.get("task") or {}
+    row["_reader_knobs"] = variant.get("reader") or {}
+    return row, None
+
+
+def _reader_label(option: str, knobs: dict[str, Any]) -> str:
+    knobs = {k: v for k, v in knobs.items() if k not in RUNTIME_KNOBS}
+    model = knobs.pop("model", None)
+    if isinstance(model, str):  # a hub id or a folder: its last part names the model
+        option = model.rstrip("/").rsplit("/", 1)[-1]
+    return knob_label(option, knobs)
+
+
+def _task_labels(rows: list[dict[str, Any]]) -> None:
+    """task + the non-default task knobs that differ between the cells of that task (a knob all
+    cells share, e.g. one limit, tells nothing apart and would clutter every title)."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_task.setdefault(str(row.get("task")), []).append(row)
+    for task, group in by_task.items():
+        keys = sorted({k for r in group for k in r["_task_knobs"]})
+        varying = [k for k in keys if len({_short(r["_task_knobs"].get(k)) for r in group}) > 1]
+        for row in group:
+            row["task_label"] = knob_label(task, {k: row["_task_knobs"].get(k) for k in varying})
+
+
+def _newest(rows: list[dict[str, Any]], key: str, what: str, notes: list[str]) -> list[dict[str, Any]]:
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row[key] if row[key] is not None else row["path"], []).append(row)
+    kept = []
+    for group in groups.values():
+        group.sort(key=lambda r: r["mtime"], reverse=True)
+        kept.append(group[0])
+        if len(group) > 1:
+            dropped = ", ".join(r["path"] for r in group[1:])
+            notes.append(f"{len(group)} cells are {what}: kept the newest {group[0]['path']}; left out {dropped}")
+    return kept
+
+
+def collect_cells(*roots: str | Path) -> Collected:
+    """Finished cells under `roots`, one row per identity, with notes on what was left out."""
+    notes: list[str] = []
+    rows = []
+    for folder in cell_folders(*roots):
+        row, note = read_cell(folder)
+        if row is None:
+            notes.append(str(note))
+        else:
+            rows.append(row)
+    rows = _newest(rows, "config_hash", "reruns of one config", notes)
+    rows = _newest(rows, "result_key", "one experiment (identical settings)", notes)
+    _task_labels(rows)
+    for row in rows:
+        row["reader_label"] = _reader_label(str(row.get("reader")), row.pop("_reader_knobs"))
+        row.pop("_task_knobs")
+        row["budget"] = budget_label(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table = table.sort_values(["task_label", "reader_label", "variant", "kept_ratio"]).reset_index(drop=True)
+    return Collected(table, notes)
+
+
+def collect(*roots: str | Path) -> pd.DataFrame:
+    """Every finished cell under `roots`; nested dicts become dotted columns (metrics.f1, requested.rate)."""
+    return collect_cells(*roots).table
+
+
+def budget_label(row: pd.Series | dict[str, Any]) -> str:
+    """The requested budget verbatim, e.g. 'rate=0.5' or 'threshold=0.1' ('' for none)."""
+    for knob in ("rate", "target_tokens", "threshold", "reduce_ratio"):
+        value = row.get(f"requested.{knob}")
+        if value is not None and not pd.isna(value):
+            return f"{knob}={value:g}" if isinstance(value, float) else f"{knob}={value}"
+    return ""
+
+
+def parquet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns pyarrow can store: an object column mixing types (a knob that is a number in one
+    compressor and a string in another) becomes strings, None kept."""
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            kinds = {type(v) for v in out[column] if v is not None and not (isinstance(v, float) and pd.isna(v))}
+            if not (len(kinds) <= 1 and kinds <= {str, bool, int, float} or kinds <= {int, float}):
+                out[column] = [None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+                               for v in out[column]]
+    return out

@@ -1,0 +1,246 @@
+"""Figures for a paper: metric against achieved kept ratio, and speed-up against kept ratio.
+
+One panel per (task, reader): rows are tasks, columns readers. In each panel one line per
+variant (compressor + non-default knobs) through its budgets, with its 95% bootstrap band;
+`none` (the full context) is a dashed horizontal reference with its band, `random` a grey dotted
+control, `oracle` a star; the Pareto front of the compressors (no other cell keeps less and
+scores more; oracle and none are references, not part of it) is ringed and joined by a dashed
+staircase. Colours are fixed per variant across panels. Every figure is written as PNG and PDF.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on clusters
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from pcbench.analysis.metric import Metric, resolve  # noqa: E402
+
+RATIO_LABEL = "achieved kept ratio (reader tokens kept / original)"
+# How each role (compressors/base.py, recorded per cell) is drawn: the uncompressed baseline as a
+# line, the gold-evidence ceiling as a star, the random control dotted in greys, methods in colour.
+SPECIAL = ("baseline", "ceiling", "control")
+
+
+def roles(table: pd.DataFrame) -> dict[str, str]:
+    """Each variant's role (`method` for cells recorded before compressors declared one)."""
+    if "role" not in table:
+        return {str(v): "method" for v in table["variant"].unique()}
+    return {str(v): str(r) for v, r in zip(table["variant"], table["role"].fillna("method"))}
+
+
+def metric_column(table: pd.DataFrame, metric: str) -> str:
+    """The column for a metric name (kept for callers of the first version)."""
+    return resolve(table, metric).column
+
+
+def variant_colours(table: pd.DataFrame) -> dict[str, tuple[float, float, float, float]]:
+    """A fixed colour per variant, so a method looks the same in every panel and figure."""
+    role = roles(table)
+    names = sorted(v for v in role if role[v] not in SPECIAL)
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colours = {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+    randoms = sorted(v for v in role if role[v] == "control")
+    for i, name in enumerate(randoms):  # controls in greys, darkest first, told apart by shade
+        shade = 0.3 + 0.35 * i / max(1, len(randoms) - 1)
+        colours[name] = (shade, shade, shade, 1.0)
+    for name in role:
+        if role[name] in ("baseline", "ceiling"):
+            colours[name] = (0.0, 0.0, 0.0, 1.0)
+    return colours
+
+
+def reader_title(reader: str) -> str:
+    return "reader-free (no generation)" if reader == "none" else f"reader: {reader}"
+
+
+def pareto_front(ratios: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices of the cells no other cell dominates (kept ratio <= and score >=, one strictly),
+    ordered by ratio."""
+    order = np.lexsort((-scores, ratios))  # by ratio, best score first among equal ratios
+    front, best = [], -math.inf
+    for i in order:
+        if scores[i] > best:
+            front.append(i)
+            best = scores[i]
+    return np.array(front, dtype=int)
+
+
+def _n_label(rows: pd.DataFrame) -> str:
+    counts = sorted({int(n) for n in rows["n_examples"].dropna()})
+    if not counts:
+        return "n=?"
+    return f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}–{counts[-1]}"
+
+
+def _grid(table: pd.DataFrame) -> tuple[Figure, np.ndarray, list[str], list[str]]:
+    tasks = sorted(table["task_label"].unique())
+    readers = sorted(table["reader_label"].unique())
+    fig, axes = plt.subplots(len(tasks), len(readers), figsize=(5.6 * len(readers) + 2.6, 4.2 * len(tasks)),
+                             squeeze=False)
+    return fig, axes, tasks, readers
+
+
+def _save(fig: Figure, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = out.with_suffix(".png")
+    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(out.with_suffix(".pdf"), bbox_inches="tight")
+    plt.close(fig)
+    return png
+
+
+def _legend(fig: Figure, axes: np.ndarray) -> None:
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   fontsize=9, frameon=False)
+
+
+def _bounds(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray] | None:
+    lo, hi = f"{column}.lo", f"{column}.hi"
+    if lo not in rows or rows[lo].isna().all():
+        return None
+    return rows[lo].to_numpy(float), rows[hi].to_numpy(float)
+
+
+def _draw_variant(ax: Axes, rows: pd.DataFrame, column: str, name: str, colour: tuple[float, ...]) -> None:
+    rows = rows.sort_values("kept_ratio")
+    x, y = rows["kept_ratio"].to_numpy(float), rows[column].to_numpy(float)
+    bounds = _bounds(rows, column)
+    family = roles(rows).get(name, "method")
+    if family == "baseline":
+        ax.axhline(y.mean(), color="black", linestyle="--", linewidth=1.2, label=f"{name} (full context)", zorder=2)
+        if bounds is not None:
+            ax.axhspan(np.nanmin(bounds[0]), np.nanmax(bounds[1]), color="black", alpha=0.07, zorder=1)
+        return
+    if family == "ceiling":
+        ax.scatter(x, y, marker="*", s=180, color="gold", edgecolor="black", linewidth=0.8,
+                   label=f"{name} (gold evidence)", zorder=5)
+        if bounds is not None:
+            ax.errorbar(x, y, yerr=[y - bounds[0], bounds[1] - y], fmt="none", ecolor="black", capsize=3, zorder=4)
+        return
+    control = family == "control"
+    ax.plot(x, y, label=f"{name} (control)" if control else name, color=colour, marker="x" if control else "o",
+            markersize=6 if control else 5, linestyle=":" if control else "-", linewidth=1.6, zorder=3)
+    if bounds is not None:
+        if len(x) > 1:
+            ax.fill_between(x, bounds[0], bounds[1], color=colour, alpha=0.15, linewidth=0, zorder=2)
+        else:
+            ax.errorbar(x, y, yerr=[y - bounds[0], bounds[1] - y], fmt="none", ecolor=colour, capsize=3, zorder=3)  # type: ignore[arg-type]
+
+
+def _panels(rows_all: pd.DataFrame, axes: Any, tasks: list[str], readers: list[str]) -> Iterator[
+        tuple[Any, str, str, pd.DataFrame]]:
+    """(axis, task, reader, rows) for every panel of the grid that has rows; empty panels are hidden."""
+    for r, task in enumerate(tasks):
+        for c, reader in enumerate(readers):
+            rows = rows_all[(rows_all["task_label"] == task) & (rows_all["reader_label"] == reader)]
+            if rows.empty:
+                axes[r, c].set_axis_off()
+                continue
+            yield axes[r, c], task, reader, rows
+
+
+def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path) -> Path:
+    """Metric against achieved kept ratio; writes out.png and out.pdf, returns the PNG's path."""
+    found = metric if isinstance(metric, Metric) else resolve(table, metric)
+    column = found.column
+    rows_all = table.dropna(subset=[column, "kept_ratio"])
+    fig, axes, tasks, readers = _grid(rows_all)
+    colours = variant_colours(rows_all)
+    for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
+        # The front of what a compressor achieves: oracle uses the gold labels and none compresses
+        # nothing, so both are references drawn apart, not points of the front.
+        methods = rows[~rows["variant"].map(roles(rows)).isin(["baseline", "ceiling"])]
+        front = pareto_front(methods["kept_ratio"].to_numpy(float), methods[column].to_numpy(float))
+        if len(front) > 1:
+            fx = methods["kept_ratio"].to_numpy(float)[front]
+            fy = methods[column].to_numpy(float)[front]
+            # A staircase: what is attainable at a ratio is the best score at that ratio or below.
+            ax.step(fx, fy, where="post", color="black", alpha=0.35, linewidth=1.2, linestyle=(0, (4, 2)), zorder=1)
+            ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=1.0, alpha=0.6,
+                       label="Pareto front", zorder=6)
+        for name, group in rows.groupby("variant"):
+            _draw_variant(ax, group, column, str(name), colours[str(name)])
+        ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
+        ax.set_xlabel(RATIO_LABEL, fontsize=9)
+        ax.set_ylabel(found.label, fontsize=9)
+        ax.set_xlim(0, 1.05)
+        ax.set_ylim(-3, 103)
+        ax.grid(alpha=0.3)
+    _legend(fig, axes)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def seconds_per_example(rows: pd.DataFrame) -> pd.Series:
+    """Compression plus reading time per example (mean seconds); NaN where nothing was read."""
+    read = rows.get("seconds.prefill_mean", pd.Series(np.nan, index=rows.index)).astype(float) + \
+        rows.get("seconds.generate_mean", pd.Series(np.nan, index=rows.index)).astype(float)
+    return rows["seconds.compress_mean"].astype(float).fillna(0) + read
+
+
+def add_speedup(table: pd.DataFrame) -> pd.DataFrame:
+    """`speedup`: the uncompressed cell's seconds per example (same task and reader) over this
+    cell's compression + reading seconds; NaN without a `none` cell or without a reader."""
+    table = table.copy()
+    role = roles(table)
+    total = seconds_per_example(table)
+    speedup = []
+    for i, row in table.iterrows():
+        base = table[(table["variant"].map(role) == "baseline") & (table["task_label"] == row["task_label"])
+                     & (table["reader_label"] == row["reader_label"])]
+        base_seconds = total[base.index].mean() if not base.empty else math.nan
+        speedup.append(base_seconds / total[i] if total[i] and not math.isnan(total[i]) else math.nan)
+    table["speedup"] = speedup
+    return table
+
+
+def plot_speed(table: pd.DataFrame, out: Path) -> Path:
+    """Speed-up against kept ratio (compress + read time against the uncompressed cell). For
+    reader-free cells, which read nothing, the compression time per example instead."""
+    table = add_speedup(table)
+    read = table["speedup"].notna().any()
+    column = "speedup" if read else "compress_ms"
+    if not read:
+        table[column] = 1000 * table["seconds.compress_mean"].astype(float)
+    rows_all = table.dropna(subset=[column, "kept_ratio"])
+    fig, axes, tasks, readers = _grid(rows_all)
+    colours = variant_colours(rows_all)
+    for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
+        for name, group in rows.groupby("variant"):
+            group = group.sort_values("kept_ratio")
+            family = roles(group).get(str(name), "method")
+            if read and family == "baseline":
+                continue  # it is the 1x line
+            ax.plot(group["kept_ratio"], group[column], color=colours[str(name)],
+                    marker="*" if family == "ceiling" else "x" if family == "control" else "o",
+                    markersize=9 if family == "ceiling" else 5,
+                    linestyle=":" if family == "control" else "-" if len(group) > 1 else "none", label=str(name))
+        if read:
+            ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label="none (full context) = 1×")
+            ax.set_ylabel("speed-up over full context (×, compress + read)", fontsize=9)
+        else:
+            ax.set_ylabel("compression time per example (ms)", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
+        ax.set_xlabel(RATIO_LABEL, fontsize=9)
+        ax.set_xlim(0, 1.05)
+        ax.grid(alpha=0.3, which="both")
+    _legend(fig, axes)
+    fig.tight_layout()
+    return _save(fig, out)

@@ -1,0 +1,272 @@
+"""`pcbench-report ROOT... --metric f1`: the table, the leaderboard, the plots and an HTML page.
+
+Writes to --out (default `report/`):
+- runs.parquet: one row per cell (collect.py), with 95% bootstrap bounds of every metric
+  (`<column>.lo/.hi`), paired differences against the matched `none` and `random` cells for the
+  chosen metric (`vs_none.*`, `vs_random.*`) and the speed-up;
+- leaderboard.md: every cell with its interval and paired tests, then per variant the area under
+  its metric-vs-ratio curve and its mean rank at matched budgets;
+- tradeoff.png/.pdf, speed.png/.pdf, report.html (both tables, the plots, links to the cells).
+`analysis/report.ipynb` draws the same from runs.parquet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pcbench.analysis.collect import collect_cells, parquet_safe
+from pcbench.analysis.metric import Metric, available, resolve
+from pcbench.analysis.plot import add_speedup, plot_speed, plot_tradeoff, roles
+from pcbench.analysis.stats import add_intervals, add_paired, read_records
+
+GRID = 101  # points of the common ratio range the area is averaged over
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _with_ci(row: pd.Series, column: str) -> str:
+    value = row.get(column)
+    lo, hi = row.get(f"{column}.lo"), row.get(f"{column}.hi")
+    if lo is None or pd.isna(lo):
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _versus(row: pd.Series, baseline: str) -> str:
+    diff = row.get(f"vs_{baseline}.diff")
+    if diff is None or pd.isna(diff):
+        return ""
+    p = row[f"vs_{baseline}.p"]
+    star = "*" if p < 0.05 else ""
+    return (f"{diff:+.1f} [{row[f'vs_{baseline}.lo']:+.1f}, {row[f'vs_{baseline}.hi']:+.1f}] "
+            f"p={p:.3f}{star} @{row[f'vs_{baseline}.ratio']:.2f}")
+
+
+def cells_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """One row per cell: its budget, achieved ratio, the metric with its interval, paired tests."""
+    rows = table.dropna(subset=[metric.column]).sort_values(
+        ["task_label", "reader_label", metric.column], ascending=[True, True, False])
+    board = pd.DataFrame({
+        "task": rows["task_label"],
+        "reader": rows["reader_label"],
+        "variant": rows["variant"],
+        "budget": rows["budget"],
+        "kept ratio": rows["kept_ratio"].map(lambda v: _fmt(v, 3)),
+        "n": rows["n_examples"].astype(int),
+        f"{metric.name} [95% CI]": [_with_ci(r, metric.column) for _, r in rows.iterrows()],
+    })
+    for baseline in ("none", "random"):
+        if f"vs_{baseline}.diff" in rows and rows[f"vs_{baseline}.diff"].notna().any():
+            board[f"Δ vs {baseline}"] = [_versus(r, baseline) for _, r in rows.iterrows()]
+    return board.reset_index(drop=True)
+
+
+def area_under_curve(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Per (task, reader, variant) swept over at least two ratios: the mean metric over the kept
+    ratio range every such variant of that task and reader covers (the area under the curve,
+    linearly interpolated, divided by the range: same units as the metric, comparable between
+    variants because the range is shared)."""
+    out = []
+    rows = table.dropna(subset=[metric.column, "kept_ratio"])
+    for (task, reader), panel in rows.groupby(["task_label", "reader_label"]):
+        curves = {}
+        for variant, group in panel.groupby("variant"):
+            group = group.sort_values("kept_ratio")
+            if roles(group).get(str(variant)) != "baseline" and group["kept_ratio"].nunique() > 1:
+                curves[variant] = (group["kept_ratio"].to_numpy(float), group[metric.column].to_numpy(float))
+        if not curves:
+            continue
+        lo = max(x.min() for x, _ in curves.values())
+        hi = min(x.max() for x, _ in curves.values())
+        for variant, (x, y) in curves.items():
+            if hi > lo:
+                grid = np.linspace(lo, hi, GRID)
+                area = float(np.mean(np.interp(grid, x, y)))
+            else:
+                area = math.nan  # the swept ranges do not overlap: no common ground to compare on
+            out.append({"task_label": task, "reader_label": reader, "variant": variant, "auc": area,
+                        "auc_range": f"{lo:.2f}–{hi:.2f}" if hi > lo else "no common range"})
+    return pd.DataFrame(out, columns=["task_label", "reader_label", "variant", "auc", "auc_range"])
+
+
+def mean_ranks(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Rank of each variant among those run at the same requested budget, task and reader (1 =
+    best, ties averaged), averaged over the budgets where at least two variants met."""
+    rows = table.dropna(subset=[metric.column])
+    rows = rows[rows["budget"] != ""]
+    ranked = []
+    for _, group in rows.groupby(["task_label", "reader_label", "budget"]):
+        if group["variant"].nunique() < 2:
+            continue
+        group = group.assign(rank=group[metric.column].rank(ascending=False, method="average"))
+        ranked.append(group[["task_label", "reader_label", "variant", "rank"]])
+    if not ranked:
+        return pd.DataFrame(columns=["task_label", "reader_label", "variant", "mean_rank", "budgets_ranked"])
+    ranks = pd.concat(ranked).groupby(["task_label", "reader_label", "variant"])["rank"]
+    return pd.DataFrame({"mean_rank": ranks.mean(), "budgets_ranked": ranks.size()}).reset_index()
+
+
+def variants_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """One row per (task, reader, variant): cells, area under the curve, mean rank."""
+    keys = ["task_label", "reader_label", "variant"]
+    rows = table.dropna(subset=[metric.column])
+    base = rows.groupby(keys).agg(cells=("path", "size"), best=(metric.column, "max")).reset_index()
+    board = base.merge(area_under_curve(table, metric), on=keys, how="left").merge(
+        mean_ranks(table, metric), on=keys, how="left")
+    board = board.sort_values(["task_label", "reader_label", "mean_rank", "auc"],
+                              ascending=[True, True, True, False], na_position="last")
+    return pd.DataFrame({
+        "task": board["task_label"], "reader": board["reader_label"], "variant": board["variant"],
+        "cells": board["cells"], f"best {metric.name}": board["best"].map(_fmt),
+        f"AUC ({metric.name}, mean over ratio range)": [
+            f"{_fmt(a)} ({r})" if isinstance(r, str) and not pd.isna(a) else "–"
+            for a, r in zip(board["auc"], board["auc_range"])],
+        "mean rank": [f"{_fmt(m, 2)} (of {int(b)} budgets)" if not pd.isna(m) else "–"
+                      for m, b in zip(board["mean_rank"], board["budgets_ranked"].fillna(0))],
+    }).reset_index(drop=True)
+
+
+def analyse(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The collected table with intervals for every metric, paired tests and speed-up."""
+    records = {path: read_records(path) for path in table["path"]}
+    table = add_intervals(table, records, [resolve(table, name) for name in available(table)])
+    table = add_paired(table, records, metric)
+    return add_speedup(table)
+
+
+def markdown(table: pd.DataFrame, metric: Metric) -> str:
+    return "\n".join([
+        f"# Leaderboard: {metric.label}",
+        "",
+        f"Cells: {metric.name} mean with its 95% bootstrap interval (2000 resamples of the examples); "
+        "Δ = paired difference against the `none` / `random` cell of the same task and reader nearest in achieved "
+        "kept ratio (@ its ratio), on the examples both hold: [95% paired-bootstrap interval], two-sided paired "
+        "permutation p (* below 0.05).",
+        "",
+        cells_board(table, metric).to_markdown(index=False),
+        "",
+        "Variants: AUC = mean metric over the kept-ratio range all swept variants of the task and reader share "
+        "(area under the linearly interpolated curve / range); mean rank among the variants run at the same "
+        "requested budget (1 = best).",
+        "",
+        variants_board(table, metric).to_markdown(index=False),
+        "",
+    ])
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>pcbench report: {{ metric }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }
+table { border-collapse: collapse; font-size: 13px; margin-bottom: 2em; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; }
+th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; }
+.note { color: #666; font-size: 13px; }
+</style></head><body>
+<h1>pcbench report: {{ metric }}</h1>
+<p class="note">{{ cells }} cells from {{ roots }}. {{ explain_cells }}</p>
+<h2>Cells</h2>
+{{ cells_table }}
+<h2>Variants</h2>
+<p class="note">{{ explain_variants }}</p>
+{{ variants_table }}
+<h2>Trade-off</h2>
+<img src="{{ tradeoff }}" alt="metric against kept ratio"> <p><a href="{{ tradeoff_pdf }}">PDF</a></p>
+<h2>Speed</h2>
+<img src="{{ speed }}" alt="speed against kept ratio"> <p><a href="{{ speed_pdf }}">PDF</a></p>
+{% if notes %}<h2>Left out</h2><ul class="note">{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+</body></html>
+"""
+
+
+def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], notes: list[str]) -> Path:
+    from jinja2 import Template
+
+    cells = cells_board(table, metric)
+    ordered = table.dropna(subset=[metric.column]).sort_values(
+        ["task_label", "reader_label", metric.column], ascending=[True, True, False])
+    links = [os.path.relpath(p, out.resolve()) for p in ordered["path"]]
+    cells["cell"] = [f'<a href="{html.escape(link)}/">{html.escape(Path(link).name)}</a>' for link in links]
+    text = Template(PAGE, autoescape=False).render(
+        metric=html.escape(metric.label), cells=len(ordered), roots=html.escape(", ".join(roots)),
+        explain_cells="Mean with 95% bootstrap interval; Δ: paired difference against the matched-ratio baseline, "
+                      "[95% paired bootstrap], permutation p, @ the baseline's kept ratio.",
+        explain_variants="AUC: mean metric over the shared kept-ratio range; mean rank at matched requested budgets.",
+        cells_table=cells.to_html(index=False, escape=False, na_rep="–"),
+        variants_table=variants_board(table, metric).to_html(index=False, na_rep="–"),
+        tradeoff="tradeoff.png", tradeoff_pdf="tradeoff.pdf", speed="speed.png", speed_pdf="speed.pdf",
+        notes=[html.escape(n) for n in notes])
+    path = out / "report.html"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@dataclass
+class Report:
+    table: pd.DataFrame
+    metric: Metric
+    out: Path
+    notes: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+class ReportError(ValueError):
+    """Bad input to a report: no runs, an unknown metric. One line."""
+
+
+def build_report(roots: list[str], metric_name: str, out: Path) -> Report:
+    collected = collect_cells(*roots)
+    if collected.table.empty:
+        why = f" ({len(collected.notes)} unfinished or failed: {collected.notes[0]})" if collected.notes else ""
+        raise ReportError(f"no finished cells under {', '.join(roots)}{why}")
+    try:
+        metric = resolve(collected.table, metric_name)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
+    table = analyse(collected.table, metric)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"table": out / "runs.parquet", "leaderboard": out / "leaderboard.md"}
+    parquet_safe(table).to_parquet(files["table"])
+    files["leaderboard"].write_text(markdown(table, metric), encoding="utf-8")
+    files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff")
+    files["speed"] = plot_speed(table, out / "speed")
+    files["html"] = html_page(table, metric, out, roots, collected.notes)
+    return Report(table, metric, out, collected.notes, files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("roots", nargs="+", help="folders holding cell folders (outputs/, multirun/<study>/)")
+    parser.add_argument("--metric", default="f1",
+                        help="reader metric (f1, match, longbench, ...), answer_in_context / evidence_recall, "
+                             "or a LongBench aggregate (avg, avg_flat, a category, a dataset)")
+    parser.add_argument("--out", default="report", help="folder for the table, leaderboard, plots and report.html")
+    args = parser.parse_args(argv)
+    try:
+        report = build_report(args.roots, args.metric, Path(args.out))
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(cells_board(report.table, report.metric).to_string(index=False))
+    print()
+    print(variants_board(report.table, report.metric).to_string(index=False))
+    for what in ("leaderboard", "tradeoff", "speed", "html", "table"):
+        print(f"{what}: {report.files[what]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The `pcbench` command: one cell (`pcbench task=hotpotqa compressor=bm25 compressor.rate=0.5`).
+
+Sweeps: `pcbench -m compressor=none,bm25 compressor.rate=0.5,0.25` (add `hydra/launcher=slurm` to
+run each cell as a SLURM job). Hydra parses the command line, so every Hydra flag works (`--cfg
+job`, `-p compressor`, `--info`, `-cn`, `-cd`, `--help`); bad input ends as one `error: ...` line
+with exit code 2 (runners/cli.py). From a checkout, `python run.py ...` is the same command.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from hydra_plugins.pcbench_sweeper.sweeper import PcbenchSweeper
+from pcbench.analysis.wandb_log import log_to_wandb
+from pcbench.core.errors import PcbenchError
+from pcbench.runners.cache import remove_stale_temporaries
+from pcbench.runners.cell import run_cell
+from pcbench.runners.cli import cli, failed, write_error
+from pcbench.runners.logs import headline, quiet_third_party
+
+log = logging.getLogger("pcbench")
+
+# Hydra finds plugins by scanning the hydra_plugins namespace, which an editable install hides:
+# registering the sweeper here makes `conf/config.yaml`'s `hydra/sweeper: pcbench` resolve either way.
+Plugins.instance().register(PcbenchSweeper)
+
+
+# The configs ship inside the package (pcbench/conf), so the installed command finds them too.
+@hydra.main(config_path="conf", config_name="config", version_base=None)
+def main(cfg: DictConfig) -> dict[str, Any]:
+    """One cell; returns its metrics, or {"error": message, ...} when it failed (runners.cli.failed).
+
+    A failed cell leaves error.txt in its folder and no finished metrics.json, so a rerun of the
+    sweep retries it; in a sweep the next cell runs either way.
+    """
+    # Libraries imported so far lose their chatty levels; ones imported later (bm25s sets DEBUG at
+    # import) are held back by the handlers' filter (runners/logs.py).
+    quiet_third_party()
+    hydra_cfg = HydraConfig.get()
+    runtime = hydra_cfg.runtime
+    names = {group: str(runtime.choices.get(group)) for group in ("task", "compressor", "reader")}
+    out_dir = Path(runtime.output_dir)
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    overrides = " ".join(hydra_cfg.overrides.task) or "no overrides"
+    where = f"sweep job #{hydra_cfg.job.num} ({overrides}): " if sweep else ""
+    # A killed writer's temporary metrics file (older than an hour, so never a live one's).
+    remove_stale_temporaries(out_dir, ".metrics.json.*.tmp")
+    try:
+        metrics = run_cell(cfg, out_dir, names)
+        if cfg.wandb.enabled:
+            log_to_wandb(cfg, metrics, out_dir)
+    except PcbenchError as exc:
+        # Into run.log; the terminal gets it once, as the `error:` line runners/cli.py prints at the end.
+        log.error("%s", exc, extra={"console": False})
+        write_error(out_dir, str(exc))
+        if sweep:
+            print(f"[#{hydra_cfg.job.num}] failed: {exc}  -> {out_dir}", flush=True)
+        return failed(f"{where}{exc}", out_dir)
+    except Exception as exc:
+        # A bug or an exhausted resource (out of memory): the traceback goes to error.txt and run.log.
+        # A sweep goes on with the next cell; a single run shows the traceback too.
+        trace = traceback.format_exc()
+        message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        log.error("%s\n%s", message, trace, extra={"console": False})
+        write_error(out_dir, message, trace)
+        if not sweep:
+            raise
+        print(f"[#{hydra_cfg.job.num}] failed: {message}  -> {out_dir}", flush=True)
+        return failed(f"{where}{message} (traceback in {out_dir / 'error.txt'})", out_dir, bug=True)
+    line = headline(metrics) + ("  (already finished: skipped)" if metrics.get("skipped") else "")
+    if sweep:
+        print(f"[#{hydra_cfg.job.num}] {line}  -> {out_dir}", flush=True)
+    else:
+        print(line)
+        print(f"results: {out_dir}")
+    return metrics
+
+
+def entry() -> int:
+    """The console script: Hydra reads sys.argv; bad input is one line (runners/cli.py)."""
+    return cli(main)
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

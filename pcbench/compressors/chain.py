@@ -1,0 +1,39 @@
+"""Stages in sequence: each compresses what the previous one kept (coarse to fine).
+
+Every stage gets the previous result as an example (passages and titles kept), so a passage
+ranker can feed a sentence scorer or a token pruner. Each stage's budget applies to its own input:
+passage-level bm25 at rate 0.5, then a token pruner at rate 0.5 keeps about a quarter of the context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pcbench.compressors.base import Compressed, Compressor, Env
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example
+
+
+@dataclass
+class Chain(Compressor):
+    stages: dict[str, Compressor]  # name -> stage, run in the order given
+
+    def __post_init__(self) -> None:
+        if not self.stages or not all(isinstance(s, Compressor) for s in self.stages.values()):
+            raise PcbenchError("compressor.stages must map names to compressor nodes (each with a _target_)")
+
+    @property
+    def query_aware(self) -> bool:  # type: ignore[override]
+        return any(stage.query_aware for stage in self.stages.values())
+
+    def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
+        current = list(examples)
+        extras: list[dict[str, Any]] = [{} for _ in examples]
+        results: list[Compressed] = []
+        for name, stage in self.stages.items():
+            results = stage.compress_batch(current, env)
+            for extra, result in zip(extras, results):
+                extra[name] = result.extras
+            current = [result.as_example(example) for result, example in zip(results, current)]
+        return [Compressed(r.passages, extra) for r, extra in zip(results, extras)]

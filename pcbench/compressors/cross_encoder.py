@@ -1,0 +1,68 @@
+"""Extractive compression with a reranker: a cross-encoder scores each unit against the question.
+
+Jha et al. (2024) found this the strongest extractive method on LongBench: rerank ~128-token
+chunks that end at sentence ends (`level: chunk`, `chunk_tokens`, counted in reader tokens) and
+keep the best under the budget. Sentences and whole passages work too. Any sentence-transformers
+CrossEncoder id or folder (e.g. mixedbread-ai/mxbai-rerank-large-v1, BAAI/bge-reranker-v2-m3).
+All (question, unit) pairs of a chunk of examples go to the model in one predict call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import numpy as np
+
+from pcbench.compressors.base import Env
+from pcbench.compressors.scored import ScoredCompressor
+from pcbench.compressors.units import Unit, sentence_chunks, split_units, view
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example
+from pcbench.core.knobs import Range
+from pcbench.models.pool import ModelSpec, torch_dtype
+
+
+def load_cross_encoder(path: str, spec: ModelSpec, device: str) -> Any:
+    from sentence_transformers import CrossEncoder  # slow import, only when used
+
+    dtype = torch_dtype(spec.dtype)
+    return CrossEncoder(path, device=device, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                        model_kwargs={"dtype": dtype} if dtype != "auto" else None)
+
+
+@dataclass
+class CrossEncoderCompressor(ScoredCompressor):
+    level: Literal["chunk", "sentence", "passage"]  # type: ignore[assignment]  # chunk: sentences up to chunk_tokens
+    model: str  # any sentence-transformers CrossEncoder: hub id or local folder
+    revision: str | None
+    trust_remote_code: bool
+    chunk_tokens: Annotated[int, Range(1)]  # reader tokens per chunk (level: chunk)
+    max_length: Annotated[int, Range(8)] | None  # the model's own limit when null
+    batch_size: Annotated[int, Range(1)]
+    device: str
+    dtype: Literal["float32", "bfloat16", "float16"]
+
+    def units(self, example: Example, env: Env) -> list[Unit]:
+        if self.level == "chunk":
+            return sentence_chunks(example, int(self.chunk_tokens), env.count)
+        return split_units(example, self.level)
+
+    def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
+        model = env.models.get(ModelSpec(self.model, self.revision, self.dtype, self.device, self.trust_remote_code),
+                               load_cross_encoder)
+        if self.max_length is not None:
+            model.max_length = int(self.max_length)
+        pairs = [(e.question, view(e, u)) for e, us in zip(examples, units) for u in us]
+        scores = np.asarray(model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False,
+                                          convert_to_numpy=True), dtype=np.float64)
+        if scores.ndim == 2:  # a classifier with several labels: the last one is "relevant"
+            if scores.shape[1] > 2:
+                raise PcbenchError(f"compressor.model={self.model!r} outputs {scores.shape[1]} labels per pair; "
+                                   "a reranker gives one relevance score (or two: irrelevant, relevant)")
+            scores = scores[:, -1]
+        out, at = [], 0
+        for us in units:
+            out.append([float(s) for s in scores[at:at + len(us)]])
+            at += len(us)
+        return out

@@ -1,0 +1,45 @@
+"""Semantic relevance: similarity of each unit's sentence embedding to the question's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+
+from pcbench.compressors.base import Env
+from pcbench.compressors.scored import ScoredCompressor
+from pcbench.compressors.units import Unit, view
+from pcbench.core.example import Example
+from pcbench.core.knobs import Range
+from pcbench.models.pool import ModelSpec
+
+
+def load_sentence_transformer(path: str, spec: ModelSpec, device: str) -> Any:
+    from sentence_transformers import SentenceTransformer  # slow import, only when used
+
+    return SentenceTransformer(path, device=device, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+
+
+@dataclass
+class EmbeddingCompressor(ScoredCompressor):
+    model: str  # "minilm" (packaged all-MiniLM-L6-v2), a hub id or a local path
+    revision: str | None  # a hub commit or tag; part of the score cache key like every knob
+    batch_size: Annotated[int, Range(1)]
+    device: str  # auto picks cuda, then mps, then cpu
+    normalize: bool  # True: cosine similarity; False: raw dot product (for dot-product models)
+
+    def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
+        # Questions and units of every example in one encode call: the model batches across examples.
+        model = env.models.get(ModelSpec(self.model, self.revision, device=self.device),
+                                    load_sentence_transformer)
+        texts = [t for e, us in zip(examples, units) for t in (e.question, *(view(e, u) for u in us))]
+        vectors = np.asarray(model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                          normalize_embeddings=self.normalize, show_progress_bar=False),
+                             dtype=np.float32)
+        out, at = [], 0
+        for us in units:
+            question, block = vectors[at], vectors[at + 1: at + 1 + len(us)]
+            out.append([float(s) for s in block @ question])
+            at += 1 + len(us)
+        return out

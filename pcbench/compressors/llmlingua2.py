@@ -1,0 +1,165 @@
+"""LLMLingua-2 (Pan et al., Findings ACL 2024): an encoder classifies each token preserve/discard.
+
+As published: each passage is cut into chunks of the 512-token window at chunk-end tokens ("."
+and newline), a word's probability is the mean of its subwords', and the top words under the
+budget are kept in their original order; `force_tokens` are always preferred, `force_reserve_digit`
+keeps words with digits, `drop_consecutive` drops a force token repeating the kept one before it.
+It ignores the question (`question_aware: false`); `question_aware: true` (not in the original)
+puts the question first in every chunk, as the Provence-style models trained here expect.
+
+Differences from microsoft/LLMLingua, on purpose:
+- the budget is counted honestly in the reader's tokens on the rendered text (shared selector),
+  not as a percentile of word probabilities in the compressor's tokens (which overshoots);
+- force tokens are split off the words they touch and rank above every word (probability 1 in
+  the original), but still count against the budget; the model reads the original text rather
+  than placeholder tokens substituted for them;
+- words are whitespace words (punctuation split off only where it is a force token); passage
+  titles are not scored and stay with any kept word of their passage, as for every compressor.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Annotated, Literal
+
+from pcbench.compressors.base import Env
+from pcbench.compressors.scored import ScoredCompressor
+from pcbench.compressors.units import Unit, group, last_char_anchors
+from pcbench.core.example import Example, Passage
+from pcbench.core.knobs import Range
+from pcbench.models.encoders import (
+    EDGE_SLACK,
+    SPECIALS,
+    Block,
+    PassageTokens,
+    Pruner,
+    load_pruner,
+    plan_blocks,
+    score_blocks,
+)
+from pcbench.models.pool import ModelSpec
+
+FORCED = 2.0  # above every probability: force tokens and reserved digits are chosen first
+_WORD = re.compile(r"\s*\S+")
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass
+class LLMLingua2(ScoredCompressor):
+    threshold: Annotated[float, Range(0, 1)] | None  # keep words whose probability reaches it
+    level: Literal["word"]
+    order: Literal["original"]
+    model: str  # hub id, local folder (an LLMLingua-2 checkpoint or `pcbench-train` output)
+    revision: str | None
+    max_length: Annotated[int, Range(32)]  # the window a chunk must fit (512 as published)
+    chunk_end_tokens: list[str]  # chunks end after one of these
+    force_tokens: list[str]
+    force_reserve_digit: bool
+    drop_consecutive: bool
+    question_aware: bool
+    batch_size: Annotated[int, Range(1)]
+    device: str
+    dtype: Literal["float32", "bfloat16", "float16"]
+
+    @property
+    def query_aware(self) -> bool:  # type: ignore[override]
+        return self.question_aware
+
+    # --- units: words, force tokens split off ---------------------------------------------------
+
+    def units(self, example: Example, env: Env) -> list[Unit]:
+        marks = [t for t in self.force_tokens if t.strip()]
+        newline = "\n" in self.force_tokens
+        splitter = re.compile("|".join(re.escape(t) for t in sorted(marks, key=len, reverse=True))) if marks else None
+        out: list[Unit] = []
+        for index, passage in enumerate(example.passages):
+            text = passage.text
+            if not text.strip():
+                continue
+            for match in _WORD.finditer(text):
+                start, end = match.span()
+                lead = start + len(match.group()) - len(match.group().lstrip())
+                if newline and "\n" in text[start:lead]:
+                    cut = text.rindex("\n", start, lead) + 1  # the newline(s) as a unit of their own
+                    out.append(Unit(index, start, cut, text[start:cut]))
+                    start = cut
+                pieces = [start]
+                if splitter is not None:
+                    for hit in splitter.finditer(text, start, end):
+                        pieces += [hit.start(), hit.end()]
+                pieces.append(end)
+                bounds = sorted(set(pieces))
+                for s, e in zip(bounds, bounds[1:]):
+                    if text[s:e].strip():
+                        out.append(Unit(index, s, e, text[s:e]))
+        return out
+
+    def _forced(self, unit: Unit) -> bool:
+        body = unit.text.strip()
+        if not body:
+            return "\n" in self.force_tokens
+        return body in self.force_tokens or (self.force_reserve_digit and bool(_DIGIT.search(body)))
+
+    # --- scores -------------------------------------------------------------------------------
+
+    def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
+        pruner: Pruner = env.models.get(ModelSpec(self.model, self.revision, self.dtype, self.device), load_pruner)
+        window = min(self.max_length, pruner.window)
+        blocks = []
+        for i, (example, us) in enumerate(zip(examples, units)):
+            room = window - SPECIALS - EDGE_SLACK
+            if self.question_aware:
+                room -= pruner.count([example.question])[0]
+            for j in sorted({u.passage for u in us}):
+                text = example.passages[j].text
+                for start, end in plan_blocks(self._segments(text), pruner.offsets(text), max(8, room)):
+                    question = example.question if self.question_aware else None
+                    blocks.append(Block((i, j), question, text[start:end], start))
+        scored = score_blocks(pruner, blocks, self.batch_size, window, rank=False)
+        empty = PassageTokens([], [], None)
+        out = []
+        for i, us in enumerate(units):
+            scores = [0.0] * len(us)
+            for j in sorted({u.passage for u in us}):
+                members = [k for k, u in enumerate(us) if u.passage == j]
+                passage = scored.get((i, j), empty)
+                offsets, values = passage.offsets, passage.keep
+                spans = [(us[k].start, us[k].end) for k in members]
+                for k, probs, span in zip(members, group(last_char_anchors(offsets), values, spans), spans):
+                    if self._forced(us[k]):
+                        scores[k] = FORCED
+                    elif probs:
+                        scores[k] = sum(probs) / len(probs)  # word probability = mean of its subwords'
+                    else:  # a subword crossing the unit's edge: it belongs to the neighbour by anchor
+                        near = [v for (s, e), v in zip(offsets, values) if s < span[1] and e > span[0]]
+                        scores[k] = sum(near) / len(near) if near else 0.0
+            out.append(scores)
+        return out
+
+    def _segments(self, text: str) -> list[tuple[int, int]]:
+        """The text cut after every chunk-end token: chunks end only there (unless one overflows)."""
+        cuts = sorted({m.end() for t in self.chunk_end_tokens if t for m in re.finditer(re.escape(t), text)})
+        bounds = [0, *[c for c in cuts if 0 < c < len(text)], len(text)]
+        return [(s, e) for s, e in zip(bounds, bounds[1:]) if e > s]
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def render(self, example: Example, units: list[Unit], kept: list[int], scores: list[float],
+               tail: Unit | None = None) -> tuple[Passage, ...]:
+        """Kept words in order; a repeated force token dropped (drop_consecutive); a space put back
+        between two words that were not adjacent and would otherwise run together."""
+        chosen: list[int] = []
+        patched = list(units)
+        for k in sorted(kept):
+            unit = units[k]
+            previous = units[chosen[-1]] if chosen else None
+            same = previous is not None and previous.passage == unit.passage
+            if (self.drop_consecutive and previous is not None and same and self._forced(unit)
+                    and unit.text.strip() and unit.text.strip() == previous.text.strip()):
+                continue
+            if (previous is not None and same and previous.end != unit.start and unit.text[:1].isalnum()
+                    and not previous.text[-1:].isspace()):
+                patched[k] = replace(unit, text=" " + unit.text)
+            chosen.append(k)
+        return super().render(example, patched, chosen, scores, tail)

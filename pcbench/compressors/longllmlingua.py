@@ -1,0 +1,177 @@
+"""LongLLMLingua (Jiang et al., ACL 2024): LLMLingua made question-aware for long contexts.
+
+Built on compressors.llmlingua (same budget controller and iterative token stage), with:
+
+1. Question-aware coarse ranking: each document is scored by the perplexity of the question plus
+   "We can get the answer to this question in the given documents." conditioned on the document
+   (`condition_in_question: after`, the reference's choice when none is given; `before` scores the
+   document after the question). Lowest perplexity first; whole documents are kept to the budget.
+2. Contrastive token scores (`condition_compare`): a token's surprisal without the question minus
+   its surprisal with the question before the context; `*_condition` values of
+   `condition_in_question` put the question before the context for the token stage.
+3. `reorder_context`: original order, `sort` (rank order, against lost-in-the-middle) or
+   `two_stage` (best at both ends).
+4. `dynamic_context_compression_ratio`: looser token budgets for better-ranked documents.
+5. Subsequence recovery: `recover(original, compressed, response)` maps spans of a reader's answer
+   that match the compressed context back to the original text (a post-generation step: the
+   runner calls it when it offers that hook; see the README).
+
+Documents are the passages. A passage longer than `max_document_tokens` scorer tokens (a LongBench
+context is one passage) is cut into documents of whole sentences packed up to that size, so the
+coarse stage can rank and drop pieces of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
+
+from pcbench.compressors.base import Env
+from pcbench.compressors.llmlingua import Doc, LLMLingua, _mean
+from pcbench.core.example import Example
+from pcbench.core.knobs import Range
+from pcbench.core.text import split_sentences
+from pcbench.models.causal import CausalLM
+from pcbench.models.pool import ModelSpec
+
+ANSWER_HINT = " We can get the answer to this question in the given documents."
+
+
+@dataclass
+class LongLLMLingua(LLMLingua):
+    condition_in_question: Literal["none", "before", "after", "none_condition", "before_condition",
+                                   "after_condition"]
+    condition_compare: bool
+    reorder_context: Literal["original", "sort", "two_stage"]
+    dynamic_context_compression_ratio: Annotated[float, Range(0, 1)]
+    max_document_tokens: Annotated[int, Range(1)]
+    recovery: bool  # subsequence recovery of the reader's answer (restore), before it is scored
+
+    query_aware: ClassVar[bool] = True
+    version: ClassVar[int] = 1
+
+    def condition(self) -> str:
+        base = self.condition_in_question.replace("_condition", "")
+        return "after" if base == "none" else base  # the reference's rule for this rank method
+
+    def question_prefix(self) -> bool:
+        return self.condition_compare or self.condition_in_question.endswith("_condition")
+
+    def compare(self) -> bool:
+        return self.condition_compare
+
+    def reorder(self) -> str:
+        return self.reorder_context
+
+    def dynamic_ratio(self) -> float:
+        return self.dynamic_context_compression_ratio
+
+    def documents(self, example: Example, scorer: CausalLM) -> list[Doc]:
+        docs: list[Doc] = []
+        for i, passage in enumerate(example.passages):
+            if not passage.text.strip():
+                continue
+            if len(scorer.encode(passage.text)) <= self.max_document_tokens:
+                docs.append(Doc(i, passage.title, passage.text))
+                continue
+            sentences = list(passage.sentences) if passage.sentences else split_sentences(passage.text)
+            chunk, size = "", 0
+            for sentence in sentences:
+                n = len(scorer.encode(sentence))
+                if chunk and size + n > self.max_document_tokens:
+                    docs.append(Doc(i, "" if any(d.passage == i for d in docs) else passage.title, chunk))
+                    chunk, size = "", 0
+                chunk, size = chunk + sentence, size + n
+            if chunk:
+                docs.append(Doc(i, "" if any(d.passage == i for d in docs) else passage.title, chunk))
+        return docs
+
+    def rank(self, docs: list[Doc], question: str, scorer: CausalLM, env: Env) -> list[tuple[int, float]]:
+        ppl = self.conditioned_ppl([d.render() for d in docs], question + ANSWER_HINT, scorer, env)
+        return sorted(enumerate(ppl), key=lambda x: x[1])  # the question is least surprising: best
+
+    def output_order(self, used: list[int], ranked: list[tuple[int, float]]) -> list[int]:
+        if self.reorder_context == "original":
+            return sorted(used)
+        if self.reorder_context == "two_stage":  # best at both ends, worst in the middle
+            return used[0::2] + used[1::2][::-1]
+        return list(used)
+
+    def sentence_scores(self, sentences: list[str], question: str, scorer: CausalLM, env: Env) -> list[float]:
+        return self.conditioned_ppl(sentences, question, scorer, env)
+
+    def conditioned_ppl(self, texts: list[str], question: str, scorer: CausalLM, env: Env) -> list[float]:
+        """Mean surprisal of the question after each text (`after`) or of each text after the
+        question (`before`), in batched forward passes; budget-free, so cached across rates."""
+        mode = self.condition()
+        key = {"stage": "lm_conditioned_ppl", "scorer": self.scorer_key(), "mode": mode, "question": question,
+               "texts": texts}
+
+        def compute() -> list[float]:
+            q = scorer.encode(question)
+            room = max(1, scorer.window - len(q) - 1)
+            seqs, spans = [], []
+            for text in texts:
+                ids = scorer.encode(text, special=True)
+                if mode == "after":
+                    ids = ids[-room:]  # a document longer than the window keeps its end, nearest the question
+                    seqs.append(ids + q)
+                    spans.append((len(ids), len(ids) + len(q)))
+                else:
+                    head = scorer.encode(question, special=True)
+                    seqs.append(head + ids[:room])
+                    spans.append((len(head), len(head) + len(ids[:room])))
+            surprisal = scorer.surprisal(seqs, self.batch_size, bos=False)
+            return [_mean(s[a:b]) for s, (a, b) in zip(surprisal, spans)]
+
+        return list(env.store.fetch(key, compute))
+
+    def restore(self, prediction: str, example: Example, compressed: str, env: Env) -> str:
+        """Subsequence recovery: each longest run of answer words found in the compressed text is
+        replaced by the shortest original span (in scorer tokens) containing most of its tokens in
+        order with gaps of at most 10 tokens. The record keeps the raw answer too."""
+        if not self.recovery:
+            return prediction
+        scorer = env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
+        return recover(scorer, example.context, compressed, prediction)
+
+
+def recover(scorer: CausalLM, original: str, compressed: str, response: str) -> str:
+    original_ids = scorer.encode(original)
+    where: dict[int, list[int]] = defaultdict(list)
+    for i, token in enumerate(original_ids):
+        where[token].append(i)
+
+    def match(phrase: str) -> str:
+        ids = scorer.encode(phrase)
+        if not ids:
+            return phrase
+        best, best_count, best_len = None, 1, float("inf")
+        for left in where.get(ids[0], []):
+            right, count = left, 1
+            for token in ids[1:]:
+                spots = where.get(token, [])
+                j = bisect.bisect_right(spots, right)
+                if j >= len(spots) or spots[j] - right > 10:
+                    continue
+                count, right = count + 1, spots[j]
+            if count > best_count or (count == best_count and right - left + 1 < best_len):
+                best, best_count, best_len = (left, right + 1), count, right - left + 1
+        return phrase if best is None else scorer.decode(original_ids[best[0]:best[1]])
+
+    words = response.split(" ")
+    out, i = [], 0
+    while i < len(words):
+        if words[i] not in compressed:
+            out.append(words[i])
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(words) and " ".join(words[i:j + 2]) in compressed:
+            j += 1
+        out.append(match(" ".join(words[i:j + 1])))
+        i = j + 1
+    return " ".join(out)
+

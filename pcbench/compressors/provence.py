@@ -1,0 +1,287 @@
+"""Provence (Chirkova et al., ICLR 2025): a cross-encoder that reranks passages and prunes their
+sentences in one forward pass over (question, passage).
+
+Two implementations, picked by `implementation` (auto: remote when the checkpoint ships its own
+modeling code, native otherwise):
+
+- **remote**: the checkpoint's own `process()` through `trust_remote_code`, as its authors and
+  BERGEN call it, batched over a chunk of examples. Only `threshold` can be asked of it.
+  Reordering by reranking score and `top_k` are applied here from the scores it returns (the
+  same sort and cut), so every passage stays traceable and compression is counted before them,
+  as BERGEN reports it.
+- **native**: pcbench's own inference for checkpoints without remote code (a trained pruner from
+  `pcbench-train`, an LLMLingua-2-style classifier, or naver's weights remapped;
+  see compressors/encoders.py). The normalised question and each passage (title line first)
+  go through the encoder in blocks that fit the window; each sentence gets a keep score from its
+  token keep probabilities, and a sentence is kept when that score reaches the threshold:
+    * `sentence_rule: paper`: more than half of its tokens have probability >= T. The score is
+      the (floor(n/2)+1)-th largest token probability, so "score >= T" is exactly that rule;
+    * `sentence_rule: openprovence` (hotchpotch/open_provence): mean token probability >= T.
+  Because the rule is a per-sentence score, `rate`/`target_tokens` rank sentences by the same
+  score through the shared selector (honest budgets in reader tokens), and a rate sweep scores
+  once. Sentences are the dataset's own (HotpotQA) or blingfire's, not nltk's.
+
+Every result records which implementation and rule ran, the threshold, each passage's reranking
+score, and how many passages were pruned to "" (dropped, never replaced by their raw text).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
+
+import numpy as np
+
+from pcbench.compressors.base import Compressed, Env
+from pcbench.compressors.scored import ScoredCompressor
+from pcbench.compressors.units import Unit, group, last_char_anchors, unit_spans
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example, Passage
+from pcbench.core.knobs import Range
+from pcbench.models.encoders import (
+    EDGE_SLACK,
+    SPECIALS,
+    Block,
+    PassageTokens,
+    Pruner,
+    load_pruner,
+    normalize_question,
+    plan_blocks,
+    read_config,
+    score_blocks,
+    ships_code,
+)
+from pcbench.models.pool import ModelSpec, torch_dtype
+
+
+def load_remote(path: str, spec: ModelSpec, device: str) -> Any:
+    """The checkpoint's own model class (its modeling file), which brings `process()`."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(path, revision=spec.revision, trust_remote_code=True,
+                                      dtype=torch_dtype(spec.dtype))
+    if not callable(getattr(model, "process", None)):
+        raise PcbenchError(f"{spec.key}={spec.name!r}: its remote code has no process() method; "
+                           "use compressor.implementation=native")
+    return model.to(device).eval()
+
+
+def sentence_score(probs: list[float], rule: str) -> float:
+    """The per-sentence statistic whose `>= T` is the keep rule (see the module docstring)."""
+    if not probs:
+        return 0.0
+    if rule == "openprovence":
+        return float(np.mean(probs))
+    ranked = sorted(probs, reverse=True)
+    return float(ranked[len(ranked) // 2])
+
+
+@dataclass
+class Provence(ScoredCompressor):
+    threshold: Annotated[float, Range(0, 1)] | None  # keep probability T (0.1 conservative, 0.5 prunes more)
+    level: Literal["sentence"]  # Provence prunes sentences
+    model: str  # hub id, local folder, or a folder from `pcbench-train`
+    revision: str | None
+    implementation: Literal["auto", "remote", "native"]
+    trust_remote_code: bool  # needed for the remote implementation (it runs the checkpoint's own code)
+    sentence_rule: Literal["paper", "openprovence"]  # native only; remote runs the checkpoint's own rule
+    title: Literal["dataset", "first_sentence", "none"]  # how titles reach the model (see the YAML)
+    always_select_title: bool
+    reorder: bool  # passages sorted by reranking score (Provence's rerank mode)
+    top_k: Annotated[int, Range(1)] | None  # with reorder: keep the k best-ranked passages
+    normalize_question: bool  # native: lower case, no punctuation, as Provence's process() does
+    max_length: Annotated[int, Range(32)]  # tokens per forward pass (question + block)
+    batch_size: Annotated[int, Range(1)]
+    device: str
+    dtype: Literal["float32", "bfloat16", "float16"]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.top_k is not None and not self.reorder:
+            raise PcbenchError("compressor.top_k keeps the best-ranked passages, so it needs compressor.reorder=true "
+                               "(or compressor.top_k=null)")
+        if self.reorder and self.order == "score":
+            raise PcbenchError("compressor.reorder=true already orders passages (by reranking score); "
+                               "set compressor.order=original")
+        if self.implementation == "remote" and self.threshold is None:
+            raise PcbenchError(_REMOTE_BUDGET)
+
+    # --- which implementation -----------------------------------------------------------------
+
+    def _spec(self, trust: bool) -> ModelSpec:
+        return ModelSpec(self.model, self.revision, self.dtype, self.device, trust)
+
+    def backend(self, env: Env) -> tuple[str, Any]:
+        """("remote", model with process()) or ("native", Pruner), loaded through the pool."""
+        implementation = self.implementation
+        if implementation != "native":
+            has_code = ships_code(env.models.get(self._spec(False), read_config))
+            if implementation == "remote" and not has_code:
+                raise PcbenchError(f"compressor.model={self.model!r} ships no modeling code (no auto_map in its "
+                                   "config.json); use compressor.implementation=native")
+            if has_code and not self.trust_remote_code:
+                raise PcbenchError(f"compressor.model={self.model!r} ships its own modeling code (auto_map in "
+                                   "config.json) and compressor.trust_remote_code=false; set it to true to run the "
+                                   "checkpoint's process(), or compressor.implementation=native")
+            implementation = "remote" if has_code else "native"
+        if implementation == "remote":
+            if self.threshold is None:
+                raise PcbenchError(_REMOTE_BUDGET)
+            return "remote", env.models.get(self._spec(True), load_remote)
+        if not self.always_select_title:
+            raise PcbenchError("compressor.always_select_title=false needs the remote implementation: natively a "
+                               "kept passage is always rendered with its title, as for every other compressor")
+        return "native", env.models.get(self._spec(False), load_pruner)
+
+    def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
+        kind, model = self.backend(env)
+        if kind == "remote":
+            return self._remote(examples, model)
+        return super().compress_batch(examples, env)
+
+    # --- native -------------------------------------------------------------------------------
+
+    def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
+        """Per sentence: the rule's keep score; then one reranking score per passage that has
+        sentences (appended after the unit scores, so both are cached together)."""
+        _, pruner = self.backend(env)
+        assert isinstance(pruner, Pruner)
+        window = min(self.max_length, pruner.window)
+        blocks = []
+        for i, (example, us) in enumerate(zip(examples, units)):
+            question = normalize_question(example.question) if self.normalize_question else example.question
+            room = window - pruner.count([question])[0] - SPECIALS - EDGE_SLACK
+            for j in sorted({u.passage for u in us}):
+                passage = example.passages[j]
+                prefix = f"{passage.title}\n" if passage.title and self.title != "none" else ""
+                spans = [(u.start, u.end) for u in us if u.passage == j]
+                budget = room - (pruner.count([prefix])[0] if prefix else 0)
+                if budget < 8:
+                    raise PcbenchError(f"compressor.max_length={self.max_length} leaves no room for the passage "
+                                       f"after the question of example {example.id!r}; raise it")
+                for start, end in plan_blocks(spans, pruner.offsets(passage.text), budget):
+                    # Title tokens are context for the model, not prunable text (skip).
+                    blocks.append(Block((i, j), question, prefix + passage.text[start:end], start - len(prefix),
+                                        skip=len(prefix)))
+        scored = score_blocks(pruner, blocks, self.batch_size, window, rank=True)
+        ranks = {owner: tokens.rank for owner, tokens in scored.items() if tokens.rank is not None}
+        empty = PassageTokens([], [], None)
+        out = []
+        for i, us in enumerate(units):
+            passages = sorted({u.passage for u in us})
+            scores = [0.0] * len(us)
+            for j in passages:
+                members = [k for k, u in enumerate(us) if u.passage == j]
+                tokens = scored.get((i, j), empty)
+                grouped = group(last_char_anchors(tokens.offsets), tokens.keep, unit_spans([us[k] for k in members]))
+                for k, probs in zip(members, grouped):
+                    scores[k] = sentence_score(probs, self.sentence_rule)
+            out.append(scores + [ranks[(i, j)] for j in passages if (i, j) in ranks])
+        return out
+
+    def select(self, example: Example, units: list[Unit], scores: list[float], env: Env) -> Compressed:
+        n = len(units)
+        unit_scores, extra = scores[:n], scores[n:]
+        passages = sorted({u.passage for u in units})
+        ranks = dict(zip(passages, extra)) if len(extra) == len(passages) and extra else {}
+        info: dict[str, Any] = {"implementation": "native", "sentence_rule": self.sentence_rule,
+                                "threshold": self.threshold, "model": self.model}
+        if self.threshold is not None and units:
+            kept_chars = sum(len(u.text) for u, s in zip(units, unit_scores) if s >= self.threshold)
+            info["char_ratio_before_reorder"] = round(kept_chars / max(1, sum(len(u.text) for u in units)), 4)
+        if not self.reorder:
+            result = super().select(example, units, unit_scores, env)
+            return _finish(result, info, passages, len(passages), ranks, len(example.passages))
+        if not ranks:
+            raise PcbenchError(f"compressor.reorder=true needs reranking scores, and compressor.model={self.model!r} "
+                               "has no ranking head")
+        order = sorted(passages, key=lambda j: (-ranks[j], j))[: self.top_k or None]
+        where = {j: k for k, j in enumerate(order)}
+        sub = replace(example, passages=tuple(example.passages[j] for j in order))
+        picked = [k for k, u in enumerate(units) if u.passage in where]
+        sub_units = [replace(units[k], passage=where[units[k].passage]) for k in picked]
+        result = super().select(sub, sub_units, [unit_scores[k] for k in picked], env)
+        return _finish(result, info, passages, len(order), ranks, len(example.passages))
+
+    # --- remote -------------------------------------------------------------------------------
+
+    def _remote(self, examples: list[Example], model: Any) -> list[Compressed]:
+        results: list[Compressed | None] = [None] * len(examples)
+        todo, contexts, titles, indices = [], [], [], []
+        for i, example in enumerate(examples):
+            present = [j for j, p in enumerate(example.passages) if p.text.strip()]
+            if not present:
+                results[i] = Compressed((), {"implementation": "remote", "passages": 0, "kept_passages": 0,
+                                             "emptied_passages": 0})
+                continue
+            todo.append(i)
+            indices.append(present)
+            ps = [example.passages[j] for j in present]
+            contexts.append([p.render() if self.title == "first_sentence" else p.text for p in ps])
+            titles.append([p.title for p in ps])
+        if todo:
+            title: Any = {"dataset": titles, "first_sentence": "first_sentence", "none": None}[self.title]
+            # reorder/top_k are applied below from the returned scores (the same sort and cut), so
+            # every output stays traceable to its passage and compression is counted before them.
+            out = model.process([examples[i].question for i in todo], contexts, title=title,
+                                threshold=float(self.threshold or 0.0), always_select_title=self.always_select_title,
+                                batch_size=self.batch_size, reorder=False, enable_warnings=False)
+            for k, i in enumerate(todo):
+                results[i] = self._arrange(examples[i], indices[k], _nested(out["pruned_context"], k),
+                                           _nested(out.get("reranking_score"), k))
+        return [r for r in results if r is not None]
+
+    def _arrange(self, example: Example, present: list[int], pruned: list[Any], scores: list[Any]) -> Compressed:
+        if len(pruned) != len(present):
+            raise PcbenchError(f"compressor.model={self.model!r}: process() returned {len(pruned)} passages for "
+                               f"{len(present)} given (example {example.id!r})")
+        ranks = {j: float(s) for j, s in zip(present, scores)} if scores else {}
+        kept: dict[int, Passage] = {}
+        for j, text in zip(present, pruned):
+            passage = example.passages[j]
+            body = _without_title(str(text or ""), passage.title).strip()
+            if body:
+                kept[j] = replace(passage, text=body, sentences=None) if body != passage.text else passage
+        original = sum(len(example.passages[j].text) for j in present)
+        info = {"implementation": "remote", "sentence_rule": "checkpoint", "threshold": self.threshold,
+                "model": self.model,
+                "char_ratio_before_reorder": round(sum(len(p.text) for p in kept.values()) / max(1, original), 4)}
+        order = present
+        if self.reorder:
+            if not ranks:
+                raise PcbenchError(f"compressor.reorder=true needs reranking scores; {self.model!r} returned none")
+            order = sorted(present, key=lambda j: (-ranks[j], j))[: self.top_k or None]
+        result = Compressed(tuple(kept[j] for j in order if j in kept))
+        return _finish(result, info, present, len(order), ranks, len(example.passages))
+
+
+_REMOTE_BUDGET = ("the checkpoint's process() only takes a threshold: set compressor.threshold (and null "
+                  "compressor.rate / compressor.target_tokens), or compressor.implementation=native to rank sentences "
+                  "under a rate or token budget")
+
+
+def _nested(value: Any, k: int) -> list[Any]:
+    if value is None:
+        return []
+    item = value[k]
+    return list(item) if isinstance(item, (list, tuple, np.ndarray)) else [item]
+
+
+def _without_title(text: str, title: str) -> str:
+    """The pruned text less a leading copy of the passage's title (rendered apart, never twice)."""
+    if title and text.startswith(title) and (len(text) == len(title) or text[len(title)] in " \n:."):
+        return text[len(title):].lstrip(" \n:.")
+    return text
+
+
+def _finish(result: Compressed, info: dict[str, Any], passages: list[int], considered: int,
+            ranks: dict[int, float], total: int) -> Compressed:
+    """Counts every passage: given, cut by top_k, pruned to "" (dropped), kept."""
+    scores = [ranks.get(j) for j in range(total)] if ranks else None
+    kept = len(result.passages)
+    extras = {**result.extras, **info, "reranking_scores": [None if s is None or math.isnan(s) else round(s, 4)
+                                                            for s in scores] if scores else None,
+              "passages": len(passages), "dropped_by_top_k": len(passages) - considered,
+              "emptied_passages": considered - kept, "kept_passages": kept}
+    return Compressed(result.passages, extras)

