@@ -89,8 +89,7 @@ def run(n: int = 32, model_dir: str | None = None) -> dict[str, dict[str, float]
 
 def _forward(method: str, compressor: Any, examples: list[Any], env: Any, normalize: Any) -> None:
     """One batched forward pass of the method's model over the inputs it needs (tokenizing included)."""
-    from pcbench.compressors.cross_encoder import load_cross_encoder
-    from pcbench.models.encoders import load_pruner
+    from pcbench.models.encoders import load_cross_encoder, load_pruner
     from pcbench.models.pool import ModelSpec
 
     if method == "cross_encoder":

@@ -8,10 +8,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from conftest import needs_smollm2
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name

@@ -409,7 +409,7 @@ def test_cross_encoder_batches_every_pair_of_a_chunk_in_one_call(tmp_path: Path,
 
 
 def _ce_spec(compressor: Any) -> tuple[Any, Any]:
-    from pcbench.compressors.cross_encoder import load_cross_encoder
+    from pcbench.models.encoders import load_cross_encoder
     from pcbench.models.pool import ModelSpec
 
     return (ModelSpec(compressor.model, compressor.revision, compressor.dtype, compressor.device,

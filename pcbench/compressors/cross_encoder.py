@@ -10,7 +10,7 @@ All (question, unit) pairs of a chunk of examples go to the model in one predict
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 
@@ -20,15 +20,8 @@ from pcbench.compressors.units import Unit, sentence_chunks, split_units, view
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.knobs import Range
-from pcbench.models.pool import ModelSpec, torch_dtype
-
-
-def load_cross_encoder(path: str, spec: ModelSpec, device: str) -> Any:
-    from sentence_transformers import CrossEncoder  # slow import, only when used
-
-    dtype = torch_dtype(spec.dtype)
-    return CrossEncoder(path, device=device, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
-                        model_kwargs={"dtype": dtype} if dtype != "auto" else None)
+from pcbench.models.encoders import load_cross_encoder
+from pcbench.models.pool import ModelSpec
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 
@@ -12,13 +12,8 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, view
 from pcbench.core.example import Example
 from pcbench.core.knobs import Range
+from pcbench.models.encoders import load_sentence_transformer
 from pcbench.models.pool import ModelSpec
-
-
-def load_sentence_transformer(path: str, spec: ModelSpec, device: str) -> Any:
-    from sentence_transformers import SentenceTransformer  # slow import, only when used
-
-    return SentenceTransformer(path, device=device, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
 
 
 @dataclass

@@ -25,7 +25,7 @@ import numpy as np
 from pcbench.compressors.base import Budget, Compressed, Compressor, Env
 from pcbench.compressors.units import aggregate, first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
-from pcbench.core.example import PASSAGE_SEPARATOR, Example, Passage
+from pcbench.core.example import Example, Passage, passage_starts
 from pcbench.core.knobs import Range
 from pcbench.core.text import split_sentences
 from pcbench.models.pool import ModelSpec
@@ -68,7 +68,7 @@ class SelectiveContext(Compressor, Budget):
                                   "original_reader_tokens": reader_total}
         if not context.strip():
             return Compressed((), {**extras, "units": 0, "kept_units": 0, "achieved_reader_tokens": 0})
-        spans = _passage_spans(example)  # (passage index, text start in context)
+        spans = passage_starts(example.passages)  # (passage index, text start in context)
         level: str = self.level  # "word" when spaCy is missing for phrases
         units: list[tuple[int, int, int]] = []  # (passage, start, end) in context characters
         scorer = env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
@@ -126,21 +126,6 @@ class SelectiveContext(Compressor, Budget):
         if level == "word":
             extras["fallback"] = "spaCy or en_core_web_sm is not installed: phrases are whitespace words"
         return Compressed(passages, extras)
-
-
-def _passage_spans(example: Example) -> list[tuple[int, int]]:
-    """Where each non-empty passage's text starts in example.context (render_passages' layout)."""
-    out: list[tuple[int, int]] = []
-    pos = 0
-    for i, passage in enumerate(example.passages):
-        if not passage.text.strip():
-            continue
-        if out:
-            pos += len(PASSAGE_SEPARATOR)
-        start = pos + (len(passage.title) + 1 if passage.title else 0)
-        out.append((i, start))
-        pos = start + len(passage.text)
-    return out
 
 
 def _sentence_starts(sentences: tuple[str, ...] | None, text: str) -> list[int]:

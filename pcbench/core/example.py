@@ -60,3 +60,19 @@ PASSAGE_SEPARATOR = "\n\n"
 
 def render_passages(passages: tuple[Passage, ...] | list[Passage]) -> str:
     return PASSAGE_SEPARATOR.join(p.render() for p in passages if p.text.strip())
+
+
+def passage_starts(passages: tuple[Passage, ...] | list[Passage]) -> list[tuple[int, int]]:
+    """(index, where its text starts in the rendered context) for each non-empty passage, in
+    `render_passages`' layout: a scorer that reads the whole context maps offsets back with it."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for i, passage in enumerate(passages):
+        if not passage.text.strip():
+            continue
+        if out:
+            pos += len(PASSAGE_SEPARATOR)
+        start = pos + (len(passage.title) + 1 if passage.title else 0)
+        out.append((i, start))
+        pos = start + len(passage.text)
+    return out

@@ -1,4 +1,5 @@
-"""Encoders that score tokens: the model behind Provence (native), LLMLingua-2 and the trainer.
+"""Encoders in the model layer: sentence embedders and cross-encoders (sentence-transformers), and
+token classifiers, the model behind Provence (native), LLMLingua-2 and the trainer.
 
 A *pruner* is a token-classification encoder (label 1 = keep) plus, optionally, a ranking head
 on the first token's final hidden state: one forward pass over (question, text) gives a keep
@@ -37,6 +38,26 @@ RANKING_FILE = "ranking_head.safetensors"
 # (<s> q </s></s> c </s>), plus room for a few tokens that merge differently at a block's edge.
 SPECIALS = 4
 EDGE_SLACK = 4
+
+
+# -- sentence-transformers models ------------------------------------------------------------------
+
+
+def load_sentence_transformer(path: str, spec: ModelSpec, device: str) -> Any:
+    from sentence_transformers import SentenceTransformer  # slow import, only when used
+
+    return SentenceTransformer(path, device=device, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+
+
+def load_cross_encoder(path: str, spec: ModelSpec, device: str) -> Any:
+    from sentence_transformers import CrossEncoder  # slow import, only when used
+
+    dtype = torch_dtype(spec.dtype)
+    return CrossEncoder(path, device=device, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                        model_kwargs={"dtype": dtype} if dtype != "auto" else None)
+
+
+# -- token classifiers ---------------------------------------------------------------------------
 
 
 def _nn() -> Any:
