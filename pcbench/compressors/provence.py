@@ -11,7 +11,7 @@ modeling code, native otherwise):
   as BERGEN reports it.
 - **native**: pcbench's own inference for checkpoints without remote code (a trained pruner from
   `pcbench-train`, an LLMLingua-2-style classifier, or naver's weights remapped;
-  see compressors/encoders.py). The normalised question and each passage (title line first)
+  see models/encoders.py). The normalised question and each passage (title line first)
   go through the encoder in blocks that fit the window; each sentence gets a keep score from its
   token keep probabilities, and a sentence is kept when that score reaches the threshold:
     * `sentence_rule: paper`: more than half of its tokens have probability >= T. The score is

@@ -5,7 +5,7 @@ of its cache during prefill. Both land on one accuracy-vs-kept axis: each record
 text kept ratio (the compressor's) and `kv_kept_ratio`, the fraction of the pressed tokens' KV
 entries the press kept (mean over layers).
 
-The prompt is readers/base.py's protocol, unchanged (same text, same ids as reader=transformers).
+The prompt is models/protocol.py's protocol, unchanged (same text, same ids as reader=transformers).
 It is split in two, as kvpress's own pipeline does: the first part is prefilled under the press,
 the rest is then read on top of the compressed cache at its original positions and decoding
 continues greedily with the protocol's stop ids.

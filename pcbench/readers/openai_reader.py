@@ -1,6 +1,6 @@
 """Any OpenAI-compatible endpoint as the reader: a vLLM or llama.cpp server, a hosted API.
 
-The prompt protocol is readers/base.py's, run with a local tokenizer (`tokenizer_model`: the
+The prompt protocol is models/protocol.py's, run with a local tokenizer (`tokenizer_model`: the
 endpoint model's own when given, so middle truncation and kept ratios are measured in the
 reader's tokens). `api: chat` sends the cut prompt as one user message and lets the endpoint apply
 its own chat template; `api: completions` sends the text our protocol built (the local tokenizer's

@@ -1,6 +1,6 @@
 """vLLM's offline engine as the reader (`reader=vllm`, `pip install 'pcbench[vllm]'`, a CUDA GPU).
 
-The prompts are readers/base.py's protocol, built with the model's Hugging Face tokenizer and
+The prompts are models/protocol.py's protocol, built with the model's Hugging Face tokenizer and
 handed to vLLM as token ids, so vLLM reads exactly the ids the transformers reader would (no
 second tokenisation, no second chat template). The runner hands over every cache miss of a cell
 in one call (`batch_size = ALL`) and vLLM's scheduler batches them continuously. Decoding is

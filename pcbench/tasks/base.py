@@ -30,7 +30,7 @@ class Task(ABC):
     reports x100).
     limit: first N examples only (after any seeded shuffling the loader does).
 
-    Fields carry no defaults: the values come from conf/task/*.yaml, and runners/build.py checks
+    Fields carry no defaults: the values come from conf/task/*.yaml, and core/build.py checks
     them against these annotations before the task is built (core/knobs.py).
     """
 
