@@ -50,7 +50,7 @@ class LongLLMLingua(LLMLingua):
     recovery: bool  # subsequence recovery of the reader's answer (restore), before it is scored
 
     query_aware: ClassVar[bool] = True
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: coarse ranking scores the joined string, as llmlingua 0.2.2
 
     def condition(self) -> str:
         base = self.condition_in_question.replace("_condition", "")
@@ -107,24 +107,24 @@ class LongLLMLingua(LLMLingua):
         question (`before`), in batched forward passes; budget-free, so cached across rates."""
         mode = self.condition()
         key = {"stage": "lm_conditioned_ppl", "scorer": self.scorer_key(), "mode": mode, "question": question,
-               "texts": texts}
+               "texts": texts, "rule": "joined"}
 
         def compute() -> list[float]:
-            q = scorer.encode(question)
-            room = max(1, scorer.window - len(q) - 1)
-            seqs, spans = [], []
+            # As llmlingua 0.2.2's get_condition_ppl: the two strings joined and tokenized as ONE
+            # string (the boundary tokens are the joined text's own), and the mean surprisal of the
+            # tokens after the first len(ids(condition)) (its condition_pos_id = that length - 1).
+            seqs, starts = [], []
             for text in texts:
-                ids = scorer.encode(text, special=True)
-                if mode == "after":
-                    ids = ids[-room:]  # a document longer than the window keeps its end, nearest the question
-                    seqs.append(ids + q)
-                    spans.append((len(ids), len(ids) + len(q)))
-                else:
-                    head = scorer.encode(question, special=True)
-                    seqs.append(head + ids[:room])
-                    spans.append((len(head), len(head) + len(ids[:room])))
+                first, second = (text, question) if mode == "after" else (question, text)
+                joined = scorer.encode(first + second, special=True)
+                start = len(scorer.encode(first, special=True))
+                # Longer than the window (rare: documents are cut to max_document_tokens): the
+                # reference cuts the end off; here the head goes, so the scored part stays whole.
+                cut = max(0, len(joined) - scorer.window)
+                seqs.append(joined[cut:])
+                starts.append(max(1, start - cut))
             surprisal = scorer.surprisal(seqs, self.batch_size, bos=False)
-            return [_mean(s[a:b]) for s, (a, b) in zip(surprisal, spans)]
+            return [_mean(s[a:]) for s, a in zip(surprisal, starts)]
 
         return list(env.store.fetch(key, compute))
 
