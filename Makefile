@@ -31,6 +31,7 @@ test: install
 
 bench: install
 	[ -d .bench-env/llmlingua ] || $(PIP) install -q --no-deps --target .bench-env llmlingua==0.2.2 tiktoken
+	[ -d .bench-env/selective_context ] || $(PIP) install -q --no-deps --target .bench-env selective-context==0.1.4
 	$(PY) benchmarks/bench.py
 
 lint: install

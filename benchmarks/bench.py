@@ -112,6 +112,7 @@ def batching(rows: list[tuple[str, str, str]]) -> None:
 def families(rows: list[tuple[str, str, str]]) -> None:
     import llmlingua_reference  # beside this file
     import lm_pruning
+    import selective_context_reference
     import trained_pruners
 
     for row in lm_pruning.run():
@@ -119,6 +120,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
                      f"{row['vs_forward_pass']}x one forward pass (goal <= 1.3x); 5-rate sweep "
                      f"{row['sweep_5_rates_vs_1']}x one rate; achieved {row['achieved_rate_at_0.5']}"))
     rows.extend(llmlingua_reference.run())  # ours against llmlingua 0.2.2 (installed in .bench-env by make bench)
+    rows.extend(selective_context_reference.run())  # ours against selective-context 0.1.4 (likewise)
     for name, row in trained_pruners.run().items():
         rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
                      f"{row['tokens_per_s']} tokens/s; {row['batched_speedup']}x faster than one by one; "

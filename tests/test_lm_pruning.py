@@ -75,8 +75,9 @@ GOLDEN = {
     # The token stage runs over the documents in output order (reorder_context=sort), as llmlingua 0.2.2 does.
     "longllmlingua": ("Quantum mechanics nature at smallest scales of energy levels of atoms subatomic particles, "
                       "where classical fails.\n\nfox jumps river morning\n\n."),
-    "selective_context": ("Paris\nthe Eiffel tower\n\nFox\nThe quick brown fox the lazy dog the river bank\n\n"
-                          "Quantum\nthe smallest scales subatomic particles"),
+    # The package's rule: each sentence scored alone, a unit's mean self-information.
+    "selective_context": ("Paris\nParis the capital France many museums and its bridges\n\nFox\njumps every .\n\n"
+                          "Quantum\ndescribes nature at subatomic particles where"),
 }
 
 
@@ -84,6 +85,22 @@ GOLDEN = {
 def test_fixed_kept_tokens_for_a_fixed_input_and_seed(family: str, tiny: str, env: Env) -> None:
     out = build(family, tiny, rate=0.4).compress(EXAMPLE, env)
     assert out.text == GOLDEN[family]
+
+
+def test_selective_context_one_pass_sum_is_the_earlier_rule(tiny: str, env: Env) -> None:
+    """scoring=context unit_score=sum: the whole context in one pass, units summed (pcbench's rule
+    before it followed the package), kept token for token."""
+    out = build("selective_context", tiny, rate=0.4, scoring="context", unit_score="sum").compress(EXAMPLE, env)
+    assert out.text == ("Paris\nthe Eiffel tower\n\nFox\nThe quick brown fox the lazy dog the river bank\n\n"
+                        "Quantum\nthe smallest scales subatomic particles")
+
+
+def test_selective_context_splits_sentences_as_the_package() -> None:
+    from pcbench.compressors.selective_context import reference_sentences
+
+    text = "Dr. Smith met Mr. Jones, e.g. at noon. Was it late? No!  Then they left."
+    assert [text[a:b] for a, b in reference_sentences(text)] == [
+        "Dr. Smith met Mr. Jones, e.g. at noon.", "Was it late?", "No!  Then they left."]
 
 
 # -- budgets --------------------------------------------------------------------------------------

@@ -1,10 +1,19 @@
 """Selective Context (Li et al., EMNLP 2023): drop the lexical units a small LM finds least informative.
 
-Self-information I(x_i) = -log p(x_i | x_<i) of every scorer token of the context, in one batched
-(windowed) pass after a BOS token; a unit scores the sum over its tokens (each token belongs to the
-unit holding its first non-space character). Units: scorer `token`s, `phrase`s (spaCy noun chunks,
-every other spaCy token a unit of its own; without spaCy and `en_core_web_sm`, whitespace words,
-and the record says so) or `sentence`s. Query-agnostic: the question is never read.
+As the published code (liyucheng09/Selective_Context, PyPI `selective-context` 0.1.4) does by
+default: each passage is split into sentences with its regex (after "." or "?" and a space, not
+after "e.g." or "Mr."), each sentence is scored on its own after the BOS token, self-information
+I(x_i) = -log p(x_i | x_<i) per scorer token, and a unit scores the MEAN over its tokens (each token
+belongs to the unit holding its first non-space character). Units: scorer `token`s, `phrase`s (spaCy
+noun chunks, every other spaCy token a unit of its own, found within each sentence; without spaCy
+and `en_core_web_sm`, whitespace words, and the record says so) or `sentence`s. Query-agnostic: the
+question is never read.
+
+Differences from the package, each a knob or stated: `scoring: context` scores the whole rendered
+context in one pass (each token conditioned on everything before it) and `unit_score: sum` sums a
+unit's tokens (pcbench's rule before it followed the package); the package first folds all
+whitespace of the context to single spaces, pcbench keeps the text as it is (passages and titles
+stay apart); BOS is the scorer's own (the package writes GPT-2's "<|endoftext|>", its BOS).
 
 Budgets: `rate` / `target_tokens` keep the most informative units, in reader tokens, up to the
 budget counted on the rendered result (our default); `reduce_ratio` is the published rule
@@ -15,6 +24,7 @@ Units keep their passage: titles stay on passages that keep any unit.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +38,7 @@ from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage, passage_starts
 from pcbench.core.knobs import Range
 from pcbench.core.text import split_sentences
+from pcbench.models.causal import CausalLM
 from pcbench.models.pool import ModelSpec
 
 WORD = re.compile(r"\S+")
@@ -43,10 +54,12 @@ class SelectiveContext(Compressor, Budget):
     dtype: Literal["float32", "bfloat16", "float16", "auto"]
     device: str
     batch_size: Annotated[int, Range(1)]
+    scoring: Literal["sentence", "context"]  # sentence: each sentence alone (the package); context: one pass
+    unit_score: Literal["mean", "sum"]  # mean of a unit's token self-information (the package), or the sum
 
     query_aware: ClassVar[bool] = False
     budget_knobs: ClassVar[tuple[str, ...]] = ("rate", "target_tokens", "threshold", "reduce_ratio")
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: sentence-by-sentence scoring and mean unit scores by default
 
     def __post_init__(self) -> None:
         if self.reduce_ratio is not None:
@@ -68,56 +81,59 @@ class SelectiveContext(Compressor, Budget):
                                   "original_reader_tokens": reader_total}
         if not context.strip():
             return Compressed((), {**extras, "units": 0, "kept_units": 0, "achieved_reader_tokens": 0})
-        spans = passage_starts(example.passages)  # (passage index, text start in context)
         level: str = self.level  # "word" when spaCy is missing for phrases
-        units: list[tuple[int, int, int]] = []  # (passage, start, end) in context characters
         scorer = env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
-        key = {"stage": "lm_self_info", "scorer": {"model": self.model, "revision": self.revision,
-                                                   "dtype": self.dtype}, "text": context}
-
-        def compute() -> dict[str, Any]:
-            tokens = scorer.tokenize(context)
-            info = scorer.surprisal([tokens.ids], self.batch_size, bos=True)[0]
-            return {"anchors": first_char_anchors(tokens.offsets, context), "starts": [o[0] for o in tokens.offsets],
-                    "info": [float(x) for x in info]}
-
-        scored = env.store.fetch(key, compute)
-        for index, start in spans:
-            text = example.passages[index].text
+        # The stretches scored as one sequence, (passage, start, end) in context characters: each
+        # sentence (the package), or each passage within one pass over the whole context.
+        if self.scoring == "sentence":
+            pieces = [(index, start + a, start + b) for index, start in passage_starts(example.passages)
+                      for a, b in reference_sentences(example.passages[index].text)]
+        else:
+            pieces = [(index, start, start + len(example.passages[index].text))
+                      for index, start in passage_starts(example.passages)]
+        scored = env.store.fetch(self._score_key(context, pieces), lambda: self._self_info(scorer, context, pieces))
+        units: list[tuple[int, int, int]] = []  # (passage, start, end) in context characters
+        for index, start, end in pieces:
+            text = context[start:end]
             if level == "sentence":
-                pieces = _sentence_starts(example.passages[index].sentences, text)
+                cuts = [0] if self.scoring == "sentence" else _sentence_starts(example.passages[index].sentences, text)
             elif level == "phrase":
-                pieces, ok = _phrase_starts(text, env)
+                cuts, ok = _phrase_starts(text, env)
                 if not ok:
                     level = "word"
             else:
-                pieces = sorted({a - start for a in scored["anchors"] if start <= a < start + len(text)} | {0})
-            bounds = pieces + [len(text)]
+                cuts = sorted({a - start for a in scored["anchors"] if start <= a < end} | {0})
+            bounds = cuts + [len(text)]
             units.extend((index, start + a, start + b) for a, b in zip(bounds, bounds[1:]) if text[a:b].strip())
-        scores = aggregate(scored["anchors"], scored["info"], [(a, b) for _, a, b in units], "sum")
+        # A unit without a token of its own scores NaN: the package keeps it (NaN is never below the cut).
+        scores = [s if math.isfinite(s) else math.nan for s in
+                  aggregate(scored["anchors"], scored["info"], [(a, b) for _, a, b in units], self.unit_score)]
         texts = [context[a:b] for _, a, b in units]
 
         def render(kept: list[int]) -> tuple[Passage, ...]:
             groups: dict[int, list[str]] = {}
-            last = -1
+            end = -1
             for i in sorted(kept):
                 pieces = groups.setdefault(units[i][0], [])
-                # A gap where units were dropped: keep the words apart if no space survived there.
-                if pieces and last != i - 1 and not pieces[-1][-1:].isspace() and not texts[i][:1].isspace():
+                # A gap where units were dropped (or between sentences): keep the words apart if no
+                # space survived there.
+                if pieces and units[i][1] > end and not pieces[-1][-1:].isspace() and not texts[i][:1].isspace():
                     pieces.append(" ")
                 pieces.append(texts[i])
-                last = i
+                end = units[i][2]
             return tuple(Passage("".join(g).strip(), example.passages[p].title, gold=example.passages[p].gold)
                          for p, g in groups.items())
 
         if self.reduce_ratio is not None:
-            cut = float(np.percentile(scores, self.reduce_ratio * 100)) if scores else 0.0
-            kept = [i for i, s in enumerate(scores) if s >= cut]
+            # The package's rule: units below the reduce_ratio-th percentile are removed (NaN ignored).
+            cut = float(np.nanpercentile(scores, self.reduce_ratio * 100)) if scores else 0.0
+            kept = [i for i, s in enumerate(scores) if not s < cut]
         elif self.threshold is not None:
             kept = [i for i, s in enumerate(scores) if s >= self.threshold]
         else:
             assert limit is not None
-            order = sorted(range(len(units)), key=lambda i: (-scores[i], i))
+            rank = [s if not math.isnan(s) else -math.inf for s in scores]
+            order = sorted(range(len(units)), key=lambda i: (-rank[i], i))
             kept = order[:fit_count(order, lambda idx: Compressed(render(idx)).text, env.count, limit)]
         passages = render(kept)
         achieved = env.count([Compressed(passages).text])[0]
@@ -126,6 +142,46 @@ class SelectiveContext(Compressor, Budget):
         if level == "word":
             extras["fallback"] = "spaCy or en_core_web_sm is not installed: phrases are whitespace words"
         return Compressed(passages, extras)
+
+    def _score_key(self, context: str, pieces: list[tuple[int, int, int]]) -> dict[str, Any]:
+        scorer = {"model": self.model, "revision": self.revision, "dtype": self.dtype}
+        if self.scoring == "context":
+            return {"stage": "lm_self_info", "scorer": scorer, "text": context}
+        return {"stage": "lm_self_info_sentences", "scorer": scorer, "texts": [context[a:b] for _, a, b in pieces]}
+
+    def _self_info(self, scorer: CausalLM, context: str, pieces: list[tuple[int, int, int]]) -> dict[str, Any]:
+        """Token anchors (context characters) and self-information of every scored stretch, in batched passes."""
+        if self.scoring == "context":
+            tokens = scorer.tokenize(context)
+            info = scorer.surprisal([tokens.ids], self.batch_size, bos=True)[0]
+            return {"anchors": first_char_anchors(tokens.offsets, context), "info": [float(x) for x in info]}
+        tokenized = [scorer.tokenize(context[a:b]) for _, a, b in pieces]
+        infos = scorer.surprisal([t.ids for t in tokenized], self.batch_size, bos=True)
+        anchors: list[int] = []
+        values: list[float] = []
+        for (_, start, end), tokens, info in zip(pieces, tokenized, infos):
+            anchors.extend(start + a for a in first_char_anchors(tokens.offsets, context[start:end]))
+            values.extend(float(x) for x in info)
+        return {"anchors": anchors, "info": values}
+
+
+# The package's sentence splitter: a space after "." or "?", unless it follows "e.g."-like or "Mr."-like text.
+SENTENCE_END = re.compile(r"(?<!\w\.\w.)(?<![A-Z][a-z]\.)(?<=\.|\?)\s")
+
+
+def reference_sentences(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each sentence of `text` as the package splits it, each stripped of whitespace."""
+    bounds, start = [], 0
+    for match in SENTENCE_END.finditer(text):
+        bounds.append((start, match.start()))
+        start = match.end()
+    bounds.append((start, len(text)))
+    out = []
+    for a, b in bounds:
+        piece = text[a:b]
+        if piece.strip():
+            out.append((a + len(piece) - len(piece.lstrip()), a + len(piece.rstrip())))
+    return out
 
 
 def _sentence_starts(sentences: tuple[str, ...] | None, text: str) -> list[int]:
