@@ -20,11 +20,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pcbench.compressors.base import Compressor, Env
+from pcbench.compressors.base import Compressor, Env, NoStore
 from pcbench.conf import CONF_DIR
 from pcbench.core.build import build
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
+from pcbench.core.tokenizer import OPENAI_ENCODINGS, Tokenizer, openai_tokenizer
 from pcbench.readers.base import Reader, reader_tokenizer
 from pcbench.runners.cache import Cache
 from pcbench.runners.cli import one_line
@@ -76,13 +77,21 @@ def compress_many(compressor: Compressor | str, contexts: Sequence[Context], que
                   *, tokenizer: str = "smollm2", cache_dir: str | Path | None = None,
                   batch_size: int = 32) -> list[Compression]:
     """`compress` for many contexts at once: a model-based compressor scores `batch_size` of them
-    per call. `cache_dir` keeps scores and results on disk across calls (none by default)."""
+    per call. `cache_dir` keeps scores and results on disk across calls (none by default).
+
+    `tokenizer` (a hub id, folder, the alias smollm2, or cl100k / o200k) counts the kept ratio, and
+    the budget unless the compressor's `budget_tokenizer` names another; with `budget_scope=prompt`
+    the question's tokens count against the budget (there is no task template here)."""
     method = load_compressor(compressor) if isinstance(compressor, str) else compressor
     asked = list(questions) if questions is not None else [""] * len(contexts)
     if len(asked) != len(contexts):
         raise PcbenchError(f"questions: {len(asked)} given for {len(contexts)} contexts; give one per context")
-    counter = reader_tokenizer("tokenizer", tokenizer)
-    env = Env(counter, Cache(str(cache_dir))) if cache_dir is not None else Env(counter)
+    counter = named_tokenizer(tokenizer)
+    basis, scope = method.budget_basis()
+    store = Cache(str(cache_dir)) if cache_dir is not None else NoStore()
+    env = Env(counter if basis == "reader" else openai_tokenizer(basis), store)
+    if scope == "prompt":
+        env.prompt_overhead = lambda example: env.count([example.question])[0]
     examples = [_example(i, context, question) for i, (context, question) in enumerate(zip(contexts, asked))]
     out: list[Compression] = []
     for start in range(0, len(examples), max(1, batch_size)):
@@ -116,6 +125,10 @@ def run_cell(task: str = "niah", compressor: str = "none", reader: str = "smollm
 
 # conf/config.yaml's hydra.job.config.override_dirname.exclude_keys, for the same folder names.
 _NOT_IN_FOLDER_NAMES = ("task.path", "cache_dir", "study", "rerun", "stage", "experiment")
+
+
+def named_tokenizer(name: str) -> Tokenizer:
+    return openai_tokenizer(name) if name in OPENAI_ENCODINGS else reader_tokenizer("tokenizer", name)
 
 
 def _load(group: str, name: str, knobs: Mapping[str, Any]) -> Any:

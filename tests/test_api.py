@@ -100,3 +100,11 @@ def test_tasks_readers_and_a_cell(tmp_path: Path) -> None:
                              overrides=["compressor.rate=0.5", "task.lengths=[400]", "task.depths=[50]",
                                         f"cache_dir={tmp_path / 'cache'}"], out_dir=tmp_path / "cell")
     assert again["skipped"]  # finished with the same config and code: not run again
+
+
+@needs_smollm2
+def test_a_budget_the_papers_way_from_python() -> None:
+    gpt35 = pcbench.load_compressor("bm25", rate=0.5, level="word", budget_tokenizer="cl100k")
+    out = pcbench.compress(gpt35, CONTEXT, "When was it finished?", tokenizer="cl100k")
+    assert out.tokenizer == "cl100k" and out.compressed_tokens <= round(0.5 * out.original_tokens)
+    assert out.kept_ratio > 0.4

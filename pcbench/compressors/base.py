@@ -48,9 +48,17 @@ class NoStore:
         return compute(list(range(len(keys)))) if keys else []
 
 
+def no_overhead(example: Example) -> int:
+    return 0
+
+
 @dataclass
 class Env:
     """What the harness lends a compressor: the reader's tokenizer, a score store, the model pool.
+
+    `tokenizer` is the one budgets are counted in: the reader's, or the one the compressor's
+    `budget_tokenizer` names (cl100k: the papers' GPT-3.5 tokens). `prompt_overhead` gives the
+    tokens a prompt holds besides the context (instruction, question), for `budget_scope=prompt`.
 
     Models come from the pool, so a compressor and the reader that name one model share one copy:
     `causal_lm` scores, generates under the readers' prompt protocol and reads attention;
@@ -60,6 +68,7 @@ class Env:
     tokenizer: Tokenizer
     store: Store = field(default_factory=NoStore)
     models: Models = field(default_factory=lambda: MODELS)
+    prompt_overhead: Callable[[Example], int] = no_overhead
 
     def causal_lm(self, spec: ModelSpec) -> CausalLM:
         return causal_lm(self.models, spec)
@@ -134,6 +143,13 @@ class Compressor:
                 **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)  # type: ignore[arg-type]
                    if f.init}}
 
+    def budget_basis(self) -> tuple[str, str]:
+        """(the tokenizer budgets are counted in, their scope): ("reader", "context") unless the
+        compressor's `budget_tokenizer` and `budget_scope` knobs say otherwise."""
+        if isinstance(self, Budget):
+            return (self.budget_tokenizer, self.budget_scope)
+        return ("reader", "context")
+
     def describe(self) -> dict[str, Any]:
         """What analysis needs to know of the compressor, recorded in metrics.json."""
         return {"role": self.role, "budget_knobs": list(self.budget_knobs), "uses_budget": self.uses_budget}
@@ -167,15 +183,22 @@ Tokens = Annotated[int, Range(1)]
 
 @dataclass
 class Budget:
-    """The budget vocabulary shared by every compressor: set exactly one field.
+    """The budget vocabulary shared by every compressor: set exactly one of rate, target_tokens, threshold.
 
-    rate: fraction of the context's reader tokens kept, 0 < rate <= 1. target_tokens: tokens kept.
+    rate: fraction of the context's tokens kept, 0 < rate <= 1. target_tokens: tokens kept.
     threshold: keep units scoring at least this (methods with a meaningful score scale).
+    budget_tokenizer: what the tokens are: the reader's (pcbench's default), or OpenAI's cl100k /
+    o200k, as the LLMLingua papers count (their "2x" is in GPT-3.5 tokens).
+    budget_scope: context (the budget is the context's) or prompt (the ratio or target is the whole
+    prompt's, instruction and question included, and they are never cut: the context gets the rest,
+    as LongLLMLingua's tables count their constraint).
     """
 
     rate: Rate | None
     target_tokens: Tokens | None
     threshold: float | None
+    budget_tokenizer: Literal["reader", "cl100k", "o200k"]
+    budget_scope: Literal["context", "prompt"]
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("rate", "target_tokens", "threshold") if getattr(self, n) is not None]
@@ -186,12 +209,15 @@ class Budget:
                 f"compressor.rate=null compressor.target_tokens=2000"
             )
 
-    def token_limit(self, total: int) -> int | None:
-        """The number of tokens allowed out of `total`, or None when a threshold decides."""
+    def token_limit(self, total: int, overhead: int = 0) -> int | None:
+        """The context tokens allowed out of `total`, or None when a threshold decides. With
+        `budget_scope=prompt`, `overhead` (the prompt's other tokens) counts against the budget."""
+        if self.budget_scope == "context":
+            overhead = 0
         if self.rate is not None:
-            return int(round(float(self.rate) * total))
+            return max(0, int(round(float(self.rate) * (total + overhead))) - overhead)
         if self.target_tokens is not None:
-            return int(self.target_tokens)
+            return max(0, int(self.target_tokens) - overhead)
         return None
 
     @staticmethod

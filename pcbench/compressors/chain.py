@@ -27,6 +27,15 @@ class Chain(Compressor):
     def query_aware(self) -> bool:  # type: ignore[override]
         return any(stage.query_aware for stage in self.stages.values())
 
+    def budget_basis(self) -> tuple[str, str]:
+        """The stages' common basis: they all count in the one tokenizer the harness lends."""
+        bases = {name: stage.budget_basis() for name, stage in self.stages.items()}
+        if len(set(bases.values())) > 1:
+            listed = ", ".join(f"{name}: {tokenizer}/{scope}" for name, (tokenizer, scope) in bases.items())
+            raise PcbenchError(f"compressor.stages count budgets differently ({listed}); give every stage the same "
+                               "budget_tokenizer and budget_scope")
+        return next(iter(bases.values()))
+
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
         current = list(examples)
         extras: list[dict[str, Any]] = [{} for _ in examples]

@@ -138,7 +138,7 @@ class LLMLingua(Compressor, Budget):
 
     def compress(self, example: Example, env: Env) -> Compressed:
         reader_total = env.count([example.context])[0] if example.context else 0
-        limit = self.token_limit(reader_total)
+        limit = self.token_limit(reader_total, env.prompt_overhead(example))
         assert limit is not None
         extras: dict[str, Any] = {"requested": {"rate": self.rate, "target_tokens": self.target_tokens},
                                   "target_reader_tokens": limit, "original_reader_tokens": reader_total}

@@ -38,7 +38,7 @@ class ScoredCompressor(Compressor, Budget):
 
     def scorer_key(self) -> dict[str, Any]:
         """What scores depend on: the key less the budget and the output order."""
-        skip = {*Budget.fields(), "order"}
+        skip = {*Budget.fields(), "budget_tokenizer", "budget_scope", "order"}
         return {k: v for k, v in self.key().items() if k not in skip}
 
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
@@ -62,7 +62,7 @@ class ScoredCompressor(Compressor, Budget):
         if self.threshold is not None:
             kept = above(scores, float(self.threshold))
             return Compressed(self.render(example, units, kept, scores), {"units": len(units), "kept_units": len(kept)})
-        limit = self.token_limit(env.count([example.context])[0])
+        limit = self.token_limit(env.count([example.context])[0], env.prompt_overhead(example))
         assert limit is not None
 
         def measure(candidate: list[int], tail: Unit | None = None) -> int:

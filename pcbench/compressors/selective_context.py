@@ -75,7 +75,7 @@ class SelectiveContext(Compressor, Budget):
     def compress(self, example: Example, env: Env) -> Compressed:
         context = example.context
         reader_total = env.count([context])[0] if context else 0
-        limit = None if self.reduce_ratio is not None else self.token_limit(reader_total)
+        limit = None if self.reduce_ratio is not None else self.token_limit(reader_total, env.prompt_overhead(example))
         extras: dict[str, Any] = {"requested": {"rate": self.rate, "target_tokens": self.target_tokens,
                                                 "threshold": self.threshold, "reduce_ratio": self.reduce_ratio},
                                   "original_reader_tokens": reader_total}

@@ -31,7 +31,7 @@ class Truncate(Compressor, Budget):
     def compress(self, example: Example, env: Env) -> Compressed:
         context = example.context
         ids = env.tokenizer.encode(context)
-        limit = self.token_limit(len(ids))
+        limit = self.token_limit(len(ids), env.prompt_overhead(example))
         assert limit is not None  # rate or target_tokens, never threshold (checked above)
         if limit >= len(ids):
             # The passages themselves: a decode round trip may change whitespace for nothing.

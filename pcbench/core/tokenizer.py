@@ -1,4 +1,6 @@
-"""The tokenizer protocol (text <-> ids, no special tokens) and its Hugging Face implementation."""
+"""The tokenizer protocol (text <-> ids, no special tokens), its Hugging Face implementation, and
+OpenAI's BPEs (cl100k_base, o200k_base, offline from the `bpe-openai` package): the papers count
+LLMLingua-family ratios in GPT-3.5/GPT-4 tokens."""
 
 from __future__ import annotations
 
@@ -33,6 +35,35 @@ class HFTokenizer:
         if not texts:
             return []
         return [len(ids) for ids in self.hf(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+# Short names of OpenAI's encodings, as budgets and records name them.
+OPENAI_ENCODINGS = {"cl100k": "cl100k_base", "o200k": "o200k_base"}
+
+
+class OpenAITokenizer:
+    """An OpenAI BPE (cl100k: GPT-3.5/GPT-4, o200k: GPT-4o). Special-token text counts as plain text,
+    as every character of a context should."""
+
+    def __init__(self, name: str) -> None:
+        import bpe_openai
+
+        self.name = name
+        self.encoding = bpe_openai.get_encoding(OPENAI_ENCODINGS.get(name, name))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.encoding.encode_ordinary(text)) if text else []
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self.encoding.decode(list(ids))) if ids else ""
+
+    def count(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.encoding.encode_ordinary_batch(list(texts))] if texts else []
+
+
+@lru_cache(maxsize=4)
+def openai_tokenizer(name: str) -> OpenAITokenizer:
+    return OpenAITokenizer(name)
 
 
 @lru_cache(maxsize=8)  # a sweep in one process builds a reader per cell; tokenizers are read-only

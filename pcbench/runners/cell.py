@@ -14,11 +14,12 @@ from pcbench.compressors.base import Compressor, Env
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.requests import Request
+from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.models.pool import MODELS
 from pcbench.readers.base import Reader
 from pcbench.runners.build import build_cell
 from pcbench.runners.cache import Cache, digest
-from pcbench.runners.diagnostics import answer_in_context, char_ratio, evidence_recall
+from pcbench.runners.diagnostics import answer_in_context, evidence_recall, paper_ratios
 from pcbench.runners.identity import cell_key, identity
 from pcbench.runners.record import Recorder, example_record, finished, summarize
 from pcbench.runners.stages import compress_stream, read_all
@@ -45,9 +46,9 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
 
     examples = load_examples(task, names)
     cache = Cache(cfg.cache_dir)
-    env = Env(reader.tokenizer, cache, MODELS)
+    env, counts = lent_env(task, compressor, reader, cache), Env(reader.tokenizer, cache, MODELS)
     records = CellRecords(task, compressor, reader, env, examples, start_folder(out_dir, cfg))
-    stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk))
+    stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk), counts)
     reading = reader.generates and cfg.stage == "all"
     if reading:
         compressed = dict(stream)
@@ -75,6 +76,18 @@ def load_examples(task: Task, names: dict[str, str]) -> list[Example]:
     log.info("%s: %d examples, compressor %s, reader %s", names["task"], len(examples), names["compressor"],
              names["reader"])
     return examples
+
+
+def lent_env(task: Task, compressor: Compressor, reader: Reader, cache: Cache) -> Env:
+    """What the compressor gets: budgets counted in the reader's tokenizer, or the one its
+    `budget_tokenizer` names, over the context or (`budget_scope=prompt`) the whole prompt."""
+    name, scope = compressor.budget_basis()
+    tokenizer = reader.tokenizer if name == "reader" else openai_tokenizer(name)
+    env = Env(tokenizer, cache, MODELS)
+    if scope == "prompt":
+        # The prompt's tokens besides the context: the task's instruction and question.
+        env.prompt_overhead = lambda example: env.count([task.prompt(example, "")])[0]
+    return env
 
 
 def start_folder(out_dir: Path, cfg: DictConfig) -> Recorder:
@@ -107,7 +120,7 @@ class CellRecords:
             seen = self.reader.prompt(request).content.replace(example.question, " ")
         diagnostics = {"answer_in_context": answer_in_context(example, seen),
                        "evidence_recall": evidence_recall(example, seen),
-                       "char_ratio": char_ratio(example.context, text)}
+                       **paper_ratios(self.task, example, text)}
         raw = None
         if generation:
             restored = self.compressor.restore(generation["text"], example, text, self.env)

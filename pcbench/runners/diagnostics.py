@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pcbench.core.example import Example
+from pcbench.core.tokenizer import openai_tokenizer
+from pcbench.tasks.base import Task
 from pcbench.tasks.metrics import contains_answer, normalize_answer
 
 YES_NO = frozenset({"yes", "no"})
@@ -40,4 +42,16 @@ def char_ratio(original: str, compressed: str) -> float:
     return len(compressed) / len(original) if original else 1.0
 
 
-__all__ = ["answer_in_context", "evidence_recall", "char_ratio", "normalize_answer", "yes_no_only"]
+def paper_ratios(task: Task, example: Example, compressed: str) -> dict[str, float]:
+    """The kept ratio in the units papers report, beside the reader-token one: characters (Provence,
+    BERGEN), cl100k tokens of the context and of the whole prompt, instruction and question
+    included (the LLMLingua family's GPT-3.5 tokens)."""
+    counter = openai_tokenizer("cl100k")
+    prompts = [task.prompt(example, example.context), task.prompt(example, compressed)]
+    context, kept, prompt, kept_prompt = counter.count([example.context, compressed, *prompts])
+    return {"char_ratio": char_ratio(example.context, compressed),
+            "kept_ratio_cl100k": kept / context if context else 1.0,
+            "prompt_ratio_cl100k": kept_prompt / prompt if prompt else 1.0}
+
+
+__all__ = ["answer_in_context", "evidence_recall", "char_ratio", "normalize_answer", "paper_ratios", "yes_no_only"]

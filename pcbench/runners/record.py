@@ -75,6 +75,10 @@ def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested:
         "kept_ratio_of_totals": kept / original if original else None,
         "compression_x": original / kept if kept else None,
         "char_ratio": _mean([r["char_ratio"] for r in records]),
+        # The papers' units: the LLMLingua family reports GPT-3.5 (cl100k) tokens, of the context or of
+        # the whole prompt (instruction and question included).
+        "kept_ratio_cl100k": _mean([r.get("kept_ratio_cl100k") for r in records]),
+        "prompt_ratio_cl100k": _mean([r.get("prompt_ratio_cl100k") for r in records]),
         "original_tokens_mean": original / n if n else None,
         "compressed_tokens_mean": kept / n if n else None,
         "empty_contexts": sum(r["compressed_tokens"] == 0 for r in records),

@@ -38,17 +38,21 @@ def compress_all(examples: list[Example], compressor: Compressor, env: Env, cach
 
 
 def compress_stream(examples: list[Example], compressor: Compressor, env: Env, cache: Cache,
-                    chunk: int = 32) -> Iterator[tuple[int, dict[str, Any]]]:
+                    chunk: int = 32, counts: Env | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, record) per example as it is ready: compressed text, token counts in the reader's
     tokenizer, seconds. Cache hits come first.
 
     Cache misses go to the compressor `chunk` examples at a time (`compress_batch`), so a model
     can batch across examples; each example's seconds are its chunk's time (less any model
-    loading) divided evenly.
+    loading) divided evenly. Records count tokens with `counts` (the reader's tokenizer; `env`'s when
+    None), which may differ from the tokenizer `env` lends the compressor for its budget.
     """
+    counts = counts or env
     settings = compressor.key()
     sources = [{"stage": "compressed", "compressor": settings, "example": fingerprint(e, compressor.query_aware),
-                "tokenizer": env.tokenizer.name} for e in examples]
+                "tokenizer": counts.tokenizer.name,
+                **({"budget_tokenizer": env.tokenizer.name} if env.tokenizer.name != counts.tokenizer.name else {})}
+               for e in examples]
     keys = [digest(source) for source in sources]
     todo = yield from _hits(cache, "compressed", keys)
     bar = tqdm(total=len(todo), desc="compress", unit="ex", leave=False, disable=None)
@@ -59,8 +63,8 @@ def compress_stream(examples: list[Example], compressor: Compressor, env: Env, c
         # A model loaded during the chunk is a one-off cost of the process, not of these examples.
         seconds = (time.perf_counter() - start - (env.models.loading_seconds - loading)) / len(batch)
         # One context per lookup: the same key as a scored compressor's budget, so its count is reused.
-        originals = [env.count([e.context])[0] for e in batch]
-        kept = env.tokenizer.count([r.text for r in results])
+        originals = [counts.count([e.context])[0] for e in batch]
+        kept = counts.tokenizer.count([r.text for r in results])
         bar.update(len(batch))
         for i, result, original, n in zip(chunk_ids, results, originals, kept):
             record = {"text": result.text, "extras": result.extras, "seconds": seconds,
