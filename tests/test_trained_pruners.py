@@ -118,6 +118,34 @@ def test_sentence_rules_differ_as_documented() -> None:
             assert (sentence_score(values, "paper") >= t) == (sum(v >= t for v in values) > n / 2)
 
 
+def test_the_checkpoint_rule_is_exact_at_every_threshold() -> None:
+    """The released process(): a token is kept when p > T, a sentence when the share of its kept
+    tokens is > T. One cached score gives that decision for any T, boundaries included."""
+    import random
+
+    rng = random.Random(0)
+    grids = [[i / 20 for i in range(21)], [0.1, 0.25, 0.5, 0.75, 1.0]]
+    for _ in range(300):
+        n = rng.randint(1, 9)
+        probs = [rng.choice([rng.random(), rng.choice(grids[1])]) for _ in range(n)]
+        score = sentence_score(probs, "checkpoint")
+        for t in grids[0] + probs + [k / n for k in range(n + 1)]:
+            released = sum(p > t for p in probs) / n > t
+            assert (score >= t) == released, (probs, t)
+
+
+def test_an_added_title_is_stripped_and_a_first_sentence_is_not() -> None:
+    from pcbench.compressors.provence import _without_title
+
+    text = "Modern Tales is a webcomics site. It was founded in 2002."
+    assert _without_title(text, "Modern Tales", text) == text  # its own first words, not an added title
+    assert _without_title("Modern Tales Modern Tales is a webcomics site.", "Modern Tales", text) == \
+        "Modern Tales is a webcomics site."
+    assert _without_title("Modern Tales It was founded in 2002.", "Modern Tales", text) == "It was founded in 2002."
+    assert _without_title("Eiffel Tower\nThe tower is tall.", "Eiffel Tower", "The tower is tall.") == \
+        "The tower is tall."
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_provence_native_on_each_architecture(tmp_path: Path, arch: str) -> None:
     folder = token_classifier(tmp_path / arch, arch)
@@ -193,11 +221,17 @@ MODELING = textwrap.dedent('''
 
     import torch
     from torch import nn
-    from transformers import AutoTokenizer, DebertaV2Model, DebertaV2PreTrainedModel
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model, DebertaV2PreTrainedModel
     from transformers.models.deberta_v2.modeling_deberta_v2 import ContextPooler
 
 
+    class TinyProvenceConfig(DebertaV2Config):
+        model_type = "Provence"  # as naver's config.json names it: a type only this file defines
+
+
     class TinyProvence(DebertaV2PreTrainedModel):
+        config_class = TinyProvenceConfig
+
         def __init__(self, config):
             super().__init__(config)
             self.deberta = DebertaV2Model(config)
@@ -231,7 +265,9 @@ MODELING = textwrap.dedent('''
                     for s, e in spans:
                         p = [pr for pr, (a, b), sid in zip(probs, offsets, seq)
                              if sid == 1 and b > a and s <= b - 1 - len(head) < e and a >= len(head)]
-                        keep.append(bool(p) and sum(x >= threshold for x in p) > len(p) / 2)
+                        # The released rules: a token is kept when p > T, a sentence when the share
+                        # of its kept tokens is > T.
+                        keep.append(bool(p) and sum(x > threshold for x in p) / len(p) > threshold)
                     body = " ".join(text[s:e].strip() for (s, e), k in zip(spans, keep) if k)
                     if body and head and always_select_title:
                         body = head.strip() + " " + body
@@ -255,11 +291,14 @@ def remote_folder(tmp_path: Path) -> Path:
     spec.loader.exec_module(module)
     tok = tokenizer("deberta")
     torch.manual_seed(1)
-    model = module.TinyProvence(tiny_config("deberta", len(tok)))
+    model = module.TinyProvence(module.TinyProvenceConfig(**tiny_config("deberta", len(tok)).to_dict()))
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoModel": "modeling_tinyprovence.TinyProvence"}
+    # naver's layout: a model type of its own, config and model classes from its modeling file.
+    config.update(model_type="Provence", architectures=["TinyProvence"],
+                  auto_map={"AutoConfig": "modeling_tinyprovence.TinyProvenceConfig",
+                            "AutoModel": "modeling_tinyprovence.TinyProvence"})
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
@@ -275,6 +314,7 @@ def test_provence_remote_code_runs_process_and_matches_native(tmp_path: Path) ->
                       implementation="native")
         for r, n in zip(remote.compress_batch(batch, e), native.compress_batch(batch, e)):
             assert r.extras["implementation"] == "remote" and n.extras["implementation"] == "native"
+            assert n.extras["sentence_rule"] == "checkpoint"  # auto: the released rule for naver's layout
             # naver's weights remapped natively give the same kept sentences and reranking scores.
             assert r.text == n.text
             assert r.extras["reranking_scores"] == pytest.approx(n.extras["reranking_scores"], abs=1e-3)
@@ -283,20 +323,45 @@ def test_provence_remote_code_runs_process_and_matches_native(tmp_path: Path) ->
     assert len(seen) > 1  # the thresholds tried do prune: the comparison is not vacuous
 
 
-def test_remote_code_without_trust_is_one_line(tmp_path: Path) -> None:
+def test_remote_code_without_trust_is_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     folder = remote_folder(tmp_path)
     with pytest.raises(PcbenchError, match="trust_remote_code") as error:
-        make("compressor", "provence", model=str(folder), device="cpu", trust_remote_code=False).compress(example(),
-                                                                                                           env())
+        make("compressor", "provence", model=str(folder), device="cpu", trust_remote_code=False,
+             implementation="remote").compress(example(), env())
     assert "\n" not in str(error.value)
-
-
-def test_remote_needs_a_threshold(tmp_path: Path) -> None:
-    folder = remote_folder(tmp_path)
-    with pytest.raises(PcbenchError, match="threshold") as error:
-        make("compressor", "provence", model=str(folder), device="cpu", threshold=None, rate=0.5).compress(
+    # auto runs the native implementation instead, and says why once.
+    with caplog.at_level("WARNING"):
+        out = make("compressor", "provence", model=str(folder), device="cpu", trust_remote_code=False).compress(
             example(), env())
-    assert "\n" not in str(error.value)
+    assert out.extras["implementation"] == "native"
+    assert [r.getMessage() for r in caplog.records if "trust_remote_code=false" in r.getMessage()]
+
+
+def test_a_checkpoint_that_needs_nltk_data_is_one_line_before_any_example(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = remote_folder(tmp_path)
+    modeling = folder / "modeling_tinyprovence.py"
+    modeling.write_text("import nltk  # naver's process() splits sentences with nltk.sent_tokenize\n"
+                        + modeling.read_text().replace("import re\n", "import re\ntry:\n    import nltk\n"
+                                                       "except ImportError:\n    nltk = None\n", 1).split("\n", 1)[1])
+    import pcbench.compressors.provence as provence
+
+    monkeypatch.setattr(provence, "_punkt_missing", lambda: "nltk's punkt_tab is not downloaded here (test)")
+    with pytest.raises(PcbenchError, match="punkt_tab"):
+        make("compressor", "provence", model=str(folder), device="cpu", implementation="remote").compress_batch(
+            [example()], env())
+    out = make("compressor", "provence", model=str(folder), device="cpu").compress(example(), env())
+    assert out.extras["implementation"] == "native"
+
+
+def test_remote_needs_a_threshold(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = remote_folder(tmp_path)
+    # auto under a rate: the native implementation, which ranks sentences under a budget, says so once.
+    with caplog.at_level("WARNING"):
+        out = make("compressor", "provence", model=str(folder), device="cpu", threshold=None, rate=0.5).compress(
+            example(), env())
+    assert out.extras["implementation"] == "native"
+    assert any("only takes a threshold" in r.getMessage() for r in caplog.records)
     with pytest.raises(PcbenchError, match="implementation=native"):
         make("compressor", "provence", threshold=None, rate=0.5, implementation="remote")
 

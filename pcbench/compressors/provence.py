@@ -27,8 +27,10 @@ score, and how many passages were pruned to "" (dropped, never replaced by their
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -48,19 +50,27 @@ from pcbench.models.encoders import (
     load_pruner,
     normalize_question,
     plan_blocks,
+    provence_layout,
     read_config,
     score_blocks,
     ships_code,
 )
 from pcbench.models.pool import ModelSpec, torch_dtype
 
+log = logging.getLogger(__name__)
+
 
 def load_remote(path: str, spec: ModelSpec, device: str) -> Any:
     """The checkpoint's own model class (its modeling file), which brings `process()`."""
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(path, revision=spec.revision, trust_remote_code=True,
-                                      dtype=torch_dtype(spec.dtype))
+    try:
+        model = AutoModel.from_pretrained(path, revision=spec.revision, trust_remote_code=True,
+                                          dtype=torch_dtype(spec.dtype))
+    except (ImportError, AttributeError, TypeError) as exc:  # code written for another transformers
+        reason = " ".join(str(exc).split())[:200]
+        raise PcbenchError(f"{spec.key}={spec.name!r}: its modeling code does not load with transformers "
+                           f"here ({type(exc).__name__}: {reason}); use compressor.implementation=native") from None
     if not callable(getattr(model, "process", None)):
         raise PcbenchError(f"{spec.key}={spec.name!r}: its remote code has no process() method; "
                            "use compressor.implementation=native")
@@ -68,12 +78,23 @@ def load_remote(path: str, spec: ModelSpec, device: str) -> Any:
 
 
 def sentence_score(probs: list[float], rule: str) -> float:
-    """The per-sentence statistic whose `>= T` is the keep rule (see the module docstring)."""
+    """The per-sentence statistic whose `>= T` is the keep rule (see the module docstring).
+
+    checkpoint: the released process() keeps a token when p > T and a sentence when the share of its
+    kept tokens is > T. That share f(T) only falls as T rises, so the rule holds exactly for T below
+    the crossing point T* = max_k min(p_(k), k/n) (p_(k) the k-th largest); the score is the largest
+    float under T*, so that "score >= T" is "T < T*", strict as the released rule. It is free of T,
+    so scores are cached across thresholds and rank sentences under a rate too.
+    """
     if not probs:
         return 0.0
+    ranked = sorted(probs, reverse=True)
+    if rule == "checkpoint":
+        n = len(ranked)
+        crossing = max(min(p, (k + 1) / n) for k, p in enumerate(ranked))
+        return math.nextafter(float(crossing), -math.inf)
     if rule == "openprovence":
         return float(np.mean(probs))
-    ranked = sorted(probs, reverse=True)
     return float(ranked[len(ranked) // 2])
 
 
@@ -85,7 +106,7 @@ class Provence(ScoredCompressor):
     revision: str | None
     implementation: Literal["auto", "remote", "native"]
     trust_remote_code: bool  # needed for the remote implementation (it runs the checkpoint's own code)
-    sentence_rule: Literal["paper", "openprovence"]  # native only; remote runs the checkpoint's own rule
+    sentence_rule: Literal["auto", "checkpoint", "paper", "openprovence"]  # native; auto: checkpoint for naver's
     title: Literal["dataset", "first_sentence", "none"]  # how titles reach the model (see the YAML)
     always_select_title: bool
     reorder: bool  # passages sorted by reranking score (Provence's rerank mode)
@@ -113,26 +134,50 @@ class Provence(ScoredCompressor):
         return ModelSpec(self.model, self.revision, self.dtype, self.device, trust)
 
     def backend(self, env: Env) -> tuple[str, Any]:
-        """("remote", model with process()) or ("native", Pruner), loaded through the pool."""
+        """("remote", model with process()) or ("native", Pruner), loaded through the pool.
+
+        `remote` that cannot run (no modeling code, untrusted, nltk's punkt_tab missing, code that
+        fails to import) is one line before any example; `auto` then falls back to native with one
+        warning saying why.
+        """
         implementation = self.implementation
         if implementation != "native":
-            has_code = ships_code(env.models.get(self._spec(False), read_config))
-            if implementation == "remote" and not has_code:
-                raise PcbenchError(f"compressor.model={self.model!r} ships no modeling code (no auto_map in its "
-                                   "config.json); use compressor.implementation=native")
-            if has_code and not self.trust_remote_code:
-                raise PcbenchError(f"compressor.model={self.model!r} ships its own modeling code (auto_map in "
-                                   "config.json) and compressor.trust_remote_code=false; set it to true to run the "
-                                   "checkpoint's process(), or compressor.implementation=native")
-            implementation = "remote" if has_code else "native"
-        if implementation == "remote":
-            if self.threshold is None:
-                raise PcbenchError(_REMOTE_BUDGET)
-            return "remote", env.models.get(self._spec(True), load_remote)
+            config = env.models.get(self._spec(False), read_config)
+            has_code = ships_code(config)
+            why = None
+            if not has_code:
+                why = (f"compressor.model={self.model!r} ships no modeling code (no auto_map in its config.json); "
+                       "use compressor.implementation=native")
+            elif not self.trust_remote_code:
+                why = (f"compressor.model={self.model!r} ships its own modeling code (auto_map in config.json) and "
+                       "compressor.trust_remote_code=false; set it to true to run the checkpoint's process(), or "
+                       "compressor.implementation=native")
+            elif self.threshold is None:
+                why = _REMOTE_BUDGET
+            elif env.models.get(self._spec(False), uses_nltk):
+                why = _punkt_missing()
+            if why is None:
+                try:
+                    return "remote", env.models.get(self._spec(True), load_remote)
+                except PcbenchError as exc:  # its code does not import or load here
+                    if implementation == "remote":
+                        raise
+                    why = str(exc)
+            if implementation == "remote":
+                raise PcbenchError(why)
+            if has_code:
+                _warn_once(f"compressor.implementation=auto runs pcbench's native Provence: {why}")
         if not self.always_select_title:
             raise PcbenchError("compressor.always_select_title=false needs the remote implementation: natively a "
                                "kept passage is always rendered with its title, as for every other compressor")
         return "native", env.models.get(self._spec(False), load_pruner)
+
+    def rule(self, env: Env) -> str:
+        """The native sentence rule: `auto` is the released checkpoint's own for naver's layout, the
+        paper's for other token classifiers (ours, LLMLingua-2-style)."""
+        if self.sentence_rule != "auto":
+            return self.sentence_rule
+        return "checkpoint" if env.models.get(self._spec(False), provence_layout) else "paper"
 
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
         kind, model = self.backend(env)
@@ -147,6 +192,7 @@ class Provence(ScoredCompressor):
         sentences (appended after the unit scores, so both are cached together)."""
         _, pruner = self.backend(env)
         assert isinstance(pruner, Pruner)
+        rule = self.rule(env)
         window = min(self.max_length, pruner.window)
         blocks = []
         for i, (example, us) in enumerate(zip(examples, units)):
@@ -176,7 +222,7 @@ class Provence(ScoredCompressor):
                 tokens = scored.get((i, j), empty)
                 grouped = group(last_char_anchors(tokens.offsets), tokens.keep, unit_spans([us[k] for k in members]))
                 for k, probs in zip(members, grouped):
-                    scores[k] = sentence_score(probs, self.sentence_rule)
+                    scores[k] = sentence_score(probs, rule)
             out.append(scores + [ranks[(i, j)] for j in passages if (i, j) in ranks])
         return out
 
@@ -185,7 +231,7 @@ class Provence(ScoredCompressor):
         unit_scores, extra = scores[:n], scores[n:]
         passages = sorted({u.passage for u in units})
         ranks = dict(zip(passages, extra)) if len(extra) == len(passages) and extra else {}
-        info: dict[str, Any] = {"implementation": "native", "sentence_rule": self.sentence_rule,
+        info: dict[str, Any] = {"implementation": "native", "sentence_rule": self.rule(env),
                                 "threshold": self.threshold, "model": self.model}
         if self.threshold is not None and units:
             kept_chars = sum(len(u.text) for u, s in zip(units, unit_scores) if s >= self.threshold)
@@ -240,7 +286,7 @@ class Provence(ScoredCompressor):
         kept: dict[int, Passage] = {}
         for j, text in zip(present, pruned):
             passage = example.passages[j]
-            body = _without_title(str(text or ""), passage.title).strip()
+            body = _without_title(str(text or ""), passage.title, passage.text).strip()
             if body:
                 kept[j] = replace(passage, text=body, sentences=None) if body != passage.text else passage
         original = sum(len(example.passages[j].text) for j in present)
@@ -261,6 +307,44 @@ _REMOTE_BUDGET = ("the checkpoint's process() only takes a threshold: set compre
                   "under a rate or token budget")
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
+
+
+def uses_nltk(path: str, spec: ModelSpec, device: str) -> bool:
+    """Does the checkpoint's modeling code use nltk (naver's process() splits sentences with it)?"""
+    from transformers.utils import cached_file
+
+    config = read_config(path, spec, device)
+    modules = {str(target).split(".", 1)[0] for target in (config.get("auto_map") or {}).values()}
+    for module in modules:
+        file = cached_file(path, f"{module}.py", revision=spec.revision, _raise_exceptions_for_missing_entries=False)
+        if file and "nltk" in Path(file).read_text(encoding="utf-8", errors="replace"):
+            return True
+    return False
+
+
+def _punkt_missing() -> str | None:
+    """Why the checkpoint's process() cannot split sentences here, or None: it calls nltk's
+    sent_tokenize, which needs nltk and its punkt_tab data (a separate download)."""
+    try:
+        import nltk
+    except ImportError:
+        return ("the checkpoint's process() splits sentences with nltk, which is not installed: pip install nltk "
+                "&& python -m nltk.downloader punkt_tab, or compressor.implementation=native")
+    try:
+        nltk.data.find("tokenizers/punkt_tab")
+    except LookupError:
+        return ("the checkpoint's process() splits sentences with nltk's punkt_tab, which is not downloaded here: "
+                "python -m nltk.downloader punkt_tab, or compressor.implementation=native")
+    return None
+
+
 def _nested(value: Any, k: int) -> list[Any]:
     if value is None:
         return []
@@ -268,11 +352,19 @@ def _nested(value: Any, k: int) -> list[Any]:
     return list(item) if isinstance(item, (list, tuple, np.ndarray)) else [item]
 
 
-def _without_title(text: str, title: str) -> str:
-    """The pruned text less a leading copy of the passage's title (rendered apart, never twice)."""
-    if title and text.startswith(title) and (len(text) == len(title) or text[len(title)] in " \n:."):
-        return text[len(title):].lstrip(" \n:.")
-    return text
+def _without_title(text: str, title: str, passage: str) -> str:
+    """The pruned text less the title process() put in front of it (rendered apart, never twice).
+
+    Only an added title goes: a kept first sentence that itself begins with the title's words
+    ("Modern Tales is a webcomics site...") reads as the passage's own start and stays whole.
+    """
+    if not title or not text.startswith(title) or not (len(text) == len(title) or text[len(title)] in " \n:."):
+        return text
+    mine, own = " ".join(text.split()), " ".join(passage.split())
+    n = min(len(mine), len(own), 2 * len(title) + 2)
+    if mine[:n] == own[:n]:
+        return text
+    return text[len(title):].lstrip(" \n:.")
 
 
 def _finish(result: Compressed, info: dict[str, Any], passages: list[int], considered: int,

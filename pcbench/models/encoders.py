@@ -99,11 +99,12 @@ class Scored:
 class Pruner:
     """A loaded token classifier (+ ranking head) and its tokenizer."""
 
-    def __init__(self, tokenizer: Any, model: Any, ranking: Any | None, device: str) -> None:
+    def __init__(self, tokenizer: Any, model: Any, ranking: Any | None, device: str, provence: bool = False) -> None:
         self.tokenizer = tokenizer
         self.model = model
         self.ranking = ranking
         self.device = device
+        self.provence = provence  # naver's checkpoint layout (its sentence rule is the default there)
         positions = int(getattr(model.config, "max_position_embeddings", None) or 512)
         # RoBERTa-style models offset positions by the padding index: two positions are never usable.
         if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
@@ -226,15 +227,16 @@ def _weights(path: str, revision: str | None) -> dict[str, Any]:
 
 def load_pruner(path: str, spec: ModelSpec, device: str) -> Pruner:
     """A token classifier with its ranking head where there is one; see the module docstring."""
-    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(path, revision=spec.revision)
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision)
+    ranking = None
+    state = _weights(path, spec.revision) if _is_provence_layout(path, spec) else None
+    config = _backbone_config(path, spec, state)
+    # No remote code here, ever (naver's config names a model type only its own file defines).
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision, config=config, trust_remote_code=False)
     if not getattr(tokenizer, "is_fast", False):
         raise PcbenchError(f"{spec.key}={spec.name!r}: its tokenizer has no fast version, and character "
                            "offsets (needed to map token scores onto sentences and words) come only from fast ones")
-    ranking = None
-    state = _weights(path, spec.revision) if _is_provence_layout(path, spec) else None
     if state is not None:
         # naver's layout: remap the pruning head onto a token classifier, the ranking head apart.
         config.num_labels = 2
@@ -262,7 +264,39 @@ def load_pruner(path: str, spec: ModelSpec, device: str) -> Pruner:
     model = model.to(device=device, dtype=dtype if dtype != "auto" else None).eval()
     if ranking is not None:
         ranking = ranking.to(device=device, dtype=next(model.parameters()).dtype).eval()
-    return Pruner(tokenizer, model, ranking, device)
+    return Pruner(tokenizer, model, ranking, device, provence=state is not None)
+
+
+# The backbone a Provence checkpoint's weights name by their prefix (DeBERTa-v3 for naver's
+# Provence; XLM-RoBERTa, bge-m3's, for XProvence).
+BACKBONES = {"deberta": "deberta-v2", "roberta": "xlm-roberta", "bert": "bert", "electra": "electra"}
+
+
+def _backbone_config(path: str, spec: ModelSpec, state: dict[str, Any] | None) -> Any:
+    """The checkpoint's config, read without running its code. naver's config.json names its own
+    model type ("Provence") that only its modeling file defines (auto_map); natively it is the
+    backbone's config, the backbone told by the weights' prefix, with the file's own values."""
+    from transformers import CONFIG_MAPPING, AutoConfig
+
+    values = read_config(path, spec, "cpu")
+    if values.get("model_type") in CONFIG_MAPPING:
+        return AutoConfig.from_pretrained(path, revision=spec.revision)
+    prefixes = {key.split(".", 1)[0] for key in (state or {})}
+    found = [BACKBONES[p] for p in prefixes if p in BACKBONES]
+    if len(found) != 1:
+        raise PcbenchError(f"{spec.key}={spec.name!r}: config.json names model type {values.get('model_type')!r}, "
+                           "which only its own code defines, and its weights name no known backbone "
+                           f"({', '.join(sorted(BACKBONES))}); use compressor.implementation=remote")
+    backbone = found[0]
+    if backbone == "xlm-roberta" and int(values.get("vocab_size", 0)) < 200_000:
+        backbone = "roberta"
+    plain = {k: v for k, v in values.items() if k not in ("model_type", "auto_map", "architectures")}
+    return AutoConfig.for_model(backbone, **plain)
+
+
+def provence_layout(path: str, spec: ModelSpec, device: str) -> bool:
+    """Is this naver's Provence weight layout? Read from the safetensors keys, no weights loaded."""
+    return _is_provence_layout(path, spec)
 
 
 def _is_provence_layout(path: str, spec: ModelSpec) -> bool:
