@@ -433,8 +433,10 @@ def test_llmlingua2_question_aware_and_chunked(tmp_path: Path) -> None:
     units = agnostic.units(ex, e)
     [a] = agnostic.score_batch([ex], [units], e)
     [b] = aware.score_batch([ex], [units], e)
-    assert len(a) == len(units) and all(0.0 <= s <= 2.0 for s in a)
-    assert a != b and aware.query_aware is True
+    n = len(units)
+    assert len(a) == 2 * n and all(0.0 <= s <= 2.0 for s in a[:n])  # word scores, then each word's chunk
+    assert a[n:] == sorted(a[n:]) and a[-1] > 5  # in order, and the long passage is cut into chunks
+    assert a[:n] != b[:n] and aware.query_aware is True
     # a question-agnostic result does not depend on the question
     other = Example("ex", "Something else entirely?", ex.passages, ex.answers)
     assert agnostic.compress(ex, e).text == agnostic.compress(other, e).text
@@ -534,3 +536,24 @@ def test_train_bad_arguments_are_one_line(argv: list[str]) -> None:
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+def test_llmlingua2_chunk_selection_keeps_the_rate_in_every_passage(tmp_path: Path) -> None:
+    """The reference's rule (selection=chunk): every chunk keeps about `rate` of its GPT-3.5 tokens,
+    so no passage is emptied; selection=global ranks all words of the context together."""
+    from pcbench.core.tokenizer import openai_tokenizer
+
+    folder = token_classifier(tmp_path / "m", "xlmr", ranking=False)
+    e = env()
+    ex = example(FRANCE, SPACE, DOGS)
+    chunked = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=[], rate=0.5)
+    out = chunked.compress(ex, e)
+    assert out.extras["selection"] == "chunk" and out.extras["chunks"] == 3
+    cl100k = openai_tokenizer("cl100k")
+    kept = {p.title: p.text for p in out.passages}
+    for passage in ex.passages:
+        share = cl100k.count([kept[passage.title]])[0] / cl100k.count([passage.text])[0]
+        assert 0.3 <= share <= 0.7, (passage.title, share)
+    whole = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=[], rate=0.5,
+                 selection="global").compress(ex, e)
+    assert whole.extras["selection"] == "global" and e.count([whole.text])[0] <= round(0.5 * e.count([ex.context])[0])

@@ -7,9 +7,15 @@ keeps words with digits, `drop_consecutive` drops a force token repeating the ke
 It ignores the question (`question_aware: false`); `question_aware: true` (not in the original)
 puts the question first in every chunk, as the Provence-style models trained here expect.
 
+Selection (`selection`): `chunk` (the default) is llmlingua 0.2.2's rule: within each chunk, a
+word is kept when its probability is above the (100 (1 - rate) + 1)-th percentile of the chunk's
+word probabilities, each word counted once per GPT-3.5 (cl100k) token as the reference counts it
+(force tokens at probability 1; `target_tokens` becomes a rate over the context's cl100k tokens), so
+every chunk of every passage keeps about `rate` of its words. `global` is pcbench's: the best words
+of the whole context under an honest budget in the reader's tokens on the rendered text (the
+shared selector), never over it, but a whole passage can lose every word.
+
 Differences from microsoft/LLMLingua, on purpose:
-- the budget is counted honestly in the reader's tokens on the rendered text (shared selector),
-  not as a percentile of word probabilities in the compressor's tokens (which overshoots);
 - force tokens are split off the words they touch and rank above every word (probability 1 in
   the original), but still count against the budget; the model reads the original text rather
   than placeholder tokens substituted for them;
@@ -20,14 +26,18 @@ Differences from microsoft/LLMLingua, on purpose:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, replace
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pcbench.compressors.base import Env
+import numpy as np
+
+from pcbench.compressors.base import Compressed, Env
 from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, group, last_char_anchors
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
+from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.models.encoders import (
     EDGE_SLACK,
     SPECIALS,
@@ -58,9 +68,13 @@ class LLMLingua2(ScoredCompressor):
     force_reserve_digit: bool
     drop_consecutive: bool
     question_aware: bool
+    selection: Literal["chunk", "global"]  # chunk: each chunk keeps its share (the reference); global: honest budget
     batch_size: Annotated[int, Range(1)]
     device: str
     dtype: Literal["float32", "bfloat16", "float16"]
+
+    # 2: per-chunk selection by default; each word's chunk is cached after the word scores.
+    version: ClassVar[int] = 2
 
     @property
     def query_aware(self) -> bool:  # type: ignore[override]
@@ -121,6 +135,9 @@ class LLMLingua2(ScoredCompressor):
         out = []
         for i, us in enumerate(units):
             scores = [0.0] * len(us)
+            # Each word's chunk, numbered through the example, appended after the scores (cached with them).
+            starts = sorted((b.owner[1], b.shift) for b in blocks if b.owner[0] == i)
+            chunk = [float(bisect_right(starts, (u.passage, u.start)) - 1) for u in us]
             for j in sorted({u.passage for u in us}):
                 members = [k for k, u in enumerate(us) if u.passage == j]
                 passage = scored.get((i, j), empty)
@@ -134,8 +151,33 @@ class LLMLingua2(ScoredCompressor):
                     else:  # a subword crossing the unit's edge: it belongs to the neighbour by anchor
                         near = [v for (s, e), v in zip(offsets, values) if s < span[1] and e > span[0]]
                         scores[k] = sum(near) / len(near) if near else 0.0
-            out.append(scores)
+            out.append(scores + chunk)
         return out
+
+    def select(self, example: Example, units: list[Unit], scores: list[float], env: Env) -> Compressed:
+        n = len(units)
+        word_scores, chunks = scores[:n], scores[n:]
+        if self.selection == "global" or self.threshold is not None or not units:
+            result = super().select(example, units, word_scores, env)
+            return Compressed(result.passages, {**result.extras, "selection": "global" if units else self.selection})
+        # llmlingua 0.2.2's __compress, chunk by chunk: probabilities repeated once per GPT-3.5 token
+        # of their word, cut at the int(100 * (1 - rate) + 1)-th percentile, words strictly above kept.
+        cl100k = openai_tokenizer("cl100k")
+        rate = self.rate
+        if rate is None:
+            assert self.target_tokens is not None
+            rate = min(1.0, self.target_tokens / max(1, cl100k.count([example.context])[0]))
+        counts = cl100k.count([u.text.strip() or u.text for u in units])
+        probability = [min(s, 1.0) for s in word_scores]  # force tokens and reserved digits: 1, as there
+        kept: list[int] = []
+        for c in sorted(set(chunks)):
+            members = [k for k in range(n) if chunks[k] == c]
+            spread = [probability[k] for k in members for _ in range(max(1, counts[k]))]
+            cut = float(np.percentile(spread, int(100 * (1 - float(rate)) + 1)))
+            kept.extend(k for k in members if probability[k] > cut or (cut == 1.0 and probability[k] == 1.0))
+        passages = self.render(example, units, kept, word_scores)
+        return Compressed(passages, {"units": n, "kept_units": len(kept), "selection": "chunk",
+                                     "chunks": len(set(chunks)), "rate_per_chunk": round(float(rate), 4)})
 
     def _segments(self, text: str) -> list[tuple[int, int]]:
         """The text cut after every chunk-end token: chunks end only there (unless one overflows)."""
