@@ -110,7 +110,8 @@ def batching(rows: list[tuple[str, str, str]]) -> None:
 
 
 def families(rows: list[tuple[str, str, str]]) -> None:
-    import llmlingua_reference  # beside this file
+    import llmlingua2_reference  # beside this file
+    import llmlingua_reference
     import lm_pruning
     import selective_context_reference
     import trained_pruners
@@ -121,6 +122,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
                      f"{row['sweep_5_rates_vs_1']}x one rate; achieved {row['achieved_rate_at_0.5']}"))
     rows.extend(llmlingua_reference.run())  # ours against llmlingua 0.2.2 (installed in .bench-env by make bench)
     rows.extend(selective_context_reference.run())  # ours against selective-context 0.1.4 (likewise)
+    rows.extend(llmlingua2_reference.run())  # ours against llmlingua 0.2.2's LLMLingua-2, one tiny XLM-R
     for name, row in trained_pruners.run().items():
         rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
                      f"{row['tokens_per_s']} tokens/s; {row['batched_speedup']}x faster than one by one; "

@@ -26,9 +26,10 @@ Differences from microsoft/LLMLingua, on purpose:
 from __future__ import annotations
 
 import re
+import string
 from bisect import bisect_right
 from dataclasses import dataclass, replace
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -45,6 +46,7 @@ from pcbench.models.encoders import (
     PassageTokens,
     Pruner,
     load_pruner,
+    load_pruner_tokenizer,
     plan_blocks,
     score_blocks,
 )
@@ -68,6 +70,7 @@ class LLMLingua2(ScoredCompressor):
     force_reserve_digit: bool
     drop_consecutive: bool
     question_aware: bool
+    words: Literal["tokens", "whitespace"]  # tokens: the model's tokens make the words (the reference)
     selection: Literal["chunk", "global"]  # chunk: each chunk keeps its share (the reference); global: honest budget
     batch_size: Annotated[int, Range(1)]
     device: str
@@ -83,6 +86,43 @@ class LLMLingua2(ScoredCompressor):
     # --- units: words, force tokens split off ---------------------------------------------------
 
     def units(self, example: Example, env: Env) -> list[Unit]:
+        words = self._whitespace_words(example)
+        if self.words == "whitespace":
+            return words
+        # As llmlingua 0.2.2 merges tokens into words: a new word starts at a token that starts one
+        # ("▁" in SentencePiece vocabularies, anything but "##" in WordPiece ones), at a punctuation
+        # token and at a force token; so "Paris," is two words and "U.S." three ("U", ".S", ".").
+        tokenizer = env.models.get(ModelSpec(self.model, self.revision, self.dtype, self.device),
+                                   load_pruner_tokenizer)
+        out: list[Unit] = []
+        for passage_index in sorted({u.passage for u in words}):
+            text = example.passages[passage_index].text
+            starts = self._word_starts(tokenizer, text)
+            for unit in (u for u in words if u.passage == passage_index):
+                # A word keeps the whitespace before it: cut only after its first visible character.
+                cuts = [unit.start, *[c for c in starts if unit.start < c < unit.end and text[unit.start:c].strip()],
+                        unit.end]
+                out.extend(Unit(unit.passage, a, b, text[a:b]) for a, b in zip(cuts, cuts[1:]) if text[a:b].strip())
+        return out
+
+    def _word_starts(self, tokenizer: Any, text: str) -> list[int]:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+        wordpiece = any(t.startswith("##") for t in tokens)
+        forced = set(self.force_tokens)
+        starts = []
+        for token, (start, end) in zip(tokens, enc["offset_mapping"]):
+            if end <= start:
+                continue
+            if wordpiece:
+                begins = not token.startswith("##") or token[2:] in forced
+            else:
+                begins = token.startswith("▁") or token in string.punctuation or token in forced
+            if begins:
+                starts.append(int(start))
+        return sorted(set(starts))
+
+    def _whitespace_words(self, example: Example) -> list[Unit]:
         marks = [t for t in self.force_tokens if t.strip()]
         newline = "\n" in self.force_tokens
         splitter = re.compile("|".join(re.escape(t) for t in sorted(marks, key=len, reverse=True))) if marks else None

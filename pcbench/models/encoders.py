@@ -294,6 +294,13 @@ def _backbone_config(path: str, spec: ModelSpec, state: dict[str, Any] | None) -
     return AutoConfig.for_model(backbone, **plain)
 
 
+def load_pruner_tokenizer(path: str, spec: ModelSpec, device: str) -> Any:
+    """A token classifier's tokenizer alone (no weights), for cutting text into its words."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, revision=spec.revision, trust_remote_code=False)
+
+
 def provence_layout(path: str, spec: ModelSpec, device: str) -> bool:
     """Is this naver's Provence weight layout? Read from the safetensors keys, no weights loaded."""
     return _is_provence_layout(path, spec)
