@@ -27,19 +27,13 @@ prints them (`--limit N` HotpotQA contexts).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from reference_common import BENCH_ENV, HOTPOT, ROOT, word_survival  # beside this file
 
-BENCH_ENV = ROOT / ".bench-env"
-HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
 FORCE = ["\n", "?", "!", "."]
 
 
@@ -79,14 +73,8 @@ def load_reference(path: str) -> Any:
 
 
 def kept_words(original: str, output: str) -> set[int]:
-    import re
-    from difflib import SequenceMatcher
-
-    kept = [False] * len(original)
-    for block in SequenceMatcher(None, original, output, autojunk=False).get_matching_blocks():
-        for k in range(block.a, block.a + block.size):
-            kept[k] = True
-    return {m.start() for m in re.finditer(r"\S+", original) if sum(kept[m.start():m.end()]) * 2 > m.end() - m.start()}
+    """Start offsets of the words of `original` that keep over half their characters in `output`."""
+    return {start for start, share in word_survival(original, output).items() if share > 0.5}
 
 
 def compare(limit: int = 20) -> list[tuple[str, str, str]]:

@@ -39,22 +39,15 @@ prints them (`--limit N` HotpotQA examples, `--essays N`).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from reference_common import BENCH_ENV, HOTPOT, ROOT  # beside this file
 
-BENCH_ENV = ROOT / ".bench-env"
-HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
 ESSAY_QUESTION = "What is the best thing to do in San Francisco?"
 ESSAY_TOKENS = 2048
 RATES = (0.5, 0.25)

@@ -29,21 +29,12 @@ benchmarks/selective_context_reference.py` prints them (`--limit N` HotpotQA tex
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 import types
-from difflib import SequenceMatcher
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from reference_common import BENCH_ENV, HOTPOT, ROOT, word_survival  # beside this file
 
-BENCH_ENV = ROOT / ".bench-env"
-HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
 INSTALL_HINT = "pip install --no-deps --target .bench-env selective-context==0.1.4"
 RATIOS = (0.35, 0.5)
 LEVELS = (("phrase", "phrase"), ("sent", "sentence"))  # (the package's reduce_level, ours)
@@ -102,12 +93,7 @@ def texts(hotpot: int, essays: int, tokenizer: Any) -> list[tuple[str, str]]:
 
 def dropped_words(original: str, output: str) -> set[int]:
     """Start offsets of the words of `original` that lose more than half their characters in `output`."""
-    kept = [False] * len(original)
-    for block in SequenceMatcher(None, original, output, autojunk=False).get_matching_blocks():
-        for k in range(block.a, block.a + block.size):
-            kept[k] = True
-    return {m.start() for m in re.finditer(r"\S+", original)
-            if sum(kept[m.start():m.end()]) * 2 < m.end() - m.start()}
+    return {start for start, share in word_survival(original, output).items() if share < 0.5}
 
 
 def compare(hotpot: int = 8, essays: int = 2) -> list[tuple[str, str, str]]:
