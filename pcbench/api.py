@@ -118,13 +118,11 @@ def run_cell(task: str = "niah", compressor: str = "none", reader: str = "smollm
     cfg = _compose([*chosen, *overrides])
     names = {"task": task, "compressor": compressor, "reader": reader}
     if out_dir is None:
-        named = ",".join(sorted(o for o in overrides if o.split("=", 1)[0] not in _NOT_IN_FOLDER_NAMES))
+        # Named as the CLI names it: the overrides less conf/config.yaml's excluded keys.
+        excluded = OmegaConf.load(CONF_DIR / "config.yaml").hydra.job.config.override_dirname.exclude_keys
+        named = ",".join(sorted(o for o in [*chosen, *overrides] if o.split("=", 1)[0] not in excluded))
         out_dir = Path("outputs") / str(cfg.study) / task / compressor / cell_dir(named)
     return run(cfg, Path(out_dir), names)
-
-
-# conf/config.yaml's hydra.job.config.override_dirname.exclude_keys, for the same folder names.
-_NOT_IN_FOLDER_NAMES = ("task.path", "cache_dir", "study", "rerun", "stage", "experiment")
 
 
 def named_tokenizer(name: str) -> Tokenizer:

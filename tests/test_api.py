@@ -103,6 +103,16 @@ def test_tasks_readers_and_a_cell(tmp_path: Path) -> None:
 
 
 @needs_smollm2
+def test_a_cell_lands_where_the_cli_puts_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    pcbench.run_cell(task="niah", compressor="random", reader="none",
+                     overrides=["task.lengths=[400]", "task.depths=[50]", f"cache_dir={tmp_path / 'cache'}"])
+    (folder,) = [p.parent for p in (tmp_path / "outputs").rglob("metrics.json")]
+    assert folder.relative_to(tmp_path).parts[:4] == ("outputs", "default", "niah", "random")
+    assert "cache_dir" not in folder.name and "task.lengths=_400_" in folder.name
+
+
+@needs_smollm2
 def test_a_budget_the_papers_way_from_python() -> None:
     gpt35 = pcbench.load_compressor("bm25", rate=0.5, level="word", budget_tokenizer="cl100k")
     out = pcbench.compress(gpt35, CONTEXT, "When was it finished?", tokenizer="cl100k")
