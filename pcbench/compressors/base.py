@@ -123,6 +123,9 @@ class Compressor:
     role: ClassVar[Role] = "method"
     budget_knobs: ClassVar[tuple[str, ...]] = ("rate", "target_tokens", "threshold")
     uses_budget: ClassVar[bool] = True  # False: a budget is accepted (so sweeps can include it) and ignored
+    # True: the output is written, not cut from the source (a summary), so evidence recall, which
+    # looks for source spans, does not apply to it.
+    generates_text: ClassVar[bool] = False
 
     def compress(self, example: Example, env: Env) -> Compressed:
         return self.compress_batch([example], env)[0]
@@ -152,7 +155,8 @@ class Compressor:
 
     def describe(self) -> dict[str, Any]:
         """What analysis needs to know of the compressor, recorded in metrics.json."""
-        return {"role": self.role, "budget_knobs": list(self.budget_knobs), "uses_budget": self.uses_budget}
+        return {"role": self.role, "budget_knobs": list(self.budget_knobs), "uses_budget": self.uses_budget,
+                "generates_text": self.generates_text}
 
     def key(self) -> dict[str, Any]:
         """What the result depends on: the settings less runtime knobs (device, batch size)."""

@@ -121,6 +121,9 @@ class CellRecords:
         diagnostics = {"answer_in_context": answer_in_context(example, seen),
                        "evidence_recall": evidence_recall(example, seen),
                        **paper_ratios(self.task, example, text)}
+        if self.compressor.generates_text:
+            # Written text holds no source spans to find: not applicable, rather than a misleading 0.
+            diagnostics.update(evidence_recall=None, evidence_recall_applicable=False)
         raw = None
         if generation:
             restored = self.compressor.restore(generation["text"], example, text, self.env)
