@@ -84,3 +84,20 @@ def make(group: str, option: str, **overrides: Any) -> Any:
     node = composed(group, option).copy()
     OmegaConf.set_struct(node, False)  # an unknown knob must reach build(), which names what is allowed
     return build(OmegaConf.merge(node, overrides), group)
+
+
+def tiny_llama(folder: Path, layers: int = 3, window: int = 256) -> str:
+    """A seeded random llama (hidden 32, 4 heads) with SmolLM2's real tokenizer, saved to `folder`."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from pcbench.core.local_models import resolve
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=window,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import WordTokenizer, make, needs_smollm2
+from conftest import WordTokenizer, make, needs_smollm2, tiny_llama
 
 from pcbench.compressors.base import Env
 from pcbench.compressors.summary import fit
@@ -44,20 +44,7 @@ def test_bad_knobs_are_one_line(knobs: dict, match: str) -> None:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from pcbench.core.local_models import resolve
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
-    torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return tiny_llama(tmp_path_factory.mktemp("tiny-llama"), layers=2, window=2048)
 
 
 @needs_smollm2
