@@ -556,3 +556,32 @@ def test_llmlingua2_chunk_selection_keeps_the_rate_in_every_passage(tmp_path: Pa
     whole = make("compressor", "llmlingua2", model=str(folder), device="cpu", force_tokens=[], rate=0.5,
                  selection="global").compress(ex, e)
     assert whole.extras["selection"] == "global" and e.count([whole.text])[0] <= round(0.5 * e.count([ex.context])[0])
+
+
+def test_provence_rerank_mode_keeps_whole_passages_by_the_ranking_head(tmp_path: Path) -> None:
+    """level=passage (BERGEN's rerank mode): whole passages ranked by the ranking head under the budget."""
+    from pcbench.models.encoders import load_pruner
+    from pcbench.models.pool import ModelSpec
+
+    folder = token_classifier(tmp_path / "m", "deberta")
+    e = env()
+    ex = example()
+    rerank = make("compressor", "provence", model=str(folder), device="cpu", level="passage", threshold=None,
+                  rate=0.4)
+    units = rerank.units(ex, e)
+    [scores] = rerank.score_batch([ex], [units], e)
+    pruner = load_pruner(str(folder), ModelSpec(str(folder), device="cpu"), "cpu")
+    from pcbench.models.encoders import normalize_question
+
+    direct = pruner.run([normalize_question(ex.question)] * 3, [f"{p.title}\n{p.text}" for p in ex.passages], 8, 512)
+    assert scores[:3] == pytest.approx([r.rank for r in direct], abs=1e-5)  # each passage: its ranking score
+    result = rerank.select(ex, units, scores, e)
+    best = max(range(3), key=lambda j: scores[j])
+    assert ex.passages[best].text in result.text  # the best-ranked passage is kept whole
+    assert e.count([result.text])[0] <= round(0.4 * e.count([ex.context])[0])
+    with pytest.raises(PcbenchError, match="no fixed scale"):
+        make("compressor", "provence", level="passage")  # a threshold means nothing for reranking scores
+    no_head = token_classifier(tmp_path / "plain", "deberta", ranking=False)
+    with pytest.raises(PcbenchError, match="has none; use level=sentence"):
+        make("compressor", "provence", model=str(no_head), device="cpu", level="passage", threshold=None,
+             rate=0.4).compress(ex, e)

@@ -101,7 +101,7 @@ def sentence_score(probs: list[float], rule: str) -> float:
 @dataclass
 class Provence(ScoredCompressor):
     threshold: Annotated[float, Range(0, 1)] | None  # keep probability T (0.1 conservative, 0.5 prunes more)
-    level: Literal["sentence"]  # Provence prunes sentences
+    level: Literal["sentence", "passage"]  # sentence: prune sentences; passage: rank whole passages (rerank mode)
     model: str  # hub id, local folder, or a folder from `pcbench-train`
     revision: str | None
     implementation: Literal["auto", "remote", "native"]
@@ -127,6 +127,14 @@ class Provence(ScoredCompressor):
                                "set compressor.order=original")
         if self.implementation == "remote" and self.threshold is None:
             raise PcbenchError(_REMOTE_BUDGET)
+        if self.level == "passage":
+            if self.threshold is not None:
+                raise PcbenchError("compressor.level=passage keeps whole passages by their reranking score, which has "
+                                   "no fixed scale: set compressor.rate or compressor.target_tokens (and "
+                                   "compressor.threshold=null)")
+            if self.implementation == "remote":
+                raise PcbenchError("compressor.level=passage runs natively (the ranking head); set "
+                                   "compressor.implementation=native or auto")
 
     # --- which implementation -----------------------------------------------------------------
 
@@ -154,6 +162,8 @@ class Provence(ScoredCompressor):
                        "compressor.implementation=native")
             elif self.threshold is None:
                 why = _REMOTE_BUDGET
+            elif self.level == "passage":
+                why = "compressor.level=passage runs natively (the ranking head ranks whole passages)"
             elif env.models.get(self._spec(False), uses_nltk):
                 why = _punkt_missing()
             if why is None:
@@ -212,6 +222,9 @@ class Provence(ScoredCompressor):
                                         skip=len(prefix)))
         scored = score_blocks(pruner, blocks, self.batch_size, window, rank=True)
         ranks = {owner: tokens.rank for owner, tokens in scored.items() if tokens.rank is not None}
+        if self.level == "passage" and len(ranks) < len(scored):
+            raise PcbenchError(f"compressor.level=passage ranks passages by the ranking head, and "
+                               f"compressor.model={self.model!r} has none; use level=sentence")
         empty = PassageTokens([], [], None)
         out = []
         for i, us in enumerate(units):
@@ -222,7 +235,8 @@ class Provence(ScoredCompressor):
                 tokens = scored.get((i, j), empty)
                 grouped = group(last_char_anchors(tokens.offsets), tokens.keep, unit_spans([us[k] for k in members]))
                 for k, probs in zip(members, grouped):
-                    scores[k] = sentence_score(probs, rule)
+                    # Rerank mode: a whole passage scores its ranking head's relevance.
+                    scores[k] = ranks[(i, j)] if self.level == "passage" else sentence_score(probs, rule)
             out.append(scores + [ranks[(i, j)] for j in passages if (i, j) in ranks])
         return out
 
