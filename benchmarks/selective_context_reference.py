@@ -79,15 +79,9 @@ def texts(hotpot: int, essays: int, tokenizer: Any) -> list[tuple[str, str]]:
         for example in make("task", "hotpotqa", path=str(HOTPOT), limit=hotpot).load():
             out.append(("hotpotqa", " ".join(" ".join(p.text.split()) for p in example.passages)))
     if essays > 0:
-        from pcbench.tasks.niah import essays_folder
+        from llmlingua_reference import essay_examples  # the same 2k-token essay pieces
 
-        files = sorted(essays_folder(None).glob("*.txt"))
-        text = " ".join(" ".join(f.read_text(encoding="utf-8", errors="replace").split()) for f in files)
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        for n in range(essays):
-            a, b = n * 2048, (n + 1) * 2048 - 1
-            if b < len(offsets):
-                out.append(("essays", text[offsets[a][0]:offsets[b][1]].strip()))
+        out.extend(("essays", example.passages[0].text) for example in essay_examples(essays, tokenizer))
     return out
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pcbench.compressors.base import Budget, Compressed, Compressor, Env
+from pcbench.compressors.units import fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.knobs import Range
@@ -160,14 +161,8 @@ def fit(text: str, limit: int, env: Env) -> tuple[str, bool]:
     if fitting:
         return text[:fitting[-1]].strip(), True
     words = [m.end() for m in _WORD_END.finditer(text)]
-    low, high = 0, len(words)
-    while low < high:  # the most words that fit
-        mid = (low + high + 1) // 2
-        if env.count([text[:words[mid - 1]]])[0] <= limit:
-            low = mid
-        else:
-            high = mid - 1
-    return (text[:words[low - 1]].strip() if low else ""), True
+    k = fit_count(range(len(words)), lambda kept: text[:words[len(kept) - 1]] if kept else "", env.count, limit)
+    return (text[:words[k - 1]].strip() if k else ""), True
 
 
 def _cumulative(pieces: list[str]) -> list[str]:

@@ -78,8 +78,8 @@ class Models:
 
     def get(self, spec: ModelSpec, load: Callable[[str, ModelSpec, str], T]) -> T:
         """The model for `spec`, built by `load(path, spec, device)` on first use."""
-        device = pick_device(spec.device)
         slot = self._slot(spec, load)
+        device = slot[3]  # picked once, in the slot
         if slot not in self._loaded:
             if device != "cpu":
                 self.release(device.split(":")[0], only=_other(spec.role))
