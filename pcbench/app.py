@@ -23,6 +23,8 @@ from omegaconf import DictConfig
 from hydra_plugins.pcbench_sweeper.sweeper import PcbenchSweeper
 from pcbench.analysis.wandb_log import log_to_wandb
 from pcbench.core.errors import PcbenchError
+from pcbench.core.files import write_atomically
+from pcbench.core.redact import redact
 from pcbench.runners.cache import remove_stale_temporaries
 from pcbench.runners.cell import run_cell
 from pcbench.runners.cli import cli, failed, write_error
@@ -55,6 +57,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     where = f"sweep job #{hydra_cfg.job.num} ({overrides}): " if sweep else ""
     # A killed writer's temporary metrics file (older than an hour, so never a live one's).
     remove_stale_temporaries(out_dir, ".metrics.json.*.tmp")
+    redact_files(out_dir / hydra_cfg.output_subdir if hydra_cfg.output_subdir else None)
     try:
         metrics = run_cell(cfg, out_dir, names)
         if cfg.wandb.enabled:
@@ -64,7 +67,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         log.error("%s", exc, extra={"console": False})
         write_error(out_dir, str(exc))
         if sweep:
-            print(f"[#{hydra_cfg.job.num}] failed: {exc}  -> {out_dir}", flush=True)
+            print(redact(f"[#{hydra_cfg.job.num}] failed: {exc}  -> {out_dir}"), flush=True)
         return failed(f"{where}{exc}", out_dir)
     except Exception as exc:
         # A bug or an exhausted resource (out of memory): the traceback goes to error.txt and run.log.
@@ -75,7 +78,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         write_error(out_dir, message, trace)
         if not sweep:
             raise
-        print(f"[#{hydra_cfg.job.num}] failed: {message}  -> {out_dir}", flush=True)
+        print(redact(f"[#{hydra_cfg.job.num}] failed: {message}  -> {out_dir}"), flush=True)
         return failed(f"{where}{message} (traceback in {out_dir / 'error.txt'})", out_dir, bug=True)
     line = headline(metrics) + ("  (already finished: skipped)" if metrics.get("skipped") else "")
     if sweep:
@@ -84,6 +87,16 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         print(line)
         print(f"results: {out_dir}")
     return metrics
+
+
+def redact_files(folder: Path | None) -> None:
+    """Hydra's copies of the config (.hydra/*.yaml) with credentials in URLs masked, as config.yaml."""
+    if folder is None or not folder.is_dir():
+        return
+    for file in folder.glob("*.yaml"):
+        text = file.read_text(encoding="utf-8")
+        if redact(text) != text:
+            write_atomically(file, redact(text))
 
 
 def entry() -> int:

@@ -80,7 +80,7 @@ def test_entry_stores_its_key_and_format_beside_the_value(tmp_path: Path) -> Non
     cache.fetch(key, lambda: [0.5])
     (path,) = tmp_path.rglob("*.json")
     assert path.stem == digest(key) and path.parent.parent.name == "scores"
-    assert json.loads(path.read_text()) == {"format": FORMAT, "key": key, "value": [0.5]}
+    assert json.loads(path.read_text()) == {"format": FORMAT, "key": key, "value": [0.5], "checksum": digest([0.5])}
 
 
 def test_fetch_many_computes_the_misses_once_in_order(tmp_path: Path) -> None:
@@ -217,7 +217,8 @@ def test_cli_show_prints_the_stored_key_and_value(tmp_path: Path, capsys: pytest
                                             ("RandomDrop", {"bm25", "chain", "tokens"}), ("nope", None)])
 def test_cli_prune_by_compressor_matches_option_class_or_module(tmp_path: Path, name: str, left: set | None) -> None:
     keys = filled(tmp_path)
-    assert cache_cli(["--root", str(tmp_path), "prune", "--compressor", name]) == 0
+    # An unknown name is refused (it used to say "deleted 0", as if nothing had matched).
+    assert cache_cli(["--root", str(tmp_path), "prune", "--compressor", name]) == (2 if left is None else 0)
     remaining = {p.stem for p in tmp_path.rglob("*.json")}
     expected = set(keys) if left is None else left
     assert remaining == {digest(keys[n]) for n in expected}
@@ -297,3 +298,91 @@ def test_opening_a_cache_removes_stale_temporaries_at_most_hourly(tmp_path: Path
     again = _temporary(tmp_path / "compressed" / "0f", ".tmp-dead2.json", 2 * 3600)
     Cache(tmp_path)  # within the hour: no second walk
     assert not any(t.name == "pcbench-cache-temporaries" for t in threading.enumerate()) and again.exists()
+
+
+# -- entries are checked, not trusted: key against the file's name, value against its checksum ----
+
+
+def compressed_value(text: str) -> dict[str, object]:
+    return {"text": text, "extras": {}, "seconds": 0.1, "original_tokens": 10, "compressed_tokens": 3}
+
+
+def fresh(tmp_path: Path) -> Cache:
+    _MEMORY.clear()  # read from disk, as another process would
+    _WARNED.clear()
+    return Cache(tmp_path)
+
+
+def test_swapped_entries_are_misses_said_once_and_rewritten(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cache = fresh(tmp_path)
+    keys = [{"stage": "compressed", "example": name} for name in ("a", "b")]
+    for key, text in zip(keys, ("context of a", "context of b")):
+        cache.put("compressed", digest(key), compressed_value(text), key)
+    a, b = (tmp_path / "compressed" / digest(k)[:2] / f"{digest(k)}.json" for k in keys)
+    a_bytes, b_bytes = a.read_bytes(), b.read_bytes()
+    a.write_bytes(b_bytes)
+    b.write_bytes(a_bytes)
+    cache = fresh(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert cache.get("compressed", digest(keys[0])) is None
+        assert cache.get("compressed", digest(keys[1])) is None
+    said = [r.getMessage() for r in caplog.records if "another key" in r.getMessage()]
+    assert len(said) == 1, said  # once per process
+    values = cache.fetch_many(keys, lambda missing: [compressed_value(f"recomputed {i}") for i in missing])
+    assert [v["text"] for v in values] == ["recomputed 0", "recomputed 1"]
+    assert fresh(tmp_path).get("compressed", digest(keys[0]))["text"] == "recomputed 0"  # rewritten, now trusted
+
+
+def test_an_edited_value_is_a_miss(tmp_path: Path) -> None:
+    cache = fresh(tmp_path)
+    key = {"stage": "tokens", "tokenizer": "t", "texts": ["one two three", "four five"]}
+    cache.put("tokens", digest(key), [3, 2], key)
+    path = tmp_path / "tokens" / digest(key)[:2] / f"{digest(key)}.json"
+    entry = json.loads(path.read_text())
+    entry["value"] = [1, 1]  # every text one token: budgets would keep nothing
+    path.write_text(json.dumps(entry))
+    assert fresh(tmp_path).get("tokens", digest(key)) is None
+
+
+@pytest.mark.parametrize(("stage", "key", "value"), [
+    ("compressed", {"stage": "compressed", "example": "a"}, {"text": 3}),
+    ("compressed", {"stage": "compressed", "example": "a"}, ["not", "a", "record"]),
+    ("generation", {"stage": "generation", "request": "r"}, {"text": "x", "prompt_tokens": "many"}),
+    ("scores", {"stage": "scores", "units": ["a", "b", "c"]}, [0.1, 0.2]),
+    ("tokens", {"stage": "tokens", "texts": ["a b"]}, [-1]),
+])
+def test_a_value_of_the_wrong_shape_is_a_miss(tmp_path: Path, stage: str, key: dict, value: object) -> None:
+    path = tmp_path / stage / digest(key)[:2] / f"{digest(key)}.json"
+    path.parent.mkdir(parents=True)
+    # Written without a checksum (as format-2 entries before checksums were): only the shape can tell.
+    path.write_text(json.dumps({"format": FORMAT, "key": key, "value": value}))
+    assert fresh(tmp_path).get(stage, digest(key)) is None
+
+
+def test_credentials_in_a_stored_key_are_masked_and_the_entry_still_reads(tmp_path: Path) -> None:
+    cache = fresh(tmp_path)
+    key = {"stage": "generation", "reader": {"url": "http://user:s3cret@host:8000/v1"}, "request": "r"}
+    value = {"text": "Ann", "prompt_tokens": 5, "new_tokens": 1}
+    cache.put("generation", digest(key), value, key)
+    (path,) = (tmp_path / "generation").rglob("*.json")
+    assert "s3cret" not in path.read_text() and "http://***@host:8000/v1" in path.read_text()
+    assert fresh(tmp_path).get("generation", digest(key)) == value
+
+
+def test_entries_are_created_with_the_users_umask(tmp_path: Path) -> None:
+    from pcbench.core.files import FILE_MODE
+
+    cache = fresh(tmp_path)
+    cache.put("scores", digest({"k": 1}), [1.0], {"k": 1})
+    (path,) = (tmp_path / "scores").rglob("*.json")
+    assert path.stat().st_mode & 0o777 == FILE_MODE
+    # A group-shared cache (umask 002): entries group-writable and readable (mkstemp alone gives 0600).
+    script = ("import sys; from pathlib import Path; from pcbench.runners.cache import Cache, digest; "
+              "Cache(sys.argv[1]).put('scores', digest({'k': 2}), [1.0], {'k': 2})")
+    import subprocess
+    import sys
+
+    subprocess.run(["sh", "-c", 'umask 002 && "$0" -c "$1" "$2"', sys.executable, script, str(tmp_path / "shared")],
+                   check=True)
+    (shared,) = (tmp_path / "shared" / "scores").rglob("*.json")
+    assert shared.stat().st_mode & 0o777 == 0o664

@@ -142,7 +142,7 @@ class Endpoint:
 
 def client(url: str, **knobs: Any) -> OpenAIReader:
     base = {"base_url": url, "model": "smollm2", "api": "chat", "tokenizer_model": "smollm2", "concurrency": 2,
-            "batch_size": 8, "timeout": 5.0, "max_retries": 2, "backoff_seconds": 0.01}
+            "batch_size": 8, "timeout": 5.0, "max_retries": 2, "backoff_seconds": 0.01, "retry_seconds": 600.0}
     return make("reader", "openai", **{**base, **knobs})
 
 
@@ -252,11 +252,14 @@ def test_transient_failures_are_retried(script: list[str], tmp_path: Path) -> No
         assert again["cached"] and again["text"] == "hello" and len(server.seen) == len(script) + 1
 
 
+FAILED = r"failed after 3 attempts in \d+ s \(reader\.max_retries=2, reader\.retry_seconds=600\): "
+
+
 @pytest.mark.parametrize("action, line", [
-    ("429", r"failed after 3 attempts: HTTP 429 .*scripted 429"),
-    ("sleep", r"failed after 3 attempts: no answer within reader\.timeout=2 s"),
-    ("malformed", r"failed after 3 attempts: malformed JSON in the reply: '\{\"choices\""),
-    ("close", r"failed after 3 attempts: connection dropped \(RemoteDisconnected\)"),
+    ("429", FAILED + r"HTTP 429 .*scripted 429"),
+    ("sleep", FAILED + r"no answer within reader\.timeout=2 s"),
+    ("malformed", FAILED + r"malformed JSON in the reply: '\{\"choices\""),
+    ("close", FAILED + r"connection dropped \(RemoteDisconnected\)"),
 ])
 def test_persistent_failures_are_one_line_and_nothing_is_cached(action: str, line: str, tmp_path: Path) -> None:
     # Request 0 succeeds, request 1 keeps failing: the call fails, and request 0's answer, part of
@@ -283,8 +286,8 @@ def test_unreachable_endpoint_is_one_line(tmp_path: Path) -> None:
     server = Endpoint(echo)
     url = server.url
     server.server.server_close()  # the port was free a moment ago and nothing listens now
-    with pytest.raises(PcbenchError, match=rf"reader endpoint {url}/chat/completions failed after 2 attempts: "
-                                           r"cannot connect"):
+    with pytest.raises(PcbenchError, match=rf"reader endpoint {url}/chat/completions failed after 2 attempts in "
+                                           r"\d+ s \(reader.max_retries=1, reader.retry_seconds=600\): cannot connect"):
         run_cell(client(url, max_retries=1), [Request("x y", 2)], tmp_path)
     assert generations_cached(tmp_path) == 0
 
@@ -301,6 +304,23 @@ def test_the_key_is_sent_and_never_written(monkeypatch: pytest.MonkeyPatch, tmp_
     assert any("HTTP 500" in r.getMessage() for r in caplog.records)  # the retry was logged, without the key
     assert generations_cached(tmp_path) == 1
     assert all(KEY not in path.read_text() for _, path in entries(tmp_path))
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG), Endpoint(echo, script=["500"]) as server:
+        url = server.url.replace("http://", "http://ann:s3cret@")
+        reader = client(url)
+        run_cell(reader, [Request("hello dlrow", 4)], tmp_path)
+    assert {s["headers"]["Authorization"] for s in server.seen} == {"Basic YW5uOnMzY3JldA=="}  # ann:s3cret
+    assert "s3cret" not in json.dumps(reader.settings())
+    assert not any("s3cret" in r.getMessage() for r in caplog.records)
+    assert any(f"{server.url}/chat/completions: HTTP 500" in r.getMessage() for r in caplog.records)  # logged, bare
+
+
+def test_an_unknown_host_is_one_line_at_once(tmp_path: Path) -> None:
+    with pytest.raises(PcbenchError, match=r"its host cannot be resolved .*check reader.base_url"):
+        run_cell(client("http://no-such-host.invalid:8000/v1", max_retries=5), [Request("x y", 2)], tmp_path)
 
 
 def test_concurrency_is_bounded_and_order_kept(tmp_path: Path) -> None:

@@ -309,7 +309,8 @@ def test_provence_remote_code_runs_process_and_matches_native(tmp_path: Path) ->
     e = env()
     seen = set()
     for threshold in (0.3, 0.45, 0.5, 0.55, 0.7):
-        remote = make("compressor", "provence", model=str(folder), device="cpu", threshold=threshold)
+        remote = make("compressor", "provence", model=str(folder), device="cpu", threshold=threshold,
+                      trust_remote_code=True)
         native = make("compressor", "provence", model=str(folder), device="cpu", threshold=threshold,
                       implementation="native")
         for r, n in zip(remote.compress_batch(batch, e), native.compress_batch(batch, e)):
@@ -334,7 +335,7 @@ def test_remote_code_without_trust_is_one_line(tmp_path: Path, caplog: pytest.Lo
         out = make("compressor", "provence", model=str(folder), device="cpu", trust_remote_code=False).compress(
             example(), env())
     assert out.extras["implementation"] == "native"
-    assert [r.getMessage() for r in caplog.records if "trust_remote_code=false" in r.getMessage()]
+    assert [r.getMessage() for r in caplog.records if "trust_remote_code=true" in r.getMessage()]
 
 
 def test_a_checkpoint_that_needs_nltk_data_is_one_line_before_any_example(tmp_path: Path,
@@ -348,9 +349,10 @@ def test_a_checkpoint_that_needs_nltk_data_is_one_line_before_any_example(tmp_pa
 
     monkeypatch.setattr(provence, "_punkt_missing", lambda: "nltk's punkt_tab is not downloaded here (test)")
     with pytest.raises(PcbenchError, match="punkt_tab"):
-        make("compressor", "provence", model=str(folder), device="cpu", implementation="remote").compress_batch(
-            [example()], env())
-    out = make("compressor", "provence", model=str(folder), device="cpu").compress(example(), env())
+        make("compressor", "provence", model=str(folder), device="cpu", implementation="remote",
+             trust_remote_code=True).compress_batch([example()], env())
+    out = make("compressor", "provence", model=str(folder), device="cpu", trust_remote_code=True).compress(
+        example(), env())
     assert out.extras["implementation"] == "native"
 
 
@@ -358,8 +360,8 @@ def test_remote_needs_a_threshold(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     folder = remote_folder(tmp_path)
     # auto under a rate: the native implementation, which ranks sentences under a budget, says so once.
     with caplog.at_level("WARNING"):
-        out = make("compressor", "provence", model=str(folder), device="cpu", threshold=None, rate=0.5).compress(
-            example(), env())
+        out = make("compressor", "provence", model=str(folder), device="cpu", threshold=None, rate=0.5,
+                   trust_remote_code=True).compress(example(), env())
     assert out.extras["implementation"] == "native"
     assert any("only takes a threshold" in r.getMessage() for r in caplog.records)
     with pytest.raises(PcbenchError, match="implementation=native"):

@@ -255,7 +255,14 @@ class PcbenchSweeper(BasicSweeper):
                 build_cell(cfg)
             except PcbenchError as exc:  # anything else is a bug in a constructor: keep its traceback
                 raise PcbenchError(f"{where}: {exc}") from None
-            self.folders.append(cell_folder(cfg, number))
+            folder = cell_folder(cfg, number)
+            if folder is not None and folder in self.folders:
+                other = self.folders.index(folder)
+                raise PcbenchError(
+                    f"sweep jobs #{other} ({' '.join(jobs[other]) or 'no overrides'}) and #{number} "
+                    f"({' '.join(overrides) or 'no overrides'}) would write one folder, {folder}: they differ only "
+                    "in keys left out of folder names (hydra.job.config.override_dirname.exclude_keys)")
+            self.folders.append(folder)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         if not self._checked:  # every job was composed already in check()

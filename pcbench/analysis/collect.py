@@ -26,6 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+from pcbench.core.results import complete
+
 # Knobs that change speed, not results (the cache keys leave them out too).
 RUNTIME_KNOBS = frozenset({"device", "batch_size", "compress_chunk"})
 # Task knobs that name where data lives: shown by file name only, and only when they tell cells apart.
@@ -106,6 +108,9 @@ def read_cell(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     if status != "finished":
         why = "no status: written before cells recorded their identity; rerun it" if status is None else status
         return None, f"{folder}: unfinished ({why})"
+    problem = complete(folder, metrics.get("n_examples"))
+    if problem:  # a cut, garbled or missing predictions.jsonl: its numbers cannot be checked or paired
+        return None, f"{folder}: left out ({problem})"
     identity = metrics.get("identity") or {}
     variant = identity.get("variant") or {}
     row: dict[str, Any] = {"path": str(folder), "mtime": path.stat().st_mtime}

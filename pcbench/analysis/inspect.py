@@ -25,7 +25,9 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
+from pcbench.core.errors import PcbenchError
 from pcbench.core.example import PASSAGE_SEPARATOR, Example
+from pcbench.core.results import read_predictions
 
 _WORD = re.compile(r"\S+")
 
@@ -166,14 +168,18 @@ def load_cell(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise InspectError(f"{run} is not a finished cell: no metrics.json{failed}") from None
     except ValueError:
         raise InspectError(f"{metrics_path} is not valid JSON") from None
-    if metrics.get("status") != "finished":
-        raise InspectError(f"{run} is not a finished cell (status: {metrics.get('status')})")
-    records = [json.loads(line) for line in (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
+    if not isinstance(metrics, dict) or metrics.get("status") != "finished":
+        status = metrics.get("status") if isinstance(metrics, dict) else "metrics.json is not an object"
+        raise InspectError(f"{run} is not a finished cell (status: {status})")
+    records, problem = read_predictions(run)
+    if problem and not records:
+        raise InspectError(problem)
+    if problem:  # show what is readable, and say what is not
+        print(f"warning: {problem}; showing the {len(records)} records before it", file=sys.stderr)
     return metrics, records
 
 
-def find_example(run: Path, example_id: str) -> Example:
+def find_example(run: Path, example_id: str, metrics: dict[str, Any]) -> Example:
     """The cell's task rebuilt from its config.yaml, and the example with this id."""
     from omegaconf import OmegaConf
 
@@ -182,8 +188,17 @@ def find_example(run: Path, example_id: str) -> Example:
     config = run / "config.yaml"
     if not config.exists():
         raise InspectError(f"{config} is missing: the original context cannot be rebuilt")
-    task = build(OmegaConf.load(config).task, "task")
-    for example in task.load():
+    node = OmegaConf.load(config).task
+    # A relative task.path is relative to where the cell ran (metrics.json's cwd), not to here.
+    launched = str(metrics.get("cwd") or "")
+    if launched and isinstance(node.get("path"), str) and not Path(node.path).expanduser().is_absolute():
+        node.path = str(Path(launched) / node.path)
+    try:
+        task = build(node, "task")
+        examples = task.load()
+    except PcbenchError as exc:
+        raise InspectError(f"cannot rebuild the task of {run}: {exc}") from None
+    for example in examples:
         if example.id == example_id:
             return example
     raise InspectError(f"example {example_id!r} is not in the task rebuilt from {config} (data changed since?)")
@@ -246,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         record = records[index]
         if "context" not in record:
             raise InspectError(f"{run} records no compressed context (written before records held it); rerun the cell")
-        example = find_example(run, ids[index])
+        example = find_example(run, ids[index], metrics)
     except InspectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -255,8 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.html is not None:
         path = Path(args.html or f"inspect-{re.sub(r'[^A-Za-z0-9_.-]', '_', ids[index])}.html")
         rows = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
-        path.write_text(HTML_PAGE.format(title=html.escape(f"{ids[index]}: {run}"), rows=rows,
-                                         context=render_html(example.context, words)), encoding="utf-8")
+        try:
+            path.write_text(HTML_PAGE.format(title=html.escape(f"{ids[index]}: {run}"), rows=rows,
+                                             context=render_html(example.context, words)), encoding="utf-8")
+        except OSError as exc:
+            print(f"error: --html={path} cannot be written ({exc.strerror or type(exc).__name__}); "
+                  "give a file in a writable folder", file=sys.stderr)
+            return 2
         print(f"html: {path}")
         return 0
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())

@@ -197,6 +197,10 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
     ordered = table.dropna(subset=[metric.column]).sort_values(
         ["task_label", "reader_label", metric.column], ascending=[True, True, False])
     links = [os.path.relpath(p, out.resolve()) for p in ordered["path"]]
+    # Every value is escaped (knob values are user text: a template may hold markup); only the links
+    # built here are HTML.
+    cells = cells.map(lambda v: html.escape(v) if isinstance(v, str) else v)
+    cells.columns = [html.escape(str(c)) for c in cells.columns]
     cells["cell"] = [f'<a href="{html.escape(link)}/">{html.escape(Path(link).name)}</a>' for link in links]
     text = Template(PAGE, autoescape=False).render(
         metric=html.escape(metric.label), cells=len(ordered), roots=html.escape(", ".join(roots)),
@@ -225,17 +229,40 @@ class ReportError(ValueError):
     """Bad input to a report: no runs, an unknown metric. One line."""
 
 
+def auto_metric(table: pd.DataFrame) -> str:
+    """f1 where the runs have it, else their first reader metric, else answer_in_context (reader-free)."""
+    found = available(table)
+    for name in ("f1", *found):
+        if name in found and name not in ("answer_in_context", "evidence_recall"):
+            return name
+    return "answer_in_context"
+
+
+def writable_folder(out: Path, flag: str) -> None:
+    """Create `out` or say in one line why it cannot hold the report."""
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"{flag}={out} is a file, not a folder; give a folder for the report")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ReportError(f"{flag}={out} cannot be written ({exc.strerror or type(exc).__name__}); "
+                          "give a writable folder") from None
+
+
 def build_report(roots: list[str], metric_name: str, out: Path) -> Report:
     collected = collect_cells(*roots)
     if collected.table.empty:
         why = f" ({len(collected.notes)} unfinished or failed: {collected.notes[0]})" if collected.notes else ""
         raise ReportError(f"no finished cells under {', '.join(roots)}{why}")
     try:
-        metric = resolve(collected.table, metric_name)
+        metric = resolve(collected.table, auto_metric(collected.table) if metric_name == "auto" else metric_name)
     except ValueError as exc:
         raise ReportError(str(exc)) from None
     table = analyse(collected.table, metric)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "--out")
     files = {"table": out / "runs.parquet", "leaderboard": out / "leaderboard.md"}
     parquet_safe(table).to_parquet(files["table"])
     files["leaderboard"].write_text(markdown(table, metric), encoding="utf-8")
@@ -248,9 +275,10 @@ def build_report(roots: list[str], metric_name: str, out: Path) -> Report:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("roots", nargs="+", help="folders holding cell folders (outputs/, multirun/<study>/)")
-    parser.add_argument("--metric", default="f1",
+    parser.add_argument("--metric", default="auto",
                         help="reader metric (f1, match, longbench, ...), answer_in_context / evidence_recall, "
-                             "or a LongBench aggregate (avg, avg_flat, a category, a dataset)")
+                             "or a LongBench aggregate (avg, avg_flat, a category, a dataset); auto: f1 where the "
+                             "runs have it, else their first reader metric, else answer_in_context")
     parser.add_argument("--out", default="report", help="folder for the table, leaderboard, plots and report.html")
     args = parser.parse_args(argv)
     try:

@@ -26,6 +26,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pcbench.core.redact import redact_value
+
 log = logging.getLogger(__name__)
 
 # Per-example fields shown in the W&B table (the compressed context too: what the reader saw).
@@ -98,7 +100,7 @@ def log_cell(cfg: DictConfig, metrics: dict[str, Any], out_dir: Path) -> None:
     root = study_root(out_dir, study)
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
-    config: dict[str, Any] = {str(k): v for k, v in container.items()}
+    config: dict[str, Any] = {str(k): redact_value(v) for k, v in container.items()}
     config["identity"] = {k: v for k, v in (metrics.get("identity") or {}).items() if k in ("config_hash", "git")}
     run = wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, dir=str(out_dir), group=study,
                      job_type="cell", name=run_name(out_dir, root), tags=_tags(metrics, study), config=config,

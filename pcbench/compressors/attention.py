@@ -29,7 +29,7 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, aggregate, first_char_anchors
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, passage_starts
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.models.causal import CausalLM
 from pcbench.models.pool import ModelSpec
 
@@ -39,7 +39,7 @@ class AttentionProbe(ScoredCompressor):
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: str
+    device: Device
     layers: list[int]  # which layers' attention (negative: from the end)
     heads: list[int] | None  # which heads (None: all)
     query: Literal["last", "question"]

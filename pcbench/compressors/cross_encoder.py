@@ -19,7 +19,7 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, sentence_chunks, split_units, view
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.models.encoders import load_cross_encoder
 from pcbench.models.pool import ModelSpec
 
@@ -33,7 +33,7 @@ class CrossEncoderCompressor(ScoredCompressor):
     chunk_tokens: Annotated[int, Range(1)]  # reader tokens per chunk (level: chunk)
     max_length: Annotated[int, Range(8)] | None  # the model's own limit when null
     batch_size: Annotated[int, Range(1)]
-    device: str
+    device: Device
     dtype: Literal["float32", "bfloat16", "float16"]
 
     def units(self, example: Example, env: Env) -> list[Unit]:

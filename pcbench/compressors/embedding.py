@@ -11,7 +11,7 @@ from pcbench.compressors.base import Env
 from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, view
 from pcbench.core.example import Example
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.models.encoders import load_sentence_transformer
 from pcbench.models.pool import ModelSpec
 
@@ -21,7 +21,7 @@ class EmbeddingCompressor(ScoredCompressor):
     model: str  # "minilm" (packaged all-MiniLM-L6-v2), a hub id or a local path
     revision: str | None  # a hub commit or tag; part of the score cache key like every knob
     batch_size: Annotated[int, Range(1)]
-    device: str  # auto picks cuda, then mps, then cpu
+    device: Device  # auto picks cuda, then mps, then cpu
     normalize: bool  # True: cosine similarity; False: raw dot product (for dot-product models)
 
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:

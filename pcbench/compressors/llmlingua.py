@@ -39,7 +39,7 @@ from pcbench.compressors.base import Budget, Compressed, Compressor, Env
 from pcbench.compressors.units import first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.core.text import split_sentences
 from pcbench.models.causal import CausalLM, Tokens
 from pcbench.models.pool import ModelSpec
@@ -79,7 +79,7 @@ class LLMLingua(Compressor, Budget):
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: str
+    device: Device
     batch_size: Annotated[int, Range(1)]
     iterative_size: Annotated[int, Range(1)]
     context_budget: str

@@ -37,7 +37,7 @@ from pcbench.compressors.base import Compressed, Env
 from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, group, last_char_anchors
 from pcbench.core.example import Example, Passage
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.models.encoders import (
     EDGE_SLACK,
@@ -73,7 +73,7 @@ class LLMLingua2(ScoredCompressor):
     words: Literal["tokens", "whitespace"]  # tokens: the model's tokens make the words (the reference)
     selection: Literal["chunk", "global"]  # chunk: each chunk keeps its share (the reference); global: honest budget
     batch_size: Annotated[int, Range(1)]
-    device: str
+    device: Device
     dtype: Literal["float32", "bfloat16", "float16"]
 
     # 2: per-chunk selection by default; each word's chunk is cached after the word scores.

@@ -40,7 +40,7 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, group, last_char_anchors, unit_spans
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.models.encoders import (
     EDGE_SLACK,
     SPECIALS,
@@ -58,6 +58,11 @@ from pcbench.models.encoders import (
 from pcbench.models.pool import ModelSpec, torch_dtype
 
 log = logging.getLogger(__name__)
+
+
+# The authors' released checkpoints, whose code (process()) is trusted without asking. Any other
+# folder or id runs its own code only with compressor.trust_remote_code=true.
+PUBLISHED = ("naver/provence-reranker-debertav3-v1", "naver/xprovence-reranker-bgem3-v1")
 
 
 def load_remote(path: str, spec: ModelSpec, device: str) -> Any:
@@ -105,7 +110,7 @@ class Provence(ScoredCompressor):
     model: str  # hub id, local folder, or a folder from `pcbench-train`
     revision: str | None
     implementation: Literal["auto", "remote", "native"]
-    trust_remote_code: bool  # needed for the remote implementation (it runs the checkpoint's own code)
+    trust_remote_code: bool  # run a checkpoint's own code that is not one of naver's published ones (PUBLISHED)
     sentence_rule: Literal["auto", "checkpoint", "paper", "openprovence"]  # native; auto: checkpoint for naver's
     title: Literal["dataset", "first_sentence", "none"]  # how titles reach the model (see the YAML)
     always_select_title: bool
@@ -114,7 +119,7 @@ class Provence(ScoredCompressor):
     normalize_question: bool  # native: lower case, no punctuation, as Provence's process() does
     max_length: Annotated[int, Range(32)]  # tokens per forward pass (question + block)
     batch_size: Annotated[int, Range(1)]
-    device: str
+    device: Device
     dtype: Literal["float32", "bfloat16", "float16"]
 
     def __post_init__(self) -> None:
@@ -138,6 +143,10 @@ class Provence(ScoredCompressor):
 
     # --- which implementation -----------------------------------------------------------------
 
+    def trusted(self) -> bool:
+        """Run the checkpoint's own code? Only for the authors' published ids, or when the user says so."""
+        return self.trust_remote_code or self.model in PUBLISHED
+
     def _spec(self, trust: bool) -> ModelSpec:
         return ModelSpec(self.model, self.revision, self.dtype, self.device, trust)
 
@@ -156,10 +165,10 @@ class Provence(ScoredCompressor):
             if not has_code:
                 why = (f"compressor.model={self.model!r} ships no modeling code (no auto_map in its config.json); "
                        "use compressor.implementation=native")
-            elif not self.trust_remote_code:
-                why = (f"compressor.model={self.model!r} ships its own modeling code (auto_map in config.json) and "
-                       "compressor.trust_remote_code=false; set it to true to run the checkpoint's process(), or "
-                       "compressor.implementation=native")
+            elif not self.trusted():
+                why = (f"compressor.model={self.model!r} ships its own modeling code (auto_map in config.json), which "
+                       "runs only for naver's published checkpoints or with compressor.trust_remote_code=true; not "
+                       "running it")
             elif self.threshold is None:
                 why = _REMOTE_BUDGET
             elif self.level == "passage":

@@ -20,7 +20,7 @@ from typing import Annotated, ClassVar, Literal
 from pcbench.compressors.base import Compressed, Compressor, Env
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.models.pool import ModelSpec
 
 
@@ -29,7 +29,7 @@ class RecompAbstractive(Compressor):
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16"]
-    device: str
+    device: Device
     batch_size: Annotated[int, Range(1)]
     template: str
     max_input_tokens: Annotated[int, Range(16)]

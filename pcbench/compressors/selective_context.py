@@ -36,7 +36,7 @@ from pcbench.compressors.base import Budget, Compressed, Compressor, Env
 from pcbench.compressors.units import aggregate, first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage, passage_starts
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.core.text import split_sentences
 from pcbench.models.causal import CausalLM
 from pcbench.models.pool import ModelSpec
@@ -52,7 +52,7 @@ class SelectiveContext(Compressor, Budget):
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: str
+    device: Device
     batch_size: Annotated[int, Range(1)]
     scoring: Literal["sentence", "context"]  # sentence: each sentence alone (the package); context: one pass
     unit_score: Literal["mean", "sum"]  # mean of a unit's token self-information (the package), or the sum

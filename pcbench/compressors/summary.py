@@ -34,7 +34,7 @@ from pcbench.compressors.base import Budget, Compressed, Compressor, Env
 from pcbench.compressors.units import fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.core.requests import Request
 from pcbench.core.text import split_sentences
 from pcbench.models.causal import CausalLM
@@ -49,7 +49,7 @@ class Summary(Compressor, Budget):
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: str
+    device: Device
     batch_size: Annotated[int, Range(1)]
     query_focused: bool
     focused_prompt: str

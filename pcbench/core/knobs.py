@@ -15,6 +15,8 @@ before anything loads. Hand-written checks stay only for rules between knobs.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -48,6 +50,43 @@ class Range:
         return ""
 
 
+@dataclass(frozen=True)
+class Pattern:
+    """A string that must match `regex` in full; `meaning` says in words what that is."""
+
+    regex: str
+    meaning: str
+
+    def allows(self, value: str) -> bool:
+        return re.fullmatch(self.regex, value) is not None
+
+
+@dataclass(frozen=True)
+class DeviceName:
+    """auto, cpu, cuda, cuda:N or mps, and only one this machine has (checked when the knob is)."""
+
+    def problem(self, value: str) -> str | None:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            return "one of auto, cpu, cuda, cuda:N, mps"
+        if value in ("auto", "cpu"):
+            return None
+        import torch
+
+        if value.startswith("cuda"):
+            if not torch.cuda.is_available():
+                return f"auto or cpu (no CUDA device here: torch {torch.__version__})"
+            index = int(value.split(":")[1]) if ":" in value else 0
+            if index >= torch.cuda.device_count():
+                return f"cuda:0..cuda:{torch.cuda.device_count() - 1}, auto or cpu"
+        if value == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            return "auto or cpu (no MPS device here)"
+        return None
+
+
+# Every device knob: checked against what exists before anything loads.
+Device = Annotated[str, DeviceName()]
+
+
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -62,6 +101,11 @@ def describe(hint: Any) -> str:
     if origin is Annotated:
         base, *extras = args
         ranges = [e.describe() for e in extras if isinstance(e, Range)]
+        patterns = [e.meaning for e in extras if isinstance(e, Pattern)]
+        if patterns:
+            return " ".join(patterns)
+        if any(isinstance(e, DeviceName) for e in extras):
+            return "one of auto, cpu, cuda, cuda:N, mps"
         return " ".join([describe(base), *[r for r in ranges if r]])
     if origin in (Union, types.UnionType):
         parts = [describe(a) for a in args if a is not type(None)]
@@ -72,7 +116,7 @@ def describe(hint: Any) -> str:
         return f"a list (each {describe(args[0])})" if args else "a list"
     if origin is dict:
         return "a mapping"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}.get(hint, str(hint))
 
 
 def convert(value: Any, hint: Any) -> Any:
@@ -84,8 +128,14 @@ def convert(value: Any, hint: Any) -> Any:
         base, *extras = args
         value = convert(value, base)
         for extra in extras:
-            if isinstance(extra, Range) and value is not None and not extra.allows(value):
+            if value is None:
+                break
+            if isinstance(extra, Range) and not extra.allows(value):
                 raise KnobError(describe(hint))
+            if isinstance(extra, Pattern) and not extra.allows(value):
+                raise KnobError(describe(hint))
+            if isinstance(extra, DeviceName) and (problem := extra.problem(value)):
+                raise KnobError(problem)
         return value
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -125,6 +175,8 @@ def convert(value: Any, hint: Any) -> Any:
         raise KnobError(describe(hint))
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # NaN passes every comparison; infinities are never meant
+                raise KnobError("a finite number")
             return float(value)
         raise KnobError(describe(hint))
     if hint is str:

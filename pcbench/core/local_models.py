@@ -8,12 +8,15 @@ unchanged: a hub id or a local path for `from_pretrained`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from filelock import FileLock
 
@@ -49,7 +52,55 @@ def resolve(name: str) -> str:
         return str(smollm2_checkpoint())
     if name == "minilm":
         return str(find_file(package_dir(PACKAGES["minilm"]), "modules.json").parent)
+    if not Path(name).expanduser().exists():
+        hub_reachable()  # a hub id: without a network, fail at once rather than after retries
     return name
+
+
+OFFLINE_HINT = "set HF_HUB_OFFLINE=1 to work offline without this check"
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """Can the Hugging Face hub be reached? Checked once per process, in at most a few seconds.
+
+    When it cannot, the process switches to offline mode (what HF_HUB_OFFLINE=1 does), so hub ids
+    resolve from the local hub cache or fail at once, instead of after a minute of retries per file.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_TIMEOUT).close()
+        return True
+    except OSError as exc:
+        log.warning("the Hugging Face hub (%s) cannot be reached (%s): working offline, from local folders and the "
+                    "hub cache only (%s)", host, exc.strerror or type(exc).__name__, OFFLINE_HINT)
+        go_offline()
+        return False
+
+
+# Seconds the one hub check may take (a connection, not a download).
+HUB_TIMEOUT = 5.0
+
+
+def go_offline() -> None:
+    """Offline mode for this process: huggingface_hub (transformers) and datasets read it at use time."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as hub
+
+        hub.HF_HUB_OFFLINE = True
+    except ImportError:
+        pass
+    try:
+        import datasets.config
+
+        datasets.config.HF_HUB_OFFLINE = True  # type: ignore[attr-defined,unused-ignore]
+    except (ImportError, AttributeError):
+        pass
 
 
 def smollm2_checkpoint() -> Path:

@@ -286,7 +286,8 @@ def _backbone_config(path: str, spec: ModelSpec, state: dict[str, Any] | None) -
     if len(found) != 1:
         raise PcbenchError(f"{spec.key}={spec.name!r}: config.json names model type {values.get('model_type')!r}, "
                            "which only its own code defines, and its weights name no known backbone "
-                           f"({', '.join(sorted(BACKBONES))}); use compressor.implementation=remote")
+                           f"({', '.join(sorted(BACKBONES))}); to run its own code: compressor.implementation=remote "
+                           "compressor.trust_remote_code=true (only for code you trust)")
     backbone = found[0]
     if backbone == "xlm-roberta" and int(values.get("vocab_size", 0)) < 200_000:
         backbone = "roberta"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pcbench.core.errors import PcbenchError
-from pcbench.core.local_models import resolve
+from pcbench.core.local_models import hub_reachable, resolve
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,11 @@ def cannot_load(key: str, name: str, exc: BaseException) -> PcbenchError:
     if "trust_remote_code" in reason:
         return PcbenchError(f"cannot load {key}={name!r}: it needs its own modeling code; "
                             f"set {key.rsplit('.', 1)[0]}.trust_remote_code=true if you trust it ({reason})")
+    offline_failure = any(m in reason for m in ("couldn't connect", "cached files", "OfflineModeIsEnabled",
+                                                  "LocalEntryNotFound", "offline mode"))
+    if offline_failure and not hub_reachable():
+        return PcbenchError(f"cannot load {key}={name!r}: not a local folder, and not in the hub cache while offline "
+                            f"(no network, or HF_HUB_OFFLINE=1); give a local folder: {key}=PATH")
     return PcbenchError(f"cannot load {key}={name!r} ({type(exc).__name__}: {reason}); "
                         f"with no network, give a local folder: {key}=PATH")
 

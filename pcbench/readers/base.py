@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from pcbench.core.errors import PcbenchError
+from pcbench.core.knobs import Device
 from pcbench.core.requests import Generation, Request
 from pcbench.core.tokenizer import HFTokenizer, Tokenizer, load_tokenizer
 from pcbench.models.pool import cannot_load
@@ -36,7 +37,7 @@ class Reader(ABC):
     inherit a value here as its knob's default.
     """
 
-    device: str
+    device: Device
     batch_size: int
     max_input_tokens: int
 
@@ -133,8 +134,16 @@ def reader_tokenizer(key: str, name: str, revision: str | None = None,
                      trust_remote_code: bool = False) -> HFTokenizer:
     """The tokenizer `name` names, or one PcbenchError line naming `key` (a config knob)."""
     try:
-        return load_tokenizer(name, revision, trust_remote_code)
+        tokenizer = load_tokenizer(name, revision, trust_remote_code)
     except PcbenchError:
         raise
     except (OSError, ValueError, ImportError) as exc:  # what from_pretrained raises for bad names
         raise cannot_load(key, name, exc) from None
+    # A folder without a vocabulary loads, then counts every word as one unknown token: budgets in
+    # [UNK]s. A real tokenizer knows some of a plain English sentence.
+    probe = "The quick brown fox jumps over the lazy dog."
+    ids, unknown = tokenizer.encode(probe), getattr(tokenizer.hf, "unk_token_id", None)
+    if not ids or (unknown is not None and all(i == unknown for i in ids)):
+        raise PcbenchError(f"{key}={name!r} has no vocabulary: it reads {probe!r} as {len(ids)} unknown tokens; "
+                           "give a tokenizer folder with its vocabulary (tokenizer.json, or vocab files)")
+    return tokenizer

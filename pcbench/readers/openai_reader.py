@@ -18,20 +18,23 @@ is never part of the settings (the cache key), records or log lines.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.knobs import Range
+from pcbench.core.redact import redact
 from pcbench.core.requests import Generation, Request
 from pcbench.readers.base import Prompt, Reader
 
@@ -53,6 +56,10 @@ class OpenAIReader(Reader):
     need). tokenizer_model: a hub id, folder or 'smollm2' whose tokenizer counts tokens and cuts
     prompts. concurrency: requests in flight at once. batch_size: requests per generate call
     (records and cache entries are written after each). timeout: seconds per HTTP request.
+    max_retries / backoff_seconds / retry_seconds: transient failures are retried up to max_retries
+    times, waiting backoff_seconds x 2^(attempt-1), and never past retry_seconds after the first
+    attempt (an endpoint that is down is said within that time, not after minutes of backoff).
+    Credentials in base_url (user:password@) are masked wherever the URL is written or shown.
     """
 
     base_url: str
@@ -66,6 +73,7 @@ class OpenAIReader(Reader):
     timeout: Annotated[float, Range(0, low_open=True)]
     max_retries: Annotated[int, Range(0)]
     backoff_seconds: Annotated[float, Range(0)]
+    retry_seconds: Annotated[float, Range(0)]
 
     NAME: ClassVar[str] = "openai"
     PROTOCOL: ClassVar[str | None] = "longbench-middle-trunc/greedy/openai-v1"
@@ -75,9 +83,18 @@ class OpenAIReader(Reader):
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PcbenchError(f"reader.base_url={self.base_url!r} is not an http(s) URL; e.g. http://host:8000/v1")
+            raise PcbenchError(f"reader.base_url={redact(self.base_url)!r} is not an http(s) URL; "
+                               "e.g. http://host:8000/v1")
         if not self.model.strip():
             raise PcbenchError("reader.model is empty; give the model name the endpoint serves")
+        # user:password@ in the URL is sent as HTTP basic auth (urllib would read it as part of the host).
+        self._auth: str | None = None
+        self._root = self.base_url
+        if parts.username is not None:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._auth = "Basic " + base64.b64encode(credentials).decode()
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            self._root = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
         self._key: str | None = None
         if self.api_key_env:
             # Read once, kept off the fields: dataclass repr and settings() never see it.
@@ -130,7 +147,7 @@ class OpenAIReader(Reader):
             if not isinstance(text, str):
                 raise TypeError(f"text is {type(text).__name__}")
         except (KeyError, IndexError, TypeError) as exc:
-            raise PcbenchError(f"{self.base_url}{path} answered without choices[0] text ({exc}); is it "
+            raise PcbenchError(f"{redact(self.base_url)}{path} answered without choices[0] text ({exc}); is it "
                                f"OpenAI-compatible?") from None
         usage = reply.get("usage") or {}
         # The endpoint's own counts are the truth about what it read and wrote; our protocol's count
@@ -144,21 +161,31 @@ class OpenAIReader(Reader):
         return Generation(text, int(prompt_tokens), int(new_tokens), prompt.truncated, None, latency)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        url = self.base_url.rstrip("/") + path
+        url = self._root.rstrip("/") + path
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
+        if self._auth:
+            headers["Authorization"] = self._auth
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        reason = ""
+        reason, shown, first = "", redact(url), time.monotonic()
+        attempts = 0
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+                wait = self.backoff_seconds * 2 ** (attempt - 1)
+                if time.monotonic() - first + wait > self.retry_seconds:
+                    break  # the next try would start after the retry budget: say so now
+                time.sleep(wait)
+            attempts += 1
             try:
                 return self._attempt(url, data, headers)
             except Transient as exc:
                 reason = str(exc)
-                log.info("%s: %s; attempt %d of %d", url, reason, attempt + 1, self.max_retries + 1)
-        raise PcbenchError(f"reader endpoint {url} failed after {self.max_retries + 1} attempts: {reason}")
+                log.info("%s: %s; attempt %d of %d", shown, reason, attempt + 1, self.max_retries + 1)
+        spent = time.monotonic() - first
+        raise PcbenchError(f"reader endpoint {shown} failed after {attempts} attempts in {spent:.0f} s "
+                           f"(reader.max_retries={self.max_retries}, reader.retry_seconds={self.retry_seconds:g}): "
+                           f"{reason}")
 
     def _attempt(self, url: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
@@ -175,8 +202,12 @@ class OpenAIReader(Reader):
                         "/completions")
             elif exc.code in (401, 403):
                 hint = "; check the key in reader.api_key_env"
-            raise PcbenchError(f"reader endpoint {url} refused the request: HTTP {exc.code} {detail}{hint}") from None
+            raise PcbenchError(
+                f"reader endpoint {redact(url)} refused the request: HTTP {exc.code} {detail}{hint}") from None
         except urllib.error.URLError as exc:
+            if isinstance(exc.reason, socket.gaierror):  # no such host: retrying will not create it
+                raise PcbenchError(f"reader endpoint {redact(url)}: its host cannot be resolved "
+                                   f"({exc.reason.strerror}); check reader.base_url") from None
             if isinstance(exc.reason, TimeoutError):
                 raise Transient(f"no answer within reader.timeout={self.timeout:g} s") from None
             raise Transient(f"cannot connect ({exc.reason})") from None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pcbench.core.errors import PcbenchError
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Device, Range
 from pcbench.core.requests import Generation, Request
 from pcbench.models.causal import CausalLM, causal_lm, load_causal_lm
 from pcbench.models.pool import MODELS, ModelSpec
@@ -33,7 +33,7 @@ class TransformersReader(Reader):
     model: str
     revision: str | None
     dtype: Literal["bfloat16", "float32", "float16", "auto"]
-    device: str
+    device: Device
     batch_size: Annotated[int, Range(1)]
     max_input_tokens: Annotated[int, Range(2)]
     trust_remote_code: bool

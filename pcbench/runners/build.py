@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pcbench.core.build import build
 from pcbench.core.errors import PcbenchError
-from pcbench.core.knobs import Range, check_knobs
+from pcbench.core.knobs import Pattern, Range, check_knobs
 
 GROUPS = ("task", "compressor", "reader")
 
@@ -22,10 +22,10 @@ GROUPS = ("task", "compressor", "reader")
 class RunSettings:
     """The top-level keys of conf/config.yaml, checked like every knob (values from the YAML)."""
 
-    study: str
+    study: Annotated[str, Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a plain name (letters, digits, '.', '_', '-')")]
     rerun: bool
     stage: Literal["all", "compress"]
-    cache_dir: str
+    cache_dir: Annotated[str, Pattern(r"(?s).*\S.*", "a folder (PCBENCH_CACHE, or a path)")]
     compress_chunk: Annotated[int, Range(1)]
 
 

@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -43,6 +44,8 @@ from typing import Any
 
 from pcbench.conf import CONF_DIR
 from pcbench.core.errors import PcbenchError
+from pcbench.core.files import temporary_beside
+from pcbench.core.redact import redact_value
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +184,11 @@ class Cache:
         entry = read_entry(path)
         if entry is None:
             return _MISS
+        problem = mismatch(stage, path, entry)
+        if problem:
+            _warn_once("mismatch", "cache entry %s %s; recomputing it and rewriting the entry (other such "
+                       "entries are recomputed without a warning)", path, problem)
+            return _MISS
         self._remember(slot, entry["value"])
         return entry["value"]
 
@@ -201,14 +209,20 @@ class Cache:
             return  # a newer pcbench wrote it; do not downgrade its entry
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            fd, tmp = temporary_beside(path, ".tmp-", ".json")
         except OSError as exc:
             raise PcbenchError(f"cannot write the cache at {path.parent} ({exc.strerror or exc}); "
                                "set cache_dir=FOLDER to a writable folder") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                # "format" first: a reader can tell the version from the first bytes.
-                json.dump({"format": FORMAT, "key": source, "value": value}, f, ensure_ascii=False)
+                # "format" first: a reader can tell the version from the first bytes. The checksum
+                # lets a read notice an edited value; credentials in the stored key are masked (the
+                # file's name is still the hash of the real key).
+                shown = redact_value(source)
+                entry = {"format": FORMAT, "key": shown, "value": value, "checksum": digest(_as_read(value))}
+                if shown != source or digest(_as_read(shown)) != key:
+                    entry["key_verifiable"] = False  # masked, or JSON changes it (integer dict keys)
+                json.dump(entry, f, ensure_ascii=False)
             os.replace(tmp, path)
             self._remember((str(self.root), stage, key), value)
         except BaseException as exc:
@@ -271,7 +285,61 @@ def read_entry(path: Path) -> dict[str, Any] | None:
                    "(format %d): they are recomputed here and left in place", fmt, FORMAT)
         return None
     key = entry.get("key") if fmt >= 2 else None  # format 1 stored only the hash
-    return {"format": fmt, "key": key, "value": entry["value"]}
+    return {"format": fmt, "key": key, "value": entry["value"], "checksum": entry.get("checksum"),
+            "key_verifiable": entry.get("key_verifiable", True) is not False}
+
+
+def _as_read(value: Any) -> Any:
+    """`value` as a later read will see it (JSON turns tuples into lists, dict keys into strings)."""
+    return json.loads(json.dumps(value, ensure_ascii=False, allow_nan=True))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _numbers(value: Any, n: int | None) -> bool:
+    return (isinstance(value, list) and (n is None or len(value) == n)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+
+
+def _count_of(key: Any, field: str) -> int | None:
+    inner = key.get(field) if isinstance(key, dict) else None
+    return len(inner) if isinstance(inner, list) else None
+
+
+# What a value of each of the harness's stages looks like, given its stored key. Other stages (a
+# compressor's own) are checked by their checksum only.
+SHAPES: dict[str, Callable[[Any, Any], bool]] = {
+    "compressed": lambda v, k: isinstance(v, dict) and isinstance(v.get("text"), str)
+    and isinstance(v.get("extras", {}), dict) and _is_int(v.get("original_tokens"))
+    and _is_int(v.get("compressed_tokens")) and isinstance(v.get("seconds"), int | float),
+    "generation": lambda v, k: isinstance(v, dict) and isinstance(v.get("text"), str)
+    and _is_int(v.get("prompt_tokens")) and _is_int(v.get("new_tokens")),
+    # One count per text, one score per unit (keys that list them: the compressors' own).
+    "tokens": lambda v, k: _count_of(k, "texts") is None or (
+        _numbers(v, _count_of(k, "texts")) and all(_is_int(n) and n >= 0 for n in v)),
+    "scores": lambda v, k: _count_of(k, "units") is None or _numbers(v, _count_of(k, "units")),
+}
+
+
+def mismatch(stage: str, path: Path, entry: dict[str, Any]) -> str | None:
+    """Why an entry cannot be trusted (None when it can): a file whose stored key does not hash to its
+    name (files swapped or copied over), a value that changed since it was written (its checksum),
+    or a value of the wrong shape for its stage."""
+    key = entry["key"]
+    if key is not None and entry["key_verifiable"]:
+        try:
+            if digest(key) != path.stem:
+                return "holds another key than its name says (a moved or swapped file)"
+        except CacheKeyError:
+            return "holds a key that cannot be hashed"
+    if entry["checksum"] is not None and digest(entry["value"]) != entry["checksum"]:
+        return "holds a value changed since it was written (its checksum differs)"
+    shape = SHAPES.get(stage)
+    if shape is not None and not shape(entry["value"], key):
+        return f"holds a value of the wrong shape for stage {stage!r}"
+    return None
 
 
 def _newer_on_disk(path: Path) -> bool:
@@ -360,6 +428,27 @@ def matches_compressor(key: Any, wanted: set[str]) -> bool:
         if wanted & {full, cls, module.rpartition(".")[2]}:
             return True
     return False
+
+
+def check_stage(root: Path, stage: str) -> None:
+    """`--stage` names one of the cache's stage folders, never a path (`../x` would reach outside)."""
+    present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if stage not in present:
+        raise PcbenchError(f"--stage={stage!r} is not a stage of the cache {root}; "
+                           f"allowed: {', '.join(present) or '(none: the cache is empty)'}")
+
+
+def check_compressor(name: str, conf_dir: Path | None = None) -> None:
+    """`--compressor` names a conf/compressor option, or a compressor module or class of pcbench."""
+    options = sorted(p.stem for p in ((conf_dir or CONF_DIR) / "compressor").glob("*.yaml")
+                     if not p.name.startswith("_"))
+    code = Path(__file__).resolve().parents[1] / "compressors"
+    modules = {p.stem.lower() for p in code.glob("*.py")}
+    classes = {m.lower() for p in code.glob("*.py") for m in re.findall(r"^class (\w+)", p.read_text(), re.M)}
+    wanted = name.lower().rsplit(".", 1)[-1]
+    if name.lower() not in {o.lower() for o in options} and wanted not in modules | classes:
+        raise PcbenchError(f"--compressor={name!r} is no compressor of pcbench; allowed: {', '.join(options)} "
+                           "(or a compressor class or module name)")
 
 
 def prune(root: Path, older_than_days: float | None = None, compressor: str | None = None, stage: str | None = None,
@@ -491,8 +580,12 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         print(f"cache: {root}")
         return 0
     if args.command == "prune":
-        if args.older_than is not None and (math.isnan(args.older_than) or args.older_than < 0):
+        if args.older_than is not None and (not math.isfinite(args.older_than) or args.older_than < 0):
             raise PcbenchError(f"--older-than={args.older_than} is not allowed; allowed: a number of days >= 0")
+        if args.stage is not None:
+            check_stage(root, args.stage)
+        if args.compressor is not None:
+            check_compressor(args.compressor)
         verb = "would delete" if args.dry_run else "deleted"
         if args.older_than is None and args.compressor is None and args.stage is None:
             # No filter: entries are all kept (deleting every entry takes an explicit --older-than 0);

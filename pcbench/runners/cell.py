@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from pcbench.compressors.base import Compressor, Env
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
+from pcbench.core.files import write_atomically
+from pcbench.core.redact import redact
 from pcbench.core.requests import Request
 from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.models.pool import MODELS
@@ -21,7 +24,7 @@ from pcbench.runners.build import build_cell
 from pcbench.runners.cache import Cache, digest
 from pcbench.runners.diagnostics import answer_in_context, evidence_recall, paper_ratios
 from pcbench.runners.identity import cell_key, identity
-from pcbench.runners.record import Recorder, example_record, finished, summarize
+from pcbench.runners.record import Recorder, cell_lock, example_record, finished, summarize
 from pcbench.runners.stages import compress_stream, read_all
 from pcbench.tasks.base import Task
 
@@ -39,10 +42,18 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
     start, loading = time.perf_counter(), MODELS.loading_seconds
     task, compressor, reader = build_cell(cfg)
     settings = {"task": task.settings(), "compressor": compressor.settings(), "reader": reader.settings()}
-    done = finished(out_dir, cell_key(cfg, settings))
-    if done is not None and not cfg.rerun:
-        log.info("%s holds this cell's finished results: skipped (rerun=true recomputes)", out_dir)
-        return {**done, "skipped": True}
+    with cell_lock(out_dir):  # one process per cell folder; a second one waits, then finds it finished
+        done = finished(out_dir, cell_key(cfg, settings))
+        if done is not None and not cfg.rerun:
+            log.info("%s holds this cell's finished results: skipped (rerun=true recomputes)", out_dir)
+            return {**done, "skipped": True}
+        return run_components(cfg, out_dir, names, (task, compressor, reader), settings, (start, loading))
+
+
+def run_components(cfg: DictConfig, out_dir: Path, names: dict[str, str], parts: tuple[Task, Compressor, Reader],
+                   settings: dict[str, dict[str, Any]], started: tuple[float, float]) -> dict[str, Any]:
+    """The cell's work once its folder is held: compress, read, score, record."""
+    (task, compressor, reader), (start, loading) = parts, started
 
     examples = load_examples(task, names)
     cache = Cache(cfg.cache_dir)
@@ -65,7 +76,8 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
     metrics["compressor_info"] = compressor.describe()  # its role and budget knobs, for analysis
     metrics["identity"] = identity(cfg, names, settings)
     metrics["status"] = "finished" if reading or not reader.generates else "compressed"
-    records.recorder.finish(metrics)
+    metrics["cwd"] = os.getcwd()  # what relative paths in config.yaml (task.path) are relative to
+    records.recorder.finish(metrics, [row for _, row in records.in_order()])
     return metrics
 
 
@@ -93,7 +105,7 @@ def lent_env(task: Task, compressor: Compressor, reader: Reader, cache: Cache) -
 def start_folder(out_dir: Path, cfg: DictConfig) -> Recorder:
     """The cell's folder, emptied of older results, with the resolved config beside them."""
     recorder = Recorder(out_dir)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_atomically(out_dir / "config.yaml", redact(OmegaConf.to_yaml(cfg, resolve=True)))
     return recorder
 
 

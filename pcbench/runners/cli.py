@@ -34,6 +34,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 
 from pcbench.conf import CONF_DIR
 from pcbench.core.errors import PcbenchError
+from pcbench.core.redact import redact
 
 # Cells of this process's run or sweep that failed, as (one-line message, is it a bug). A cell
 # records its failure and returns instead of raising: Hydra would otherwise add its own "Error
@@ -62,7 +63,7 @@ def write_error(folder: Path, message: str, details: str | None = None) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "metrics.json").unlink(missing_ok=True)
-        text = message.rstrip("\n") + "\n" + (f"\n{details.rstrip()}\n" if details else "")
+        text = redact(message.rstrip("\n") + "\n" + (f"\n{details.rstrip()}\n" if details else ""))
         (folder / "error.txt").write_text(text, encoding="utf-8")
     except OSError:
         pass  # the folder itself is the problem (read-only, gone): the message still reaches the terminal
@@ -79,12 +80,15 @@ def cli(main: Callable[[], object]) -> int:
     FAILED.clear()
     SUMMARY.clear()
     try:
+        repeated = repeated_override(sys.argv[1:])
+        if repeated:
+            raise PcbenchError(repeated)
         main()
     except Exception as exc:
         message = one_line(exc, _task_code(main))
         if message is None:
             raise
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {redact(message)}", file=sys.stderr)
         return 2
     finally:
         if previous is None:
@@ -92,12 +96,26 @@ def cli(main: Callable[[], object]) -> int:
         else:
             os.environ["HYDRA_FULL_ERROR"] = previous
     for message, _ in FAILED:  # one line per failed cell (one in a single run)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {redact(message)}", file=sys.stderr)
     for line in SUMMARY:  # last: what a user scrolling a long sweep's output reads first
-        print(line, file=sys.stderr if FAILED else sys.stdout, flush=True)
+        print(redact(line), file=sys.stderr if FAILED else sys.stdout, flush=True)
     if not FAILED:
         return 0
     return 1 if any(bug for _, bug in FAILED) else 2
+
+
+def repeated_override(arguments: list[str]) -> str | None:
+    """A key set more than once on one command line (Hydra keeps the last value silently, while the
+    cell's folder is named after both), said as one line; None when every key is set once."""
+    seen: dict[str, str] = {}
+    for argument in arguments:
+        if argument.startswith("-") or "=" not in argument:
+            continue  # a flag or a flag's value (-cn config)
+        key = argument.split("=", 1)[0].lstrip("+~")
+        if key in seen:
+            return f"{key} is set more than once ({seen[key]}, {argument}); give each key once"
+        seen[key] = argument
+    return None
 
 
 def _task_code(main: Callable[[], object]) -> object | None:

@@ -25,11 +25,23 @@ NOT_IDENTITY = ("cache_dir", "wandb", "study", "rerun", "hydra")
 
 
 def cell_dir(overrides: str) -> str:
-    """A cell's folder name from its overrides: readable, file-system safe, bounded in length."""
+    """A cell's folder name from its overrides: readable, file-system safe, bounded in length.
+
+    A path value (`task.path=../data/dev.jsonl`) stands as its file name and a short hash of the
+    whole path, so two files of one name in different folders still get two folders."""
+    items = re.split(r",(?=[+~]*[A-Za-z_][\w.@/-]*=)", overrides) if overrides else []
+    overrides = ",".join(_short_path(item) for item in items)
     name = re.sub(r"[^A-Za-z0-9=.,_+-]", "_", overrides) or "default"
     if len(name) > 120:  # long sweeps: keep a readable head and tell cells apart by a hash
         name = f"{name[:100]}-{hashlib.sha256(overrides.encode()).hexdigest()[:12]}"
     return name
+
+
+def _short_path(item: str) -> str:
+    key, sep, value = item.partition("=")
+    if not sep or "/" not in value:
+        return item
+    return f"{key}={Path(value).name or 'path'}-{hashlib.sha256(value.encode()).hexdigest()[:6]}"
 
 
 # Hydra resolves the run and sweep folders (conf/config.yaml) with this; registered on import,

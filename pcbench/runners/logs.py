@@ -22,6 +22,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from pcbench.core.redact import redact
+
 # Loggers whose INFO lines are the harness's own report of what it does.
 OWN = ("pcbench", "run", "__main__", "hydra")
 # Libraries known to log below WARNING by default (bm25s even sets DEBUG on import).
@@ -59,11 +61,19 @@ class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore
             self.handleError(record)
 
 
-class PlainFormatter(logging.Formatter):
-    """Formats as usual, then removes carriage returns and colour codes (for run.log)."""
+class ConsoleFormatter(logging.Formatter):
+    """Formats as usual with credentials in URLs masked (core/redact.py)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = _ANSI.sub("", super().format(record))
+        return redact(super().format(record))
+
+
+class PlainFormatter(logging.Formatter):
+    """Formats as usual, then removes carriage returns and colour codes (for run.log); credentials in
+    URLs are masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = _ANSI.sub("", redact(super().format(record)))
         return "\n".join(part.split("\r")[-1] for part in text.split("\n"))  # what a terminal would show
 
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
 import platform
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pcbench.core.example import Example
+from pcbench.core.files import write_atomically
+from pcbench.core.redact import redact_value
+from pcbench.core.results import complete
 from pcbench.runners.diagnostics import yes_no_only
 from pcbench.tasks.base import Task
+
+log = logging.getLogger(__name__)
 
 
 def example_record(example: Example, compressed: dict[str, Any], generation: dict[str, Any] | None,
@@ -126,9 +132,12 @@ def environment() -> dict[str, str | None]:
 class Recorder:
     """Appends records as they finish, so a killed run keeps what it had written.
 
-    A cell is finished when its metrics.json exists with status "finished"; starting a cell
-    removes any older metrics.json first, so a half-rerun folder is never taken as finished, and
-    metrics.json itself is written to a temporary file and renamed (a kill leaves it whole or absent).
+    A cell is finished when its metrics.json exists with status "finished" and predictions.jsonl
+    holds every record (`finished`); starting a cell removes any older metrics.json first, so a
+    half-rerun folder is never taken as finished. At the end predictions.jsonl is rewritten in
+    example order (records stream in as they finish: cache hits first, reads by prompt length),
+    so two runs of one config give the same file up to timing fields; both it and metrics.json are
+    replaced whole (a kill leaves the old file or the new one).
     """
 
     def __init__(self, out_dir: Path) -> None:
@@ -142,28 +151,52 @@ class Recorder:
         self.predictions.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.predictions.flush()
 
-    def finish(self, metrics: dict[str, Any]) -> None:
+    def finish(self, metrics: dict[str, Any], records: list[dict[str, Any]]) -> None:
         self.predictions.close()
-        write_json_atomically(self.out_dir / "metrics.json", metrics)
+        write_atomically(self.out_dir / "predictions.jsonl",
+                         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        write_json_atomically(self.out_dir / "metrics.json", redact_value(metrics))
 
 
 def write_json_atomically(path: Path, value: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f, indent=2, ensure_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def finished(out_dir: Path, cell_key: str) -> dict[str, Any] | None:
-    """The metrics of a finished cell in `out_dir` made from the same config and code, else None."""
+    """The metrics of a finished cell in `out_dir` made from the same config and code, else None.
+
+    Finished means metrics.json says so and predictions.jsonl holds one readable record for each of
+    its examples: a folder whose records were cut, garbled or mixed with another run's is redone.
+    """
     try:
         metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(metrics, dict) or metrics.get("status") != "finished":
         return None
-    return metrics if metrics.get("identity", {}).get("cell_key") == cell_key else None
+    if metrics.get("identity", {}).get("cell_key") != cell_key:
+        return None
+    return metrics if complete(out_dir, metrics.get("n_examples")) is None else None
+
+
+@contextmanager
+def cell_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the cell's folder for this process: a second process started on the same cell (a
+    resubmitted array, the same command twice) waits here, says so, and then finds it finished."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks (Windows): run unguarded
+        yield
+        return
+    with open(out_dir / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log.warning("another process is running this cell in %s; waiting for it to end", out_dir)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            log.info("the other process is done with %s", out_dir)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -77,9 +77,22 @@ def parser() -> argparse.ArgumentParser:
 
 def check(args: argparse.Namespace) -> None:
     from pcbench.core.errors import PcbenchError
+    from pcbench.core.knobs import DeviceName
 
+    for flag in ("heldout", "epochs", "lr", "warmup", "rank_weight"):
+        value = getattr(args, flag)
+        if not math.isfinite(value):
+            raise PcbenchError(f"--{flag.replace('_', '-')}={value} is not allowed; allowed: a finite number")
+    device_problem = DeviceName().problem(args.device)
+    if device_problem:
+        raise PcbenchError(f"--device={args.device!r} is not allowed; allowed: {device_problem}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PcbenchError(f"--out={out} is a file, not a folder; give a folder for the trained pruner")
     rules = [(0 < args.heldout < 1, f"--heldout={args.heldout} must be in (0, 1)"),
              (args.epochs > 0, f"--epochs={args.epochs} must be > 0"),
+             (args.threads is None or args.threads >= 1, f"--threads={args.threads} must be >= 1"),
+             (args.eval_limit is None or args.eval_limit >= 1, f"--eval-limit={args.eval_limit} must be >= 1"),
              (args.max_steps is None or args.max_steps >= 1, f"--max-steps={args.max_steps} must be >= 1"),
              (args.batch_size >= 1, f"--batch-size={args.batch_size} must be >= 1"),
              (args.lr > 0, f"--lr={args.lr} must be > 0"),
@@ -287,7 +300,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                "train_seconds": round(seconds, 1), "threads": torch.get_num_threads(), "device": device,
                "loss_first": round(float(np.mean(losses[:10])), 4), "loss_last": round(float(np.mean(losses[-10:])), 4),
                "losses": [round(x, 4) for x in losses], "heldout_ids": [e.id for e in held]}
-    summary["evaluation"] = evaluate(out, held[: args.eval_limit] if args.eval_limit else held, args)
+    summary["evaluation"] = evaluate(out, held[: args.eval_limit] if args.eval_limit is not None else held, args)
     (out / "training.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -7,6 +7,7 @@ so a new task in a known format is a YAML only.
 from __future__ import annotations
 
 import dataclasses
+import string
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
@@ -15,6 +16,7 @@ from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.knobs import Range
 from pcbench.core.requests import Request, context_end
+from pcbench.tasks.jsonl import refuse_duplicate_ids
 from pcbench.tasks.registry import MetricName, get_metric
 
 
@@ -46,6 +48,9 @@ class Task(ABC):
     # Bump when a change to reading, prompting or scoring changes results for the same knobs, so
     # finished cells of the old code are recomputed rather than skipped.
     version: ClassVar[int] = 1
+    # What a template may name; {context} it must name (a reader that never sees the context
+    # would be scored as if it had).
+    PLACEHOLDERS: ClassVar[tuple[str, ...]] = ("context", "question", "input")
 
     def settings(self) -> dict[str, Any]:
         """Every knob and the class version: what a finished cell's results depend on."""
@@ -56,6 +61,8 @@ class Task(ABC):
         self.metrics = list(self.metrics)
         if not self.metrics:
             raise PcbenchError("task.metrics is empty; name at least one metric (see tasks/registry.py)")
+        if self.template is not None:
+            check_template(self.template, self.PLACEHOLDERS)
 
     @abstractmethod
     def read(self) -> list[Example]:
@@ -63,6 +70,7 @@ class Task(ABC):
 
     def load(self) -> list[Example]:
         examples = self.read()
+        refuse_duplicate_ids([e.id for e in examples], None, f"task {self.name}")
         return examples[: int(self.limit)] if self.limit is not None else examples
 
     def prompt(self, example: Example, context: str) -> str:
@@ -87,3 +95,18 @@ class Task(ABC):
         rows pairs each example with its record (record["scores"] holds per-metric values).
         """
         return {}
+
+
+def check_template(template: str, allowed: tuple[str, ...]) -> None:
+    """One line for a template that cannot be rendered, or that leaves the context out."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:  # an unmatched brace
+        raise PcbenchError(f"task.template cannot be rendered ({exc}); write a literal brace as {{{{ or }}}}") from None
+    listed = ", ".join("{" + a + "}" for a in allowed)
+    for name in names:
+        if name not in allowed:
+            raise PcbenchError(f"task.template names {{{name}}}, which this task does not fill; allowed: {listed}")
+    if "context" not in names:
+        raise PcbenchError(f"task.template has no {{context}}: the reader would never see the compressed context; "
+                           f"allowed: {listed}")

@@ -23,8 +23,16 @@ from typing import Any
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
+from pcbench.core.local_models import hub_reachable
 from pcbench.tasks.base import Task
-from pcbench.tasks.jsonl import drop_unaskable, hub_origin, records_with_origins, require_keys
+from pcbench.tasks.jsonl import (
+    drop_unaskable,
+    hub_origin,
+    records_with_origins,
+    refuse_duplicate_ids,
+    require_keys,
+    text_field,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +57,14 @@ class HotpotQATask(Task):
             source = f"{self.hub_id}/{self.hub_config}:{self.split}"
             records = [(hub_origin(source, i), record) for i, record in enumerate(self._hub_records())]
         examples = [example_from_record(record, origin, index) for index, (origin, record) in enumerate(records)]
+        refuse_duplicate_ids([e.id for e in examples], [origin for origin, _ in records], source)
         return drop_unaskable(examples, source)
 
     def _hub_records(self) -> list[dict[str, Any]]:
         from datasets import load_dataset  # slow import; only the hub path needs it
 
         try:
+            hub_reachable()  # offline: fail at once, not after retries
             dataset = load_dataset(self.hub_id, self.hub_config, split=self.split)
         except Exception as err:  # datasets raises many types (offline, missing config, bad split)
             raise PcbenchError(
@@ -87,7 +97,7 @@ def example_from_record(record: dict[str, Any], origin: str, index: int) -> Exam
     try:
         paragraphs = _paragraphs(record["context"])
         facts = _supporting_facts(record.get("supporting_facts", []))
-        question = str(record["question"])
+        question = text_field(origin, record, "question")
     except (KeyError, TypeError, ValueError) as err:
         raise PcbenchError(
             f"{origin}: not in the HotpotQA schema (context or supporting_facts: {type(err).__name__}: {err})"
@@ -108,7 +118,7 @@ def example_from_record(record: dict[str, Any], origin: str, index: int) -> Exam
                 evidence=evidence,
             )
         )
-    answer = str(record.get("answer", "")).strip()
+    answer = text_field(origin, record, "answer", empty_if_absent=True).strip()
     return Example(
         id=str(record.get("_id") or record.get("id") or index),
         question=question,

@@ -126,3 +126,30 @@ def drop_unaskable(examples: list[Example], source: str, need_question: bool = T
                                                (no_gold, "with no gold answer")) if n]
         log.warning("%s: skipped %d of %d examples (%s)", source, empty + no_gold, len(examples), ", ".join(reasons))
     return kept
+
+
+def text_field(origin: str, record: dict[str, Any], key: str, empty_if_absent: bool = False) -> str:
+    """record[key] as a string; a list, a mapping, a number or null is refused with file and line
+    (str() would turn ["Ann"] into the answer "['Ann']" and null into the question "None")."""
+    value = record.get(key)
+    if value is None and empty_if_absent:
+        return ""
+    if not isinstance(value, str):
+        shown = "null" if value is None else type(value).__name__
+        raise PcbenchError(f"{origin}: {key} is {shown} ({json.dumps(value)[:60]}); expected a string")
+    return value
+
+
+def refuse_duplicate_ids(ids: Sequence[str], origins: Sequence[str] | None, source: str) -> None:
+    """Example ids must be unique: they pair examples across cells (paired tests) and name them in
+    the inspector. `origins` name where each example came from ("FILE: line N"), when known."""
+    first: dict[str, int] = {}
+    for i, example_id in enumerate(ids):
+        if example_id in first:
+            j = first[example_id]
+            if origins is not None:
+                where = f"{origins[i]}: id {example_id!r} was already used at {origins[j].rsplit(': ', 1)[-1]}"
+            else:
+                where = f"{source}: examples {j + 1} and {i + 1} have the same id {example_id!r}"
+            raise PcbenchError(f"{where}; every example needs its own id")
+        first[example_id] = i

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
+from pcbench.core.local_models import hub_reachable
 from pcbench.core.requests import Request, context_end
 from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys
@@ -146,6 +147,7 @@ class LongBenchTask(Task):
         try:
             from datasets import load_dataset
 
+            hub_reachable()  # offline: fail at once, not after retries
             data = load_dataset(self.hub_id, name, split=self.split)
         except Exception as err:  # network, auth, missing config, loading-script refusal...
             reason = (str(err).strip().splitlines() or [""])[0]

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
+from pcbench.core.local_models import hub_reachable
 from pcbench.core.text import split_sentences
 from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import drop_unaskable, records_with_origins, require_keys
@@ -95,6 +96,7 @@ class NQTask(Task):
         from datasets import load_dataset  # slow import; only the hub path needs it
 
         try:
+            hub_reachable()  # offline: fail at once, not after retries
             return list(load_dataset(self.hub_id, split=self.split))
         except Exception as err:  # datasets raises many types (offline, missing split, ...)
             raise PcbenchError(

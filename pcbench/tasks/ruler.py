@@ -19,10 +19,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
+from pcbench.core.local_models import hub_reachable
 from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys
 
@@ -152,6 +153,7 @@ class RulerTask(Task):
         try:
             from datasets import load_dataset
 
+            hub_reachable()  # offline: fail at once, not after retries
             data = load_dataset(self.hub_id, self.hub_config, split=self.split)
         except Exception as err:  # offline, missing config, ...
             reason = (str(err).strip().splitlines() or [""])[0]
@@ -191,6 +193,8 @@ class RulerTask(Task):
             },
         )
         return example, found
+
+    PLACEHOLDERS: ClassVar[tuple[str, ...]] = ("instruction", "context", "separator", "question", "input")
 
     def prompt(self, example: Example, context: str) -> str:
         values = {
