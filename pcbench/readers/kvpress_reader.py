@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -39,21 +40,41 @@ log = logging.getLogger(__name__)
 
 INSTALL = "reader=kvpress needs the kvpress package: pip install 'pcbench[kvpress]'"
 
-# Prefill presses that take a compression_ratio and nothing else (their other knobs keep kvpress's
-# defaults). Decoding presses would compress during generation: another experiment.
-PRESSES = {
-    "snapkv": "SnapKVPress",
-    "streaming_llm": "StreamingLLMPress",
-    "expected_attention": "ExpectedAttentionPress",
-    "knorm": "KnormPress",
-    "tova": "TOVAPress",
-    "random": "RandomPress",
-    "pyramidkv": "PyramidKVPress",
-    "keydiff": "KeyDiffPress",
-    "lagkv": "LagKVPress",
+# Prefill presses, built as kvpress's own evaluation builds them (evaluation/evaluate_registry.py's
+# PRESS_REGISTRY, same names, same wrappers and arguments), so a cell's numbers compare with
+# kvpress's leaderboard: `expected_attention` is AdaKV-wrapped (head-wise budgets) with epsilon 1e-2
+# there, and so here. The budget is set as its evaluate.py sets it: compression_ratio on the press
+# (through its wrapper), key_channel_compression_ratio on ThinK.
+PRESSES: dict[str, Callable[[Any], Any]] = {
+    "snapkv": lambda kv: kv.SnapKVPress(),
+    "adakv_snapkv": lambda kv: kv.AdaKVPress(kv.SnapKVPress()),
+    "expected_attention": lambda kv: kv.AdaKVPress(kv.ExpectedAttentionPress(epsilon=1e-2)),
+    "critical_snapkv": lambda kv: kv.CriticalKVPress(kv.SnapKVPress()),
+    "critical_adakv_snapkv": lambda kv: kv.CriticalAdaKVPress(kv.SnapKVPress()),
+    "critical_expected_attention": lambda kv: kv.CriticalKVPress(kv.ExpectedAttentionPress(use_vnorm=False)),
+    "streaming_llm": lambda kv: kv.StreamingLLMPress(),
+    "knorm": lambda kv: kv.KnormPress(),
+    "tova": lambda kv: kv.TOVAPress(),
+    "random": lambda kv: kv.RandomPress(),
+    "pyramidkv": lambda kv: kv.PyramidKVPress(),
+    "keydiff": lambda kv: kv.KeyDiffPress(),
+    "lagkv": lambda kv: kv.LagKVPress(),
+    "chunkkv": lambda kv: kv.ChunkKVPress(press=kv.SnapKVPress(), chunk_length=20),
+    "block_keydiff": lambda kv: kv.BlockPress(press=kv.KeyDiffPress(), block_size=128),
+    "think": lambda kv: kv.ThinKPress(),
+    "snap_think": lambda kv: kv.ComposedPress([kv.SnapKVPress(), kv.ThinKPress()]),
 }
-PressName = Literal["snapkv", "streaming_llm", "expected_attention", "knorm", "tova", "random", "pyramidkv",
-                    "keydiff", "lagkv"]
+PressName = Literal["snapkv", "adakv_snapkv", "expected_attention", "critical_snapkv", "critical_adakv_snapkv",
+                    "critical_expected_attention", "streaming_llm", "knorm", "tova", "random", "pyramidkv",
+                    "keydiff", "lagkv", "chunkkv", "block_keydiff", "think", "snap_think"]
+# Presses of kvpress's registry not offered here, and why (README, Readers).
+NOT_HERE = {
+    "duo_attention, qfilter, kvzap_*": "download their head patterns, filters or scorer weights from the hub",
+    "observed_attention": "needs the eager attention weights of the whole prompt",
+    "kvzip, fastkvzip, finch, kvcompose": "drive their own forward passes over context and question "
+                                          "(kvpress's pipeline), not one prefill under hooks",
+    "decoding_*, cam_*": "compress during generation: another experiment than prefill compression",
+}
 
 
 def import_kvpress() -> Any:
@@ -90,14 +111,23 @@ class KVPressReader(TransformersReader):
 
     press: PressName
     compression_ratio: Annotated[float, Range(0, 1, high_open=True)]
+    key_channel_compression_ratio: Annotated[float, Range(0, 1, high_open=True)] | None
     query_aware: bool
 
     NAME: ClassVar[str] = "kvpress"
-    PROTOCOL: ClassVar[str | None] = "longbench-middle-trunc/greedy/kvpress-v1"
+    # v2: presses built as kvpress's evaluation registry builds them (expected_attention AdaKV-wrapped).
+    PROTOCOL: ClassVar[str | None] = "longbench-middle-trunc/greedy/kvpress-v2"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._press: Any = None
+        thinks = self.press in ("think", "snap_think")
+        if thinks and self.key_channel_compression_ratio is None:
+            raise PcbenchError(f"reader.press={self.press} prunes key channels: set "
+                               "reader.key_channel_compression_ratio (the fraction of key channels removed, e.g. 0.5)")
+        if not thinks and self.key_channel_compression_ratio is not None:
+            raise PcbenchError(f"reader.key_channel_compression_ratio is for press=think or snap_think, not "
+                               f"{self.press}; set it to null")
 
     def request_key(self, request: Request) -> dict[str, Any]:
         # Query-agnostic, the split point changes what the press sees: it is part of the key.
@@ -138,7 +168,15 @@ class KVPressReader(TransformersReader):
     def _build_press(self) -> Any:
         if self._press is None:
             kvpress = import_kvpress()
-            self._press = getattr(kvpress, PRESSES[self.press])(compression_ratio=self.compression_ratio)
+            press = PRESSES[self.press](kvpress)
+            # As kvpress's evaluate.py sets the budget: ThinK takes the key-channel ratio, a composed
+            # press gives each part its own, any other press (wrappers pass it through) compression_ratio.
+            for part in getattr(press, "presses", [press]):
+                if isinstance(part, kvpress.ThinKPress):
+                    part.key_channel_compression_ratio = self.key_channel_compression_ratio
+                else:
+                    part.compression_ratio = self.compression_ratio
+            self._press = press
         return self._press
 
     def _run_one(self, model: Any, press: Any, prompt: Prompt, k: int) -> Generation:
@@ -161,13 +199,19 @@ class KVPressReader(TransformersReader):
             except (KeyError, AttributeError, TypeError) as exc:  # kvpress reaching into changed internals
                 import transformers
 
-                raise PcbenchError(f"kvpress's {PRESSES[self.press]} fails on transformers "
+                raise PcbenchError(f"kvpress's {self.press} press fails on transformers "
                                    f"{transformers.__version__} ({type(exc).__name__}: {exc}); "
                                    f"{_declared()}") from None
-            kept = [cache.get_seq_length(layer) for layer in range(len(cache.layers))]
+            kept = kept_entries(model, cache)
             # The rest at its original positions, on top of the compressed cache (kvpress's pipeline).
-            positions = torch.arange(k, ids.shape[1], device=device).unsqueeze(0)
-            out = model(input_ids=ids[:, k:], past_key_values=cache, position_ids=positions, logits_to_keep=1)
+            # A press that keeps a different length per layer (PyramidKV) leaves no one causal mask
+            # for a block of queries: the rest is then read a token at a time (the same attention).
+            lengths = {cache.get_seq_length(layer) for layer in range(len(cache.layers))}
+            blocks = [(k, ids.shape[1])] if len(lengths) == 1 else [(i, i + 1) for i in range(k, ids.shape[1])]
+            for begin, end in blocks:
+                positions = torch.arange(begin, end, device=device).unsqueeze(0)
+                out = model(input_ids=ids[:, begin:end], past_key_values=cache, position_ids=positions,
+                            logits_to_keep=1)
             logits = out.logits[0, -1]
             if prompt.stop_at_newline:  # LongBench's min_new_tokens=1: the first token cannot end it
                 logits[stops] = float("-inf")
@@ -185,6 +229,19 @@ class KVPressReader(TransformersReader):
                 torch.cuda.synchronize()
             ended = time.perf_counter()
         text = self.tokenizer.hf.decode(new, skip_special_tokens=True)
-        ratio = sum(kept) / (len(kept) * k) if kept else None
+        heads = int(getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads)
+        ratio = sum(kept) / (len(kept) * heads * k) if kept else None
         return Generation(text, len(prompt.ids), len(new), prompt.truncated, first - started, ended - first,
                           kv_kept_ratio=ratio)
+
+
+def kept_entries(model: Any, cache: Any) -> list[int]:
+    """Per layer, the KV entries (positions x KV heads) the press kept: what the cache holds, less
+    what a head-wise press (AdaKV, CriticalKV) masked in place (kvpress keeps the tensor and hides
+    those keys from attention)."""
+    heads = int(getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads)
+    kept = []
+    for layer, block in enumerate(model.model.layers):
+        masked = getattr(getattr(block, "self_attn", None), "masked_key_indices", None)
+        kept.append(cache.get_seq_length(layer) * heads - (len(masked[0]) if masked is not None else 0))
+    return kept
