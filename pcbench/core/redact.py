@@ -18,15 +18,21 @@ _QUERY = re.compile(r"(?P<name>[?&](?:api[_-]?key|key|token|access[_-]?token|pas
 
 def redact(text: str) -> str:
     """`text` with the user-info part of URLs and secret query values masked."""
+    if "://" not in text and "=" not in text:  # the common case, checked without a regex
+        return text
     return _QUERY.sub(r"\g<name>***", _USERINFO.sub(r"\g<scheme>***@", text))
 
 
 def redact_value(value: Any) -> Any:
-    """Every string inside `value` (dicts and lists walked) redacted."""
+    """Every string inside `value` (dicts and lists walked) redacted; `value` itself when nothing
+    needed masking (so callers can tell with `is`)."""
     if isinstance(value, str):
-        return redact(value)
+        masked = redact(value)
+        return value if masked == value else masked
     if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_value(v) for v in value]
+        items = {k: redact_value(v) for k, v in value.items()}
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if isinstance(value, list | tuple):
+        inner = [redact_value(v) for v in value]
+        return value if all(a is b for a, b in zip(inner, value)) else inner
     return value

@@ -219,10 +219,12 @@ class Cache:
                 # lets a read notice an edited value; credentials in the stored key are masked (the
                 # file's name is still the hash of the real key).
                 shown = redact_value(source)
-                entry = {"format": FORMAT, "key": shown, "value": value, "checksum": digest(_as_read(value))}
-                if shown != source or digest(_as_read(shown)) != key:
-                    entry["key_verifiable"] = False  # masked, or JSON changes it (integer dict keys)
-                json.dump(entry, f, ensure_ascii=False)
+                value_text = json.dumps(value, ensure_ascii=False)
+                verifiable = shown is source and _plain_keys(source)  # not masked, and JSON keeps its keys
+                f.write(f'{{"format": {FORMAT}, "key": {json.dumps(shown, ensure_ascii=False)}, '
+                        f'"checksum": "{_checksum(value_text)}", '
+                        f'{"" if verifiable else chr(34) + "key_verifiable" + chr(34) + ": false, "}'
+                        f'"value": {value_text}}}')
             os.replace(tmp, path)
             self._remember((str(self.root), stage, key), value)
         except BaseException as exc:
@@ -289,9 +291,20 @@ def read_entry(path: Path) -> dict[str, Any] | None:
             "key_verifiable": entry.get("key_verifiable", True) is not False}
 
 
-def _as_read(value: Any) -> Any:
-    """`value` as a later read will see it (JSON turns tuples into lists, dict keys into strings)."""
-    return json.loads(json.dumps(value, ensure_ascii=False, allow_nan=True))
+def _checksum(value_text: str) -> str:
+    """SHA-256 of a value's JSON text as written; a read re-serialises what it parsed, which gives
+    the same text back (json keeps key order and round-trips floats), so any edit shows."""
+    return hashlib.sha256(value_text.encode("utf-8")).hexdigest()
+
+
+def _plain_keys(value: Any) -> bool:
+    """Only string dict keys anywhere? (JSON would turn others into strings, and the stored key
+    would no longer hash to the file's name.)"""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_keys(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain_keys(v) for v in value)
+    return True
 
 
 def _is_int(value: Any) -> bool:
@@ -334,7 +347,7 @@ def mismatch(stage: str, path: Path, entry: dict[str, Any]) -> str | None:
                 return "holds another key than its name says (a moved or swapped file)"
         except CacheKeyError:
             return "holds a key that cannot be hashed"
-    if entry["checksum"] is not None and digest(entry["value"]) != entry["checksum"]:
+    if entry["checksum"] is not None and _checksum(json.dumps(entry["value"], ensure_ascii=False)) != entry["checksum"]:
         return "holds a value changed since it was written (its checksum differs)"
     shape = SHAPES.get(stage)
     if shape is not None and not shape(entry["value"], key):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from pcbench.core.example import Example
 from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.tasks.base import Task
@@ -42,13 +44,19 @@ def char_ratio(original: str, compressed: str) -> float:
     return len(compressed) / len(original) if original else 1.0
 
 
+@functools.lru_cache(maxsize=4096)
+def cl100k_tokens(text: str) -> int:
+    return openai_tokenizer("cl100k").count([text])[0]
+
+
 def paper_ratios(task: Task, example: Example, compressed: str) -> dict[str, float]:
     """The kept ratio in the units papers report, beside the reader-token one: characters (Provence,
     BERGEN), cl100k tokens of the context and of the whole prompt, instruction and question
     included (the LLMLingua family's GPT-3.5 tokens)."""
-    counter = openai_tokenizer("cl100k")
-    prompts = [task.prompt(example, example.context), task.prompt(example, compressed)]
-    context, kept, prompt, kept_prompt = counter.count([example.context, compressed, *prompts])
+    # The full context's and full prompt's counts do not depend on the budget: a rate sweep counts
+    # them once per process (cl100k_tokens is memoised).
+    context, prompt = cl100k_tokens(example.context), cl100k_tokens(task.prompt(example, example.context))
+    kept, kept_prompt = cl100k_tokens(compressed), cl100k_tokens(task.prompt(example, compressed))
     return {"char_ratio": char_ratio(example.context, compressed),
             "kept_ratio_cl100k": kept / context if context else 1.0,
             "prompt_ratio_cl100k": kept_prompt / prompt if prompt else 1.0}
