@@ -87,6 +87,24 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
     assert 'href="../study/niah/bm25/bm25_rate=0.5/"' in page
     printed = capsys.readouterr()
     assert "note:" in printed.err and "html:" in printed.out
+    # For a paper: one CSV row per cell, methods x tasks in LaTeX, and where the numbers came from.
+    csv = pd.read_csv(out / "table.csv")
+    assert len(csv) == 7 and set(csv["metric"]) == {"evidence_recall"}
+    assert (csv["ci_low"] <= csv["value"] + 1e-6).all() and (csv["value"] <= csv["ci_high"] + 1e-6).all()
+    tex = (out / "table.tex").read_text()
+    assert r"\begin{tabular}{lr}" in tex and r"\toprule" in tex and "bm25 (rate=0.25)" in tex
+    assert "bm25 level=passage (rate=0.5)" in tex and "(kept 0." in tex
+    assert "<h2>Provenance</h2>" in page and "transformers" in page and "cells&#x27; commits" in page
+
+
+def test_report_formats() -> None:
+    from pcbench.analysis.report import TEX_ESCAPES, p_value
+
+    assert p_value(0.0) == "p<0.001" and p_value(0.0004) == "p<0.001" and p_value(0.0123) == "p=0.012"
+    import re
+
+    escaped = re.sub(r"[\\&%$#_{}~^]", lambda m: TEX_ESCAPES[m.group()], "a_b & {c} \\ 50%")
+    assert escaped == r"a\_b \& \{c\} \textbackslash{} 50\%"
 
 
 def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,6 +113,9 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([str(root), "--metric", "f1", "--out", str(out)]) == 2  # no reader ran
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: no metric 'f1' in these runs; found: answer_in_context, evidence_recall"]
+    assert main([str(root), "--out", str(out)]) == 0  # the default metric (auto) suits a reader-free study
+    assert "answer_in_context" in (out / "leaderboard.md").read_text()
+    capsys.readouterr()
     assert main([str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: no finished cells under")
 

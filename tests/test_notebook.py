@@ -33,3 +33,20 @@ def test_notebook_executes_on_the_parquet_table(tmp_path: Path, monkeypatch: pyt
     images = [base64.b64decode(o["data"]["image/png"]) for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2 and all(image.startswith(b"\x89PNG") for image in images)
     assert (out / "notebook_tradeoff.pdf").exists()
+
+
+@needs_smollm2
+def test_notebook_finds_the_demo_report_without_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after `make demo` (which writes report/demo/), the notebook runs with nothing set."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    out = tmp_path / "report" / "demo"
+    assert main([str(study(tmp_path)), "--metric", "evidence_recall", "--out", str(out)]) == 0
+    monkeypatch.delenv("PCBENCH_REPORT", raising=False)
+    notebook = nbformat.read(ROOT / "pcbench" / "analysis" / "report.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert "7 cells; metric evidence_recall" in "\n".join(str(o.get("text", "")) for o in outputs)

@@ -6,7 +6,10 @@ Writes to --out (default `report/`):
   chosen metric (`vs_none.*`, `vs_random.*`) and the speed-up;
 - leaderboard.md: every cell with its interval and paired tests, then per variant the area under
   its metric-vs-ratio curve and its mean rank at matched budgets;
-- tradeoff.png/.pdf, speed.png/.pdf, report.html (both tables, the plots, links to the cells).
+- table.csv (one row per cell: task, reader, variant, budget, kept ratio, the metric and its 95%
+  interval) and table.tex (methods x tasks, booktabs, each cell "mean (kept ratio)") for a paper;
+- tradeoff.png/.pdf, speed.png/.pdf, report.html (both tables, the plots, links to the cells, and the
+  provenance: when it was made, the cells' commits, package versions).
 `analysis/report.ipynb` draws the same from runs.parquet.
 """
 
@@ -16,6 +19,7 @@ import argparse
 import html
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +54,12 @@ def _versus(row: pd.Series, baseline: str) -> str:
     p = row[f"vs_{baseline}.p"]
     star = "*" if p < 0.05 else ""
     return (f"{diff:+.1f} [{row[f'vs_{baseline}.lo']:+.1f}, {row[f'vs_{baseline}.hi']:+.1f}] "
-            f"p={p:.3f}{star} @{row[f'vs_{baseline}.ratio']:.2f}")
+            f"{p_value(p)}{star} @{row[f'vs_{baseline}.ratio']:.2f}")
+
+
+def p_value(p: float) -> str:
+    """`p=0.012`, or `p<0.001` (a permutation test never gives 0, only a bound)."""
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
 def cells_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
@@ -145,6 +154,72 @@ def analyse(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     return add_speedup(table)
 
 
+def paper_table(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Methods x tasks, as a paper prints it: a row per (variant, budget), a column per task (and
+    reader, when there are several), each cell the metric mean and the achieved kept ratio."""
+    rows = table.dropna(subset=[metric.column])
+    several_readers = rows["reader_label"].nunique() > 1
+    columns = rows["task_label"] + (" / " + rows["reader_label"] if several_readers else "")
+    method = rows["variant"] + np.where(rows["budget"] != "", " (" + rows["budget"] + ")", "")
+    cells = [f"{_fmt(v)} (kept {r:.2f})" if not pd.isna(r) else _fmt(v)
+             for v, r in zip(rows[metric.column], rows["kept_ratio"])]
+    wide = pd.DataFrame({"method": method, "column": columns, "cell": cells}).pivot_table(
+        index="method", columns="column", values="cell", aggfunc="first")
+    wide.columns.name = None
+    return wide.fillna("–").reset_index()
+
+
+def tidy_table(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """One row per cell with the numbers a paper's table is made from (CSV)."""
+    rows = table.dropna(subset=[metric.column])
+    return pd.DataFrame({
+        "task": rows["task_label"], "reader": rows["reader_label"], "variant": rows["variant"],
+        "budget": rows["budget"], "kept_ratio": rows["kept_ratio"], "n_examples": rows["n_examples"],
+        "metric": metric.name, "value": rows[metric.column],
+        "ci_low": rows.get(f"{metric.column}.lo"), "ci_high": rows.get(f"{metric.column}.hi"),
+        "cell": rows["path"],
+    }).sort_values(["task", "reader", "variant", "kept_ratio"]).reset_index(drop=True)
+
+
+TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex(table: pd.DataFrame, metric: Metric) -> str:
+    """The methods x tasks table as a booktabs LaTeX tabular (special characters escaped)."""
+    wide = paper_table(table, metric)
+
+    def tex(text: object) -> str:  # one pass, so an escape is never escaped again
+        return re.sub(r"[\\&%$#_{}~^]", lambda m: TEX_ESCAPES[m.group()], str(text))
+
+    head = " & ".join(tex(c) for c in wide.columns)
+    body = [" & ".join(tex(v) for v in row) + r" \\" for row in wide.itertuples(index=False)]
+    spec = "l" + "r" * (len(wide.columns) - 1)
+    return "\n".join([f"% {metric.label}; each cell: mean (achieved kept ratio)", rf"\begin{{tabular}}{{{spec}}}",
+                      r"\toprule", head + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}", ""])
+
+
+def provenance(table: pd.DataFrame) -> dict[str, str]:
+    """What a reader of the report needs to trust it: when, with which code and packages."""
+    from datetime import datetime, timezone
+    from importlib import metadata
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    commits = sorted({str(c)[:12] + (" (dirty)" if d else "") for c, d in
+                      zip(table.get("git_commit", []), table.get("git_dirty", [])) if isinstance(c, str)})
+    return {
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cells' commits": ", ".join(commits) or "unknown (cells written outside git)",
+        "pcbench": version("pcbench"), "torch": version("torch"), "transformers": version("transformers"),
+        "python": sys.version.split()[0],
+    }
+
+
 def markdown(table: pd.DataFrame, metric: Metric) -> str:
     return "\n".join([
         f"# Leaderboard: {metric.label}",
@@ -185,6 +260,10 @@ th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; }
 <img src="{{ tradeoff }}" alt="metric against kept ratio"> <p><a href="{{ tradeoff_pdf }}">PDF</a></p>
 <h2>Speed</h2>
 <img src="{{ speed }}" alt="speed against kept ratio"> <p><a href="{{ speed_pdf }}">PDF</a></p>
+<h2>Provenance</h2>
+<table>{% for k, v in provenance %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
+<p class="note">Paper tables: <a href="table.csv">table.csv</a> (one row per cell), <a href="table.tex">table.tex</a>
+(methods x tasks, booktabs).</p>
 {% if notes %}<h2>Left out</h2><ul class="note">{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 </body></html>
 """
@@ -210,7 +289,8 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         cells_table=cells.to_html(index=False, escape=False, na_rep="–"),
         variants_table=variants_board(table, metric).to_html(index=False, na_rep="–"),
         tradeoff="tradeoff.png", tradeoff_pdf="tradeoff.pdf", speed="speed.png", speed_pdf="speed.pdf",
-        notes=[html.escape(n) for n in notes])
+        notes=[html.escape(n) for n in notes],
+        provenance=[(html.escape(k), html.escape(v)) for k, v in provenance(table).items()])
     path = out / "report.html"
     path.write_text(text, encoding="utf-8")
     return path
@@ -266,6 +346,9 @@ def build_report(roots: list[str], metric_name: str, out: Path) -> Report:
     files = {"table": out / "runs.parquet", "leaderboard": out / "leaderboard.md"}
     parquet_safe(table).to_parquet(files["table"])
     files["leaderboard"].write_text(markdown(table, metric), encoding="utf-8")
+    files["csv"], files["latex"] = out / "table.csv", out / "table.tex"
+    tidy_table(table, metric).to_csv(files["csv"], index=False)
+    files["latex"].write_text(latex(table, metric), encoding="utf-8")
     files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff")
     files["speed"] = plot_speed(table, out / "speed")
     files["html"] = html_page(table, metric, out, roots, collected.notes)
@@ -291,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     print(cells_board(report.table, report.metric).to_string(index=False))
     print()
     print(variants_board(report.table, report.metric).to_string(index=False))
-    for what in ("leaderboard", "tradeoff", "speed", "html", "table"):
+    for what in ("leaderboard", "tradeoff", "speed", "html", "table", "csv", "latex"):
         print(f"{what}: {report.files[what]}")
     return 0
 
