@@ -127,3 +127,13 @@ def test_pareto_front() -> None:
     scores = np.array([40.0, 35.0, 60.0, 60.0, 80.0, 10.0])
     # 0.2 (35 < 40 at 0.1) and 0.5 (no better than 60 at 0.3) are dominated.
     assert list(pareto_front(ratios, scores)) == [5, 0, 2, 4]
+
+
+def test_speed_plot_rings_cells_that_reused_an_earlier_cells_work() -> None:
+    from pcbench.analysis.plot import _reused
+
+    rows = pd.DataFrame({"cache_hits.reused_work": [59, 180, 0], "cache_hits.computed_work": [121, 0, 0]})
+    # The first cell of a sweep computed its scores (some reuse within the cell); the second took
+    # them all from the cache; a cell with no cached work at all is not ringed.
+    assert _reused(rows).tolist() == [False, True, False]
+    assert not _reused(pd.DataFrame({"kept_ratio": [0.5]})).any()  # cells written before these counts

@@ -98,6 +98,9 @@ def test_records_are_in_example_order_and_reruns_compare_equal(tmp_path: Path) -
     third = tmp_path / "third"
     assert run(tmp_path, third, "cache", "compressor.rate=0.9").returncode == 0
     assert any("kept_ratio" in line for line in compare(first, third))
+    # Another rate of a cached cell computes no budget-free work again: all of it is reused.
+    hits = json.loads((third / "metrics.json").read_text())["cache_hits"]
+    assert hits["computed_work"] == 0 and hits["reused_work"] > 0
     shown = subprocess.run([sys.executable, "-m", "pcbench.analysis.compare", str(first), str(second)],
                            capture_output=True, text=True, cwd=ROOT)
     assert shown.returncode == 0 and shown.stdout.startswith("same results"), shown.stdout + shown.stderr

@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 from pcbench.analysis.metric import Metric, resolve  # noqa: E402
 
@@ -210,6 +211,15 @@ def add_speedup(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _reused(rows: pd.DataFrame) -> pd.Series:
+    """Cells whose compression took all its budget-free work (scores, counts) from the cache,
+    computing none of it: the later cells of a rate sweep, which the first cell paid for."""
+    if "cache_hits.reused_work" not in rows or "cache_hits.computed_work" not in rows:
+        return pd.Series(False, index=rows.index)
+    reused = rows["cache_hits.reused_work"].fillna(0).astype(float)
+    return (reused > 0) & (rows["cache_hits.computed_work"].fillna(1).astype(float) == 0)
+
+
 def plot_speed(table: pd.DataFrame, out: Path) -> Path:
     """Speed-up against kept ratio (compress + read time against the uncompressed cell). For
     reader-free cells, which read nothing, the compression time per example instead."""
@@ -231,13 +241,23 @@ def plot_speed(table: pd.DataFrame, out: Path) -> Path:
                     marker="*" if family == "ceiling" else "x" if family == "control" else "o",
                     markersize=9 if family == "ceiling" else 5,
                     linestyle=":" if family == "control" else "-" if len(group) > 1 else "none", label=str(name))
+            reused = _reused(group)
+            if reused.any():  # hollow ring: this cell's compression reused cached work (see below)
+                ax.scatter(group.loc[reused, "kept_ratio"], group.loc[reused, column], s=110, facecolors="none",
+                           edgecolors=colours[str(name)], linewidths=1.2, zorder=4)
         if read:
             ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label="none (full context) = 1×")
             ax.set_ylabel("speed-up over full context (×, compress + read)", fontsize=9)
         else:
             ax.set_ylabel("compression time per example (ms)", fontsize=9)
         ax.set_yscale("log")
+        # Plain numbers (0.4, 4, 40), not 4x10^-1; minor ticks labelled only when few decades show.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
         ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
+        if _reused(rows).any():
+            ax.text(0.99, 0.99, "ringed: reused cached scores from an earlier cell (not the full cost)",
+                    transform=ax.transAxes, fontsize=7, color="#555", ha="right", va="top")
         ax.set_xlabel(RATIO_LABEL, fontsize=9)
         ax.set_xlim(0, 1.05)
         ax.grid(alpha=0.3, which="both")
