@@ -27,7 +27,7 @@ from pcbench.core.files import write_atomically
 from pcbench.core.redact import redact
 from pcbench.runners.cache import remove_stale_temporaries
 from pcbench.runners.cell import run_cell
-from pcbench.runners.cli import cli, failed, write_error
+from pcbench.runners.cli import cli, failed, progress, write_error
 from pcbench.runners.logs import headline, quiet_third_party
 
 log = logging.getLogger("pcbench")
@@ -67,7 +67,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         log.error("%s", exc, extra={"console": False})
         write_error(out_dir, str(exc))
         if sweep:
-            print(redact(f"[#{hydra_cfg.job.num}] failed: {exc}  -> {out_dir}"), flush=True)
+            print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {exc}  -> {out_dir}"), flush=True)
         return failed(f"{where}{exc}", out_dir)
     except Exception as exc:
         # A bug or an exhausted resource (out of memory): the traceback goes to error.txt and run.log.
@@ -78,15 +78,19 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         write_error(out_dir, message, trace)
         if not sweep:
             raise
-        print(redact(f"[#{hydra_cfg.job.num}] failed: {message}  -> {out_dir}"), flush=True)
+        print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {message}  -> {out_dir}"), flush=True)
         return failed(f"{where}{message} (traceback in {out_dir / 'error.txt'})", out_dir, bug=True)
     line = headline(metrics) + ("  (already finished: skipped)" if metrics.get("skipped") else "")
     if sweep:
-        print(f"[#{hydra_cfg.job.num}] {line}  -> {out_dir}", flush=True)
+        print(f"[#{hydra_cfg.job.num}{_at(progress())}] {line}  -> {out_dir}", flush=True)
     else:
         print(line)
         print(f"results: {out_dir}")
     return metrics
+
+
+def _at(progress_text: str) -> str:
+    return f" {progress_text}" if progress_text else ""
 
 
 def redact_files(folder: Path | None) -> None:

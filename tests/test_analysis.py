@@ -137,3 +137,12 @@ def test_speed_plot_rings_cells_that_reused_an_earlier_cells_work() -> None:
     # them all from the cache; a cell with no cached work at all is not ringed.
     assert _reused(rows).tolist() == [False, True, False]
     assert not _reused(pd.DataFrame({"kept_ratio": [0.5]})).any()  # cells written before these counts
+
+
+def test_methods_get_distinct_markers_and_controls_stay_off_the_front(tmp_path: Path) -> None:
+    from pcbench.analysis.plot import variant_markers
+
+    table = collect_cells(study(tmp_path)).table
+    markers = variant_markers(table)
+    methods = [v for v in markers]
+    assert len(set(markers.values())) == len(methods) and "random" not in markers  # controls keep "x"

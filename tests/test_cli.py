@@ -208,9 +208,11 @@ def test_local_multirun_sweep_writes_every_cell_with_one_line_each(tmp_path: Pat
     kept = {m["compressor"] + str(m["requested"].get("rate")): m["kept_ratio"] for m in metrics}
     assert kept["none0.5"] == kept["none0.25"] == 1.0
     assert kept["bm250.25"] < kept["bm250.5"] < 1.0
-    # One headline per finished cell, numbered like Hydra's job folders.
+    # One headline per finished cell, numbered like Hydra's job folders, with progress and an ETA.
     headlines = [line for line in result.stdout.splitlines() if line.startswith("[#")]
-    assert [h.split("]")[0] for h in headlines] == ["[#0", "[#1", "[#2", "[#3"]
+    assert [h.split("]")[0].split(" ", 1)[0] for h in headlines] == ["[#0", "[#1", "[#2", "[#3"]
+    assert [h.split("]")[0].split(" ", 1)[1].split(",")[0] for h in headlines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "ETA" in headlines[0] and "ETA" not in headlines[-1]
     assert all("niah x " in h and "kept=" in h and "n=1" in h for h in headlines)
     for log_file in (tmp_path / "sweep").rglob("run.log"):
         text = log_file.read_text()

@@ -124,6 +124,10 @@ class PcbenchSweeper(BasicSweeper):
         log.info("checked %d cells in %.1f s", len(jobs), time.perf_counter() - started)
         self._checked = True
 
+        from pcbench.runners.cli import PROGRESS
+
+        # Cells run in this process (the local launcher) print "k/N, ETA" from this.
+        PROGRESS.update(total=len(jobs), started=time.monotonic(), finished=0)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as BasicSweeper does

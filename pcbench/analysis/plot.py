@@ -65,6 +65,17 @@ def reader_title(reader: str) -> str:
     return "reader-free (no generation)" if reader == "none" else f"reader: {reader}"
 
 
+# One shape per method, so lines that overlap (bm25 under embedding) still read apart, in print too.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
+
+
+def variant_markers(table: pd.DataFrame) -> dict[str, str]:
+    """A fixed marker per method variant (in the same order as its colour); controls keep "x"."""
+    role = roles(table)
+    names = sorted(v for v in role if role[v] not in SPECIAL)
+    return {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(names)}
+
+
 def pareto_front(ratios: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Indices of the cells no other cell dominates (kept ratio <= and score >=, one strictly),
     ordered by ratio."""
@@ -118,7 +129,8 @@ def _bounds(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray] | 
     return rows[lo].to_numpy(float), rows[hi].to_numpy(float)
 
 
-def _draw_variant(ax: Axes, rows: pd.DataFrame, column: str, name: str, colour: tuple[float, ...]) -> None:
+def _draw_variant(ax: Axes, rows: pd.DataFrame, column: str, name: str, colour: tuple[float, ...],
+                  marker: str = "o") -> None:
     rows = rows.sort_values("kept_ratio")
     x, y = rows["kept_ratio"].to_numpy(float), rows[column].to_numpy(float)
     bounds = _bounds(rows, column)
@@ -135,7 +147,7 @@ def _draw_variant(ax: Axes, rows: pd.DataFrame, column: str, name: str, colour: 
             ax.errorbar(x, y, yerr=[y - bounds[0], bounds[1] - y], fmt="none", ecolor="black", capsize=3, zorder=4)
         return
     control = family == "control"
-    ax.plot(x, y, label=f"{name} (control)" if control else name, color=colour, marker="x" if control else "o",
+    ax.plot(x, y, label=f"{name} (control)" if control else name, color=colour, marker="x" if control else marker,
             markersize=6 if control else 5, linestyle=":" if control else "-", linewidth=1.6, zorder=3)
     if bounds is not None:
         if len(x) > 1:
@@ -162,11 +174,11 @@ def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path) -> Path:
     column = found.column
     rows_all = table.dropna(subset=[column, "kept_ratio"])
     fig, axes, tasks, readers = _grid(rows_all)
-    colours = variant_colours(rows_all)
+    colours, markers = variant_colours(rows_all), variant_markers(rows_all)
     for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
-        # The front of what a compressor achieves: oracle uses the gold labels and none compresses
-        # nothing, so both are references drawn apart, not points of the front.
-        methods = rows[~rows["variant"].map(roles(rows)).isin(["baseline", "ceiling"])]
+        # The front of what a compressor achieves: oracle uses the gold labels, none compresses
+        # nothing and random is the control, so they are references drawn apart, not points of it.
+        methods = rows[~rows["variant"].map(roles(rows)).isin(["baseline", "ceiling", "control"])]
         front = pareto_front(methods["kept_ratio"].to_numpy(float), methods[column].to_numpy(float))
         if len(front) > 1:
             fx = methods["kept_ratio"].to_numpy(float)[front]
@@ -176,7 +188,7 @@ def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path) -> Path:
             ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=1.0, alpha=0.6,
                        label="Pareto front", zorder=6)
         for name, group in rows.groupby("variant"):
-            _draw_variant(ax, group, column, str(name), colours[str(name)])
+            _draw_variant(ax, group, column, str(name), colours[str(name)], markers.get(str(name), "o"))
         ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
         ax.set_xlabel(RATIO_LABEL, fontsize=9)
         ax.set_ylabel(found.label, fontsize=9)

@@ -104,7 +104,7 @@ def log_cell(cfg: DictConfig, metrics: dict[str, Any], out_dir: Path) -> None:
     config["identity"] = {k: v for k, v in (metrics.get("identity") or {}).items() if k in ("config_hash", "git")}
     run = wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, dir=str(out_dir), group=study,
                      job_type="cell", name=run_name(out_dir, root), tags=_tags(metrics, study), config=config,
-                     reinit="finish_previous")
+                     reinit="finish_previous", settings=quiet_settings())
     try:
         run.summary.update(_flat("", {k: v for k, v in metrics.items() if k not in ("identity", "environment")}, {}))
         columns, rows = example_rows(out_dir)
@@ -148,7 +148,7 @@ def _log_study_run(cfg: DictConfig, study: str, root: Path, report: Any) -> None
     run = wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, dir=str(root),
                      id=study_run_id(str(cfg.wandb.project), study), resume="allow", group=study, job_type="study",
                      name=f"{study}/leaderboard", tags=[f"study:{study}"[:64], "leaderboard"],
-                     reinit="finish_previous")
+                     reinit="finish_previous", settings=quiet_settings())
     try:
         cells = cells_board(report.table, report.metric).astype(str)
         variants = variants_board(report.table, report.metric).astype(str)
@@ -161,6 +161,13 @@ def _log_study_run(cfg: DictConfig, study: str, root: Path, report: Any) -> None
         run.summary.update({"cells": len(report.table), "metric": report.metric.name})
     finally:
         run.finish()
+
+
+def quiet_settings() -> Any:
+    """W&B without its console banner (about 30 lines a cell): the cell's own line says what ran."""
+    import wandb
+
+    return wandb.Settings(silent=True, quiet=True)
 
 
 def log_to_wandb(cfg: DictConfig, metrics: dict[str, Any], out_dir: Path) -> None:

@@ -60,6 +60,16 @@ def pick_device(device: str) -> str:
     return "cpu"
 
 
+def _no_weight_bars() -> None:
+    """transformers draws a "Loading weights" bar per load (a dozen in a demo sweep); the pool says
+    "loaded X on D" once instead."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    transformers_logging.disable_progress_bar()
+
+
 def torch_dtype(name: str) -> Any:
     import torch
 
@@ -85,6 +95,7 @@ class Models:
                 self.release(device.split(":")[0], only=_other(spec.role))
             started = time.perf_counter()
             path = resolve(spec.name)
+            _no_weight_bars()
             try:
                 model = load(path, spec, device)
             except PcbenchError:

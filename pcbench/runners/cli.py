@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +43,19 @@ from pcbench.core.redact import redact
 FAILED: list[tuple[str, bool]] = []
 # The sweep's closing line (`sweep: N done, ...`), set by the sweeper; printed last by `cli`.
 SUMMARY: list[str] = []
+# A local sweep's size and start (set by the sweeper), for each cell's "k/N, ETA" line.
+PROGRESS: dict[str, float] = {}
+
+
+def progress() -> str:
+    """`3/10, ETA 2 min` after a cell of a local sweep ends ("" where cells run elsewhere)."""
+    if not PROGRESS.get("total"):
+        return ""
+    PROGRESS["finished"] = PROGRESS.get("finished", 0) + 1
+    done, total = int(PROGRESS["finished"]), int(PROGRESS["total"])
+    left = (time.monotonic() - PROGRESS["started"]) / done * (total - done)
+    eta = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min" if left < 5400 else f"{left / 3600:.1f} h"
+    return f"{done}/{total}" + (f", ETA {eta}" if done < total else "")
 
 
 def failed(message: str, folder: Path | None = None, bug: bool = False) -> dict[str, Any]:
@@ -79,6 +93,7 @@ def cli(main: Callable[[], object]) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own report
     FAILED.clear()
     SUMMARY.clear()
+    PROGRESS.clear()
     try:
         repeated = repeated_override(sys.argv[1:])
         if repeated:
