@@ -84,6 +84,8 @@ CASES = [
          ["question_dict.jsonl: line 1", "question"]),
     Case("question-null", "run", ["task.path={data}/question_null.jsonl"], "error",
          ["question_null.jsonl: line 1", "question"]),
+    Case("nq-answers", "run", ["task=nq", "task.path={data}/nq_bad.jsonl"], "error",
+         ["nq_bad.jsonl: line 1", "answers is 5", "list of strings"]),
     Case("duplicate-ids", "run", ["task.path={data}/duplicate_ids.jsonl"], "error",
          ["duplicate_ids.jsonl: line 2", "'a'", "line 1"]),
     Case("empty-tokenizer", "run", ["reader.tokenizer_model={data}/empty_tokenizer"], "error",
@@ -148,6 +150,8 @@ def world(folder: Path) -> Path:
     jsonl("question_dict.jsonl", {**GOOD, "question": {"text": "Who?"}})
     jsonl("question_null.jsonl", {**GOOD, "question": None})
     jsonl("duplicate_ids.jsonl", GOOD, GOOD)
+    jsonl("nq_bad.jsonl", {"question": "Who wrote it?", "answers": 5,
+                           "ctxs": [{"title": "T", "text": "Ann wrote it.", "hasanswer": True, "isgold": True}]})
     (data / "a_file").write_text("in the way\n")
     (data / "victim").write_text("keep me\n")
     (data / "cache").mkdir()

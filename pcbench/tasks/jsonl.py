@@ -140,6 +140,18 @@ def text_field(origin: str, record: dict[str, Any], key: str, empty_if_absent: b
     return value
 
 
+def text_list(origin: str, record: dict[str, Any], key: str) -> tuple[str, ...]:
+    """record[key] as answer strings: a string, or a list of strings (null or absent: none); a number,
+    a mapping or a list holding anything else is refused with file and line."""
+    value = record.get(key)
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise PcbenchError(f"{origin}: {key} is {json.dumps(value)[:60]}; expected a string or a list of strings")
+    return tuple(items)
+
+
 def refuse_duplicate_ids(ids: Sequence[str], origins: Sequence[str] | None, source: str) -> None:
     """Example ids must be unique: they pair examples across cells (paired tests) and name them in
     the inspector. `origins` name where each example came from ("FILE: line N"), when known."""

@@ -25,7 +25,7 @@ from pcbench.core.knobs import Range
 from pcbench.core.local_models import hub_reachable
 from pcbench.core.requests import Request, context_end
 from pcbench.tasks.base import Task
-from pcbench.tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys
+from pcbench.tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys, text_list
 from pcbench.tasks.longbench_protocol import (
     ALL,
     CATEGORIES,
@@ -159,8 +159,10 @@ class LongBenchTask(Task):
 
     def _example(self, dataset: str, name: str, index: int, row: dict[str, Any], where: str) -> Example:
         require_keys(where, row, _REQUIRED, "LongBench")
-        answers = row["answers"]
-        answers = [answers] if isinstance(answers, str) else list(answers or [])
+        answers = text_list(where, row, "answers")
+        if not isinstance(row["input"], str | None) or not isinstance(row["context"], str | None):
+            raise PcbenchError(f"{where}: input and context must be strings (input is "
+                               f"{type(row['input']).__name__}, context {type(row['context']).__name__})")
         all_classes = row.get("all_classes")
         _id = row.get("_id")
         return Example(
@@ -168,7 +170,7 @@ class LongBenchTask(Task):
             question=str(row["input"] or ""),
             # One passage holding the context verbatim, so example.context == the official `context`.
             passages=(Passage(text=str(row["context"] or "")),),
-            answers=tuple(str(a) for a in answers),
+            answers=answers,
             meta={
                 "dataset": dataset,
                 "length": row.get("length"),

@@ -30,7 +30,7 @@ from pcbench.core.knobs import Range
 from pcbench.core.local_models import hub_reachable
 from pcbench.core.text import split_sentences
 from pcbench.tasks.base import Task
-from pcbench.tasks.jsonl import drop_unaskable, records_with_origins, require_keys
+from pcbench.tasks.jsonl import drop_unaskable, hub_origin, records_with_origins, require_keys, text_field, text_list
 from pcbench.tasks.metrics import normalize_answer
 
 # The local file's schema (ctxs: [{title, text, hasanswer, isgold}]); an empty `answers` list is a
@@ -68,16 +68,16 @@ class NQTask(Task):
             pairs = records_with_origins(self.path)
             for origin, record in pairs:
                 require_keys(origin, record, REQUIRED, "NQ-open (multi-document)")
-            records = [record for _, record in pairs]
+            records, origins = [record for _, record in pairs], [origin for origin, _ in pairs]
         else:
             records, source = [record_from_hub_row(row) for row in self._hub_rows()], f"{self.hub_id}:{self.split}"
+            origins = [hub_origin(source, i) for i in range(len(records))]
         golds = [_gold_passage(record) for record in records]
         pool = _Pool([g for g in golds if g is not None])
         examples = []
         for index, (record, gold) in enumerate(zip(records, golds, strict=True)):
-            question = str(record.get("question", "")).strip()
-            answers = record.get("answers", [])
-            answers = tuple(str(a) for a in ([answers] if isinstance(answers, str) else answers))
+            question = text_field(origins[index], record, "question", empty_if_absent=True).strip()
+            answers = text_list(origins[index], record, "answers")
             example_id = str(record.get("id") or record.get("example_id") or f"nq-{index}")
             if gold is None or not question:
                 # No passage or no question: kept empty here so drop_unaskable counts it with the rest.
