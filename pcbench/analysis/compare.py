@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pcbench.core.nested import without_keys
 from pcbench.core.results import read_predictions
 
 # Keys whose values measure the run (wall clock, cache state, where it ran), never the method.
@@ -27,11 +28,7 @@ TIMING_KEYS = frozenset({
 
 def comparable(value: Any) -> Any:
     """`value` without its timing keys, at any depth."""
-    if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    return value
+    return without_keys(value, TIMING_KEYS)
 
 
 def differences(a: Any, b: Any, where: str = "") -> list[str]:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage, render_passages
 from pcbench.core.knobs import Range
+from pcbench.core.nested import without_keys
 from pcbench.core.tokenizer import Tokenizer
 from pcbench.models.causal import CausalLM, causal_lm
 from pcbench.models.pool import MODELS, Models, ModelSpec
@@ -160,7 +161,7 @@ class Compressor:
 
     def key(self) -> dict[str, Any]:
         """What the result depends on: the settings less runtime knobs (device, batch size)."""
-        return _without_runtime(self.settings())
+        return without_keys(self.settings(), RUNTIME_KNOBS)
 
 
 def _plain(value: Any) -> Any:
@@ -171,14 +172,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _without_runtime(settings: Any) -> Any:
-    if isinstance(settings, dict):
-        return {k: _without_runtime(v) for k, v in settings.items() if k not in RUNTIME_KNOBS}
-    if isinstance(settings, list):
-        return [_without_runtime(v) for v in settings]
-    return settings
 
 
 Rate = Annotated[float, Range(0, 1, low_open=True)]
