@@ -15,7 +15,6 @@ blocks so memory stays bounded on long tasks.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pcbench.analysis.metric import Metric, Values, per_example
+from pcbench.core.results import read_predictions
 
 N_BOOT = 2000
 N_PERM = 2000
@@ -38,13 +38,11 @@ _BLOCK = 4_000_000
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """A cell's predictions.jsonl, without the compressed contexts (large, not needed for numbers)."""
-    records = []
-    with open(Path(path) / "predictions.jsonl", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                record = json.loads(line)
-                record.pop("context", None)
-                records.append(record)
+    records, problem = read_predictions(Path(path))
+    if problem:  # collect leaves such cells out; a caller that did not is told which file and line
+        raise ValueError(problem)
+    for record in records:
+        record.pop("context", None)
     return records
 
 

@@ -18,7 +18,6 @@ study's complete picture.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pcbench.core.redact import redact_value
+from pcbench.core.results import read_predictions
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,9 @@ def run_name(out_dir: Path, root: Path) -> str:
 
 def example_rows(out_dir: Path) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows of the per-example table, from predictions.jsonl."""
-    records = [json.loads(line) for line in (out_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
+    records, problem = read_predictions(out_dir)
+    if problem:  # the cell just wrote it whole; anything else is worth the warning log_to_wandb gives
+        raise OSError(problem)
     scores = sorted({k for r in records for k in (r.get("scores") or {})})
     columns = [c for c in EXAMPLE_COLUMNS if any(c in r for r in records)] + [f"score/{s}" for s in scores]
     rows = []

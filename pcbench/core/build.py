@@ -25,7 +25,6 @@ from pcbench.core.knobs import check_knobs
 def build(node: DictConfig | dict[str, Any], group: str) -> Any:
     """The object `node` describes, its knobs checked first; PcbenchError on bad input."""
     values = checked(node, group)
-    _build_nested(values, group, group)
     try:
         return instantiate(values, _convert_="all")
     except InstantiationException as exc:
@@ -40,29 +39,6 @@ def build(node: DictConfig | dict[str, Any], group: str) -> Any:
             name = target.rsplit(".", 1)[-1]
             raise PcbenchError(f"{group} {name!r} has no knob {bad!r}; allowed: {allowed}") from None
         raise PcbenchError(f"could not build {group} {target}: {type(cause).__name__}: {cause}") from None
-
-
-def _build_nested(value: Any, group: str, path: str) -> None:
-    """Build each nested component on its own first (cheap: nothing loads), so that its own checks
-    (a budget rule between knobs) name its key, `compressor.stages.fine.rate`, not the top's."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            inner_path = f"{path}.{key}"
-            if isinstance(inner, dict) and inner.get("_target_"):
-                _build_nested(inner, group, inner_path)
-                try:
-                    instantiate(inner, _convert_="all")
-                except InstantiationException as exc:
-                    cause = _root_cause(exc)
-                    if isinstance(cause, PcbenchError):
-                        renamed = str(cause).replace(f"{group}.", f"{inner_path}.")
-                        raise PcbenchError(f"{inner_path}: {renamed}") from None
-                    # anything else: the whole tree's build below reports it as before
-            else:
-                _build_nested(inner, group, inner_path)
-    elif isinstance(value, list):
-        for i, inner in enumerate(value):
-            _build_nested(inner, group, f"{path}[{i}]")
 
 
 def checked(node: DictConfig | dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -101,12 +77,27 @@ def _check(values: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def _nested(value: Any, prefix: str) -> Any:
     if isinstance(value, dict) and value.get("_target_"):
-        return _check(value, prefix)
+        values = _check(value, prefix)
+        _trial_build(values, prefix)
+        return values
     if isinstance(value, dict):  # a mapping of components (a chain's named stages): each checked, named
         return {key: _nested(inner, f"{prefix}.{key}") for key, inner in value.items()}
     if isinstance(value, list | ListConfig):
         return [_nested(item, f"{prefix}[{i}]") for i, item in enumerate(value)]
     return value
+
+
+def _trial_build(values: dict[str, Any], prefix: str) -> None:
+    """Build a nested component on its own (cheap: nothing loads), so that its own checks (a budget
+    rule between knobs) name its key, `compressor.stages.fine.rate`, not the top's."""
+    try:
+        instantiate(values, _convert_="all")
+    except InstantiationException as exc:
+        cause = _root_cause(exc)
+        if isinstance(cause, PcbenchError):
+            group = prefix.split(".", 1)[0]
+            raise PcbenchError(f"{prefix}: {str(cause).replace(f'{group}.', f'{prefix}.')}") from None
+        # anything else: the whole tree's build reports it as before
 
 
 def _root_cause(exc: BaseException) -> BaseException:

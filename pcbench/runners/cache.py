@@ -219,12 +219,11 @@ class Cache:
                 # lets a read notice an edited value; credentials in the stored key are masked (the
                 # file's name is still the hash of the real key).
                 shown = redact_value(source)
-                value_text = json.dumps(value, ensure_ascii=False)
-                verifiable = shown is source and _plain_keys(source)  # not masked, and JSON keeps its keys
-                f.write(f'{{"format": {FORMAT}, "key": {json.dumps(shown, ensure_ascii=False)}, '
-                        f'"checksum": "{_checksum(value_text)}", '
-                        f'{"" if verifiable else chr(34) + "key_verifiable" + chr(34) + ": false, "}'
-                        f'"value": {value_text}}}')
+                value_text = json.dumps(value, ensure_ascii=False)  # serialised once: written and checksummed
+                head: dict[str, Any] = {"format": FORMAT, "key": shown, "checksum": _checksum(value_text)}
+                if not (shown is source and _plain_keys(source)):  # masked, or JSON would change its keys
+                    head["key_verifiable"] = False
+                f.write(json.dumps(head, ensure_ascii=False)[:-1] + f', "value": {value_text}}}')
             os.replace(tmp, path)
             self._remember((str(self.root), stage, key), value)
         except BaseException as exc:
@@ -453,8 +452,9 @@ def check_stage(root: Path, stage: str) -> None:
 
 def check_compressor(name: str, conf_dir: Path | None = None) -> None:
     """`--compressor` names a conf/compressor option, or a compressor module or class of pcbench."""
-    options = sorted(p.stem for p in ((conf_dir or CONF_DIR) / "compressor").glob("*.yaml")
-                     if not p.name.startswith("_"))
+    from pcbench.runners.cli import group_options
+
+    options = group_options("compressor", conf_dir or CONF_DIR)
     code = Path(__file__).resolve().parents[1] / "compressors"
     modules = {p.stem.lower() for p in code.glob("*.py")}
     classes = {m.lower() for p in code.glob("*.py") for m in re.findall(r"^class (\w+)", p.read_text(), re.M)}
