@@ -10,7 +10,8 @@
 6. the LM token-pruning family (benchmarks/lm_pruning.py) and the trained pruners
    (benchmarks/trained_pruners.py): throughput and the ratio to one forward pass of their model;
    LLMLingua and LongLLMLingua against the reference llmlingua 0.2.2 (benchmarks/llmlingua_reference.py):
-   agreement of kept tokens, achieved ratios and speed.
+   agreement of kept tokens, achieved ratios and speed; `code` against LongCodeZip's own source
+   (benchmarks/codezip_reference.py; skipped unless a copy is given: it is not on PyPI).
 
 Cells run in this process (as Hydra's local multirun does), so interpreter start-up is excluded.
 """
@@ -113,7 +114,8 @@ def batching(rows: list[tuple[str, str, str]]) -> None:
 
 
 def families(rows: list[tuple[str, str, str]]) -> None:
-    import llmlingua2_reference  # beside this file
+    import codezip_reference  # beside this file
+    import llmlingua2_reference
     import llmlingua_reference
     import lm_pruning
     import selective_context_reference
@@ -126,6 +128,8 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     rows.extend(llmlingua_reference.run())  # ours against llmlingua 0.2.2 (installed in .bench-env by make bench)
     rows.extend(selective_context_reference.run())  # ours against selective-context 0.1.4 (likewise)
     rows.extend(llmlingua2_reference.run())  # ours against llmlingua 0.2.2's LLMLingua-2, one tiny XLM-R
+    rows.extend(codezip_reference.run())  # ours against LongCodeZip's source, where a copy of it is given
+    rows.extend(codezip_reference.speed())
     for name, row in trained_pruners.run().items():
         rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
                      f"{row['tokens_per_s']} tokens/s; {row['batched_speedup']}x faster than one by one; "
