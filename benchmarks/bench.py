@@ -118,6 +118,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     import llmlingua2_reference
     import llmlingua_reference
     import lm_pruning
+    import new_families
     import selective_context_reference
     import trained_pruners
 
@@ -130,6 +131,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     rows.extend(llmlingua2_reference.run())  # ours against llmlingua 0.2.2's LLMLingua-2, one tiny XLM-R
     rows.extend(codezip_reference.run())  # ours against LongCodeZip's source, where a copy of it is given
     rows.extend(codezip_reference.speed())
+    rows.extend(new_families.run())  # the attention probe and the summariser
     for name, row in trained_pruners.run().items():
         rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
                      f"{row['tokens_per_s']} tokens/s; {row['batched_speedup']}x faster than one by one; "
