@@ -57,11 +57,10 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 
 from pcbench.compressors.base import Compressed, Env
-from pcbench.compressors.llmlingua import BUDGET_SLACK, _slack
+from pcbench.compressors.llmlingua import _slack, check_budget_slack
 from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.selector import fill, fit, greedy
 from pcbench.compressors.units import Unit, first_char_anchors, group
-from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage, render_passages
 from pcbench.core.knobs import Device, Range
 from pcbench.models.causal import CausalLM
@@ -112,14 +111,7 @@ class CodeZip(ScoredCompressor):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.threshold is not None:
-            raise PcbenchError(f"compressor.threshold={self.threshold} is not allowed for CodeZip: "
-                               "its selection comes from the budget; use rate or target_tokens")
-        if not BUDGET_SLACK.match(str(self.context_budget)):
-            raise PcbenchError(f"compressor.context_budget={self.context_budget!r} is not allowed; "
-                               "allowed: an operator and a number, e.g. '+100' or '*1.5'")
-        if not self.model:
-            raise PcbenchError("compressor.model is empty; allowed: smollm2, a hub id or a local path")
+        check_budget_slack(self, "its selection comes from the budget")
 
     # -- chunks and their scores ---------------------------------------------------------------
 

@@ -97,14 +97,7 @@ class LLMLingua(Compressor, Budget):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.threshold is not None:
-            raise PcbenchError(f"compressor.threshold={self.threshold} is not allowed for {type(self).__name__}: "
-                               "its thresholds come from the budget; use rate or target_tokens")
-        if not BUDGET_SLACK.match(str(self.context_budget)):
-            raise PcbenchError(f"compressor.context_budget={self.context_budget!r} is not allowed; "
-                               "allowed: an operator and a number, e.g. '+100' or '*1.5'")
-        if not self.model:
-            raise PcbenchError("compressor.model is empty; allowed: smollm2, a hub id or a local path")
+        check_budget_slack(self, "its thresholds come from the budget")
 
     # -- what LongLLMLingua changes ----------------------------------------------------------------
 
@@ -457,6 +450,19 @@ def _threshold(values: np.ndarray, ratio: float) -> float:
         return -INF
     ordered = np.sort(values)[::-1]
     return float(ordered[max(0, min(len(ordered) - 1, int(len(ordered) * ratio) - 1))])
+
+
+def check_budget_slack(compressor: Any, why: str) -> None:
+    """The checks of a compressor whose budget control has LLMLingua's slack: no threshold (`why`
+    says what decides instead), a slack of an operator and a number, a model named."""
+    if compressor.threshold is not None:
+        raise PcbenchError(f"compressor.threshold={compressor.threshold} is not allowed for "
+                           f"{type(compressor).__name__}: {why}; use rate or target_tokens")
+    if not BUDGET_SLACK.match(str(compressor.context_budget)):
+        raise PcbenchError(f"compressor.context_budget={compressor.context_budget!r} is not allowed; "
+                           "allowed: an operator and a number, e.g. '+100' or '*1.5'")
+    if not compressor.model:
+        raise PcbenchError("compressor.model is empty; allowed: smollm2, a hub id or a local path")
 
 
 def _slack(target: float, spec: str) -> float:
