@@ -150,8 +150,8 @@ def test_fine_ratios_follow_the_coarse_scores_and_meet_the_line_target() -> None
 def test_markers_collapse_and_definitions_are_preserved() -> None:
     assert _collapse_markers("a\n# ... \n\n    # ... \nb\n# ... ", "# ... ") == "a\n# ... \n\nb\n# ... "
     blocks = ["    x = 1\n    y = 2", "    # why\n    z = 3", "    return x", "\n    def inner():", "    q = 1"]
-    assert preserved_blocks(blocks, "python") == {1, 2, 3}
-    assert preserved_blocks(["    // note", "    return;", "  x++;"], "brace") == {0}
+    assert preserved_blocks(blocks, "# ... ") == {1, 2, 3}
+    assert preserved_blocks(["    // note", "    return;", "  x++;"], "// ... ") == {0}
 
 
 def env() -> Env:

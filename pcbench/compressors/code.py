@@ -183,6 +183,7 @@ class CodeZip(ScoredCompressor):
             return Compressed((), {**extras, "kept_units": 0, "achieved_reader_tokens": 0, "achieved_rate": 0.0})
         lm = env.causal_lm(self.spec())
         query, own = self.query_of(example, units)
+        marker = _marker(resolve_language(example.context, self.language))
         sizes = [len(lm.encode(u.text, special=True)) for u in units]
         scorer_total = sum(sizes)
         if self.rate is not None and self.budget_scope == "context":
@@ -195,19 +196,19 @@ class CodeZip(ScoredCompressor):
             rate = target / scorer_total if scorer_total else 1.0
 
         if self.strict_budget:
-            kept = self._honest(example, units, scores, limit, env)
+            kept = self._honest(example, units, scores, limit, marker, env)
         else:
             kept = self._by_rank(scores, sizes, target, own)
         extras["query_chunk"] = own is not None
         extras["query_chunk_kept"] = own is not None and own in kept
         pieces: dict[int, str | None] = {i: None for i in kept}
         if not self.rank_only and kept:
-            pieces = self._fine(example, units, scores, kept, own, query, rate, env)
+            pieces = self._fine(units, scores, sizes, kept, own, query, rate, marker, env)
             extras["fine_pruned_chunks"] = sum(1 for p in pieces.values() if p is not None)
-        passages = self.render_pieces(example, units, pieces)
+        passages = self.render_pieces(example, units, pieces, marker)
         if self.strict_budget and env.count([render_passages(passages)])[0] > limit:
             # Markers can cost more than the lines they stand for: the coarse choice fits.
-            passages = self.render_pieces(example, units, dict.fromkeys(kept))
+            passages = self.render_pieces(example, units, dict.fromkeys(kept), marker)
             extras["fine_pruned_chunks"] = 0
         achieved = env.count([render_passages(passages)])[0]
         extras.update(kept_units=len(kept), scorer_tokens=scorer_total, target_scorer_tokens=target,
@@ -233,10 +234,11 @@ class CodeZip(ScoredCompressor):
             used.append(i)
         return sorted(used)
 
-    def _honest(self, example: Example, units: list[Unit], scores: list[float], limit: int, env: Env) -> list[int]:
+    def _honest(self, example: Example, units: list[Unit], scores: list[float], limit: int, marker: str,
+                env: Env) -> list[int]:
         """The shared selector on chunks, measured on the rendered text (markers included)."""
         def measure(candidate: list[int]) -> int:
-            return env.count([render_passages(self.render_pieces(example, units, dict.fromkeys(candidate)))])[0]
+            return env.count([render_passages(self.render_pieces(example, units, dict.fromkeys(candidate), marker))])[0]
 
         tokens = env.count([u.text for u in units])
         kept = greedy(scores, tokens, limit)
@@ -244,16 +246,11 @@ class CodeZip(ScoredCompressor):
         kept, _ = fill(kept, used, scores, tokens, limit, measure)
         return sorted(kept)
 
-    def render(self, example: Example, units: list[Unit], kept: list[int], scores: list[float],
-               tail: Unit | None = None) -> tuple[Passage, ...]:
-        return self.render_pieces(example, units, dict.fromkeys(kept))
-
-    def render_pieces(self, example: Example, units: Sequence[Unit],
-                      pieces: dict[int, str | None]) -> tuple[Passage, ...]:
+    def render_pieces(self, example: Example, units: Sequence[Unit], pieces: dict[int, str | None],
+                      marker: str) -> tuple[Passage, ...]:
         """Each passage as the reference writes its code: kept chunks (or their pruned text) and a
         marker for each unkept one, joined by blank lines, runs of markers collapsed. A passage
         with no kept chunk is left out."""
-        marker = _marker(self._language(example))
         out = []
         for index, passage in enumerate(example.passages):
             mine = [i for i, u in enumerate(units) if u.passage == index]
@@ -269,13 +266,10 @@ class CodeZip(ScoredCompressor):
             out.append(Passage(text=_collapse_markers("\n\n".join(parts), marker), title=passage.title))
         return tuple(out)
 
-    def _language(self, example: Example) -> str:
-        return resolve_language(example.context, self.language)
-
     # -- fine stage ----------------------------------------------------------------------------
 
-    def _fine(self, example: Example, units: list[Unit], scores: list[float], kept: list[int], own: int | None,
-              query: str, rate: float, env: Env) -> dict[int, str | None]:
+    def _fine(self, units: list[Unit], scores: list[float], sizes: list[int], kept: list[int], own: int | None,
+              query: str, rate: float, marker: str, env: Env) -> dict[int, str | None]:
         """Pruned text of each kept chunk (None: kept whole), as the reference's fine stage."""
         pieces: dict[int, str | None] = dict.fromkeys(kept)
         chosen = [i for i in kept if i != own]
@@ -284,7 +278,6 @@ class CodeZip(ScoredCompressor):
         lines = {i: len(units[i].text.split("\n")) for i in chosen}
         target_lines = int(sum(lines.values()) * (self.fine_ratio if self.fine_ratio is not None else rate))
         ratios = allocate(chosen, lines, scores, target_lines, self.min_lines, self.importance_beta)
-        language = self._language(example)
         lm = env.causal_lm(self.spec())
         chunk_lm = env.causal_lm(self.spec(self.chunk_model)) if self.chunk_model else lm
         for i in chosen:
@@ -294,10 +287,10 @@ class CodeZip(ScoredCompressor):
             if len([b for b in blocks if b.strip()]) < self.min_lines:
                 continue
             gains = self._block_gains(blocks, query, lm, env)
-            target = int(len(lm.encode(units[i].text, special=True)) * ratios[i])
+            target = int(sizes[i] * ratios[i])
             weights = [len(lm.encode(b, special=True)) for b in blocks]
-            chosen_blocks = knapsack(weights, gains, target, preserved_blocks(blocks, language))
-            pieces[i] = _join_blocks(blocks, chosen_blocks, _marker(language))
+            chosen_blocks = knapsack(weights, gains, target, preserved_blocks(blocks, marker))
+            pieces[i] = _join_blocks(blocks, chosen_blocks, marker)
         return pieces
 
     def _blocks(self, text: str, lm: CausalLM, env: Env) -> list[str]:
@@ -514,9 +507,10 @@ def allocate(chosen: list[int], lines: dict[int, int], scores: Sequence[float], 
     return {**ratios, **dict(zip(large, rates))}
 
 
-def preserved_blocks(blocks: Sequence[str], language: str) -> set[int]:
-    """Blocks whose first non-empty line defines something, is a comment, or returns."""
-    comment = _marker(language).split()[0]
+def preserved_blocks(blocks: Sequence[str], marker: str) -> set[int]:
+    """Blocks whose first non-empty line defines something, is a comment (the marker's comment
+    sign), or returns."""
+    comment = marker.split()[0]
     keep = set()
     for b, block in enumerate(blocks):
         for line in block.split("\n"):
