@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 LOCK := requirements.lock
 STAMP := .make/installed
 
-.PHONY: install demo test bench lint typecheck lock clean
+.PHONY: install demo test bench gpu-check lint typecheck lock clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ bench: install
 	[ -d .bench-env/llmlingua ] || $(PIP) install -q --no-deps --target .bench-env llmlingua==0.2.2 tiktoken
 	[ -d .bench-env/selective_context ] || $(PIP) install -q --no-deps --target .bench-env selective-context==0.1.4
 	$(PY) benchmarks/bench.py
+
+# On a machine with a CUDA GPU (and `pip install 'pcbench[vllm]'` for the vLLM part): readers, bf16,
+# batched compressors on CUDA vs CPU, and break-even with a 1.5B reader. A few minutes.
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py
 
 lint: install
 	$(PY) -m ruff check .

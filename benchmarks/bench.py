@@ -11,7 +11,9 @@
    (benchmarks/trained_pruners.py): throughput and the ratio to one forward pass of their model;
    LLMLingua and LongLLMLingua against the reference llmlingua 0.2.2 (benchmarks/llmlingua_reference.py):
    agreement of kept tokens, achieved ratios and speed; `code` against LongCodeZip's own source
-   (benchmarks/codezip_reference.py; skipped unless a copy is given: it is not on PyPI).
+   (benchmarks/codezip_reference.py; skipped unless a copy is given: it is not on PyPI);
+7. break-even (benchmarks/break_even.py): per family at 2x, 4x and 10x on HotpotQA, compress + read
+   seconds per example against reading the full context with the default reader, and the crossover.
 
 Cells run in this process (as Hydra's local multirun does), so interpreter start-up is excluded.
 """
@@ -27,24 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
-
-from pcbench.runners.cell import run_cell  # noqa: E402
+from reference_common import cell  # noqa: E402  (beside this file)
 
 SHARED_HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
 RATES = (0.1, 0.25, 0.5, 0.75, 0.9)
-
-
-def cell(overrides: list[str], cache: Path, out: Path) -> tuple[float, dict]:
-    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
-        cfg = compose("config", overrides=[*overrides, f"cache_dir={cache}"])
-    names = {"task": "task", "compressor": "compressor", "reader": "reader"}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key in names:
-            names[key] = value
-    start = time.perf_counter()
-    metrics = run_cell(cfg, out, names)
-    return time.perf_counter() - start, metrics
 
 
 def sweep_cost(compressor: str, task: list[str], scratch: Path) -> tuple[float, float, float, float]:
@@ -114,7 +102,8 @@ def batching(rows: list[tuple[str, str, str]]) -> None:
 
 
 def families(rows: list[tuple[str, str, str]]) -> None:
-    import codezip_reference  # beside this file
+    import break_even  # beside this file
+    import codezip_reference
     import llmlingua2_reference
     import llmlingua_reference
     import lm_pruning
@@ -126,12 +115,17 @@ def families(rows: list[tuple[str, str, str]]) -> None:
         rows.append((f"{row['family']}: 2k-token essay at rate 0.5", f"{row['tokens_per_s']} tokens/s",
                      f"{row['vs_forward_pass']}x one forward pass (goal <= 1.3x); 5-rate sweep "
                      f"{row['sweep_5_rates_vs_1']}x one rate; achieved {row['achieved_rate_at_0.5']}"))
+    for row in lm_pruning.batching():
+        rows.append((f"{row['family']}: {row['examples']} HotpotQA examples batched vs one by one",
+                     f"{row['speedup']}x faster", f"{row['one_by_one_per_s']} -> {row['batched_per_s']} examples/s; "
+                     f"same kept text {row['same_kept_text']}/{row['examples']}"))
     rows.extend(llmlingua_reference.run())  # ours against llmlingua 0.2.2 (installed in .bench-env by make bench)
     rows.extend(selective_context_reference.run())  # ours against selective-context 0.1.4 (likewise)
     rows.extend(llmlingua2_reference.run())  # ours against llmlingua 0.2.2's LLMLingua-2, one tiny XLM-R
     rows.extend(codezip_reference.run())  # ours against LongCodeZip's source, where a copy of it is given
     rows.extend(codezip_reference.speed())
     rows.extend(new_families.run())  # the attention probe and the summariser
+    rows.extend(break_even.run())  # compress + read against reading everything, per family and rate
     for name, row in trained_pruners.run().items():
         rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
                      f"{row['tokens_per_s']} tokens/s; {row['batched_speedup']}x faster than one by one; "

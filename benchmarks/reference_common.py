@@ -1,12 +1,15 @@
-"""What the reference comparisons share: where things are, and which words of a text survive in an output."""
+"""What the benchmarks share: where things are, one cell run in this process, and which words of a text
+survive in an output."""
 
 from __future__ import annotations
 
 import os
 import re
 import sys
+import time
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -25,3 +28,21 @@ def word_survival(original: str, output: str) -> dict[int, float]:
         for k in range(block.a, block.a + block.size):
             kept[k] = True
     return {m.start(): sum(kept[m.start():m.end()]) / (m.end() - m.start()) for m in re.finditer(r"\S+", original)}
+
+
+def cell(overrides: list[str], cache: Path, out: Path) -> tuple[float, dict[str, Any]]:
+    """One cell run in this process (as Hydra's local multirun runs it): wall seconds and its metrics."""
+    from hydra import compose, initialize_config_dir
+
+    from pcbench.runners.cell import run_cell
+
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
+        cfg = compose("config", overrides=[*overrides, f"cache_dir={cache}"])
+    names = {"task": "task", "compressor": "compressor", "reader": "reader"}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key in names:
+            names[key] = value
+    start = time.perf_counter()
+    metrics = run_cell(cfg, out, names)
+    return time.perf_counter() - start, metrics

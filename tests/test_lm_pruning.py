@@ -71,10 +71,11 @@ def long_example(words: int = 600) -> Example:
 # -- golden outputs -----------------------------------------------------------------------------
 
 GOLDEN = {
-    "llmlingua": "is of has many the E its\n\nquick brown fox near\n\nmechanics describes natureatomic.",
+    "llmlingua": "is of has many the E its\n\nquick brown fox near morning\n\nmechanics describes natureatomic.",
     # The token stage runs over the documents in output order (reorder_context=sort), as llmlingua 0.2.2 does.
-    "longllmlingua": ("Quantum mechanics nature at smallest scales of energy levels of atoms subatomic particles, "
-                      "where classical fails.\n\nfox jumps river morning\n\n."),
+    # Segments and ratios laid out as 0.2.2's, the question tokenized with the context after it.
+    "longllmlingua": ("Quantum\nQuantum mechanics nature at smallest scales of energy levels of atoms and subatomic "
+                      "particles, where classical fails.\n\nfox over lazy near river\n\n."),
     # The package's rule: each sentence scored alone, a unit's mean self-information.
     "selective_context": ("Paris\nParis the capital France many museums and its bridges\n\nFox\njumps every .\n\n"
                           "Quantum\ndescribes nature at subatomic particles where"),
@@ -122,6 +123,46 @@ def test_faithful_rule_records_requested_and_achieved(family: str, tiny: str, en
     assert out.extras["target_reader_tokens"] == round(0.3 * total)
     assert out.extras["achieved_reader_tokens"] == env.count([out.text])[0]
     assert 0 < out.extras["achieved_reader_tokens"] < total
+
+
+class CountingStore:
+    """A store that remembers everything and lists, per call that computed LM scores, their stages."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.computes: list[list[str]] = []
+
+    def fetch(self, key: dict[str, Any], compute: Any) -> Any:
+        return self.fetch_many([key], lambda missing: [compute()])[0]
+
+    def fetch_many(self, keys: list[dict[str, Any]], compute: Any) -> list[Any]:
+        slots = [json.dumps(k, sort_keys=True) for k in keys]
+        missing = [i for i, slot in enumerate(slots) if slot not in self.values]
+        if missing:
+            if keys[0]["stage"].startswith("lm_"):  # not token counts or spaCy's phrases
+                self.computes.append([keys[i]["stage"] for i in missing])
+            self.values.update({slots[i]: v for i, v in zip(missing, compute(missing))})
+        return [self.values[slot] for slot in slots]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_batched_across_examples_keeps_the_same_tokens_as_one_by_one(family: str, tiny: str, env: Env) -> None:
+    """Budget-free scores of several examples share forward passes (the coarse ranking, the first
+    full pass, Selective Context's self-information); what each example keeps does not change, and
+    it holds without a store that remembers (the batch keeps what it fetched for itself)."""
+    from dataclasses import replace
+
+    examples = [EXAMPLE, long_example(200), Example("e", "Empty?", (), ("x",)),
+                Example("f", "Where is the fox?", PASSAGES[1:], ("river",))]
+    compressor = build(family, tiny, rate=0.4)
+    alone = [compressor.compress(e, env).text for e in examples]
+    assert [r.text for r in compressor.compress_batch(examples, env)] == alone  # env has no store
+    store = CountingStore()
+    assert [r.text for r in compressor.compress_batch(examples, replace(env, store=store))] == alone
+    # One shared computation per budget-free stage, for all three examples with a context.
+    assert store.computes == {"llmlingua": [["lm_doc_ppl"] * 2, ["lm_surprisal"] * 3],
+                              "longllmlingua": [["lm_conditioned_ppl"] * 3, ["lm_surprisal"] * 6],
+                              "selective_context": [["lm_self_info_sentences"] * 3]}[family]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -195,6 +236,38 @@ def test_kv_cache_step_matches_a_full_pass(tiny: str, env: Env) -> None:
     second, _ = scorer.step(ids[24:], scorer.crop(cache, 24))
     assert abs(first - full[1:25]).max() < 1e-4
     assert abs(second - full[25:]).max() < 1e-4
+
+
+def test_question_prefix_is_tokenized_with_the_context_after_it(tiny: str, env: Env) -> None:
+    """llmlingua 0.2.2 tokenizes "question\n\n" + context as one string and finds the question's
+    tokens by decoding; a blank line before a word is two newline tokens there, one at a string's end."""
+    from pcbench.compressors.llmlingua import LLMLingua
+    from pcbench.models.pool import ModelSpec
+
+    scorer = env.causal_lm(ModelSpec(tiny, None, "float32", "cpu"))
+    question = "In what 2 countries did both X-Large and A Bathing Ape have stores?"
+    text = "X-Large\nX-Large is a store."
+    prefix = LLMLingua.question_ids(scorer, question, text)
+    assert prefix + scorer.encode(text) == scorer.encode(question + "\n\n" + text)
+    assert prefix != scorer.encode(question + "\n\n")  # the case that used to differ
+
+
+def test_segments_and_ratios_are_laid_out_as_the_reference_lays_them_out() -> None:
+    """get_dynamic_compression_ratio's arithmetic: each document counts its own tokens + 2, the count
+    starts at 1 (the first segment is one token short), ratios = budget / counts + the offset."""
+    from pcbench.compressors.llmlingua import Doc, Plan
+
+    class Words:  # a tokenizer of one token per word: the lengths are plain to read
+        def encode(self, text: str) -> list[int]:
+            return [0] * len(text.split())
+
+    docs = [Doc(0, "", "w " * 150), Doc(1, "", "w " * 300), Doc(2, "", "w " * 40)]
+    plan = Plan(docs, [0, 1, 2], "", [], [0.1, 0.0, -0.1])
+    compressor = make("compressor", "longllmlingua", rate=0.5, device="cpu")
+    tau = 100 / (152 + 302 + 42 + 1)
+    r0, r1, r2 = tau + 0.1, tau, tau - 0.1
+    assert compressor.segment_ratios(Words(), plan, 100.0, 200) == [
+        [(152, r0), (47, r1)], [(200, r1)], [(55, r1), (42, r2)]]
 
 
 def test_selective_context_is_query_agnostic_and_longllmlingua_is_not(tiny: str, env: Env) -> None:

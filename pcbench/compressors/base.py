@@ -12,6 +12,7 @@ cached results of the old algorithm are never reused.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, ClassVar, Literal, Protocol
@@ -47,6 +48,58 @@ class NoStore:
 
     def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
         return compute(list(range(len(keys)))) if keys else []
+
+
+class Prefetched:
+    """A store in front of another that also holds what it fetched in this call, so values scored
+    for many examples at once (`fetch_many`) are found again when each example is then compressed
+    alone, whether or not the store behind remembers anything (a NoStore does not)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.held: dict[str, Any] = {}
+
+    @staticmethod
+    def slot(key: dict[str, Any]) -> str:
+        return json.dumps(key, sort_keys=True, default=str)
+
+    def fetch(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        slot = self.slot(key)
+        if slot not in self.held:
+            self.held[slot] = self.inner.fetch(key, compute)
+        return self.held[slot]
+
+    def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
+        slots = [self.slot(k) for k in keys]
+        todo = [i for i, slot in enumerate(slots) if slot not in self.held]
+        if todo:
+            values = self.inner.fetch_many([keys[i] for i in todo], lambda missing: compute([todo[j] for j in missing]))
+            self.held.update({slots[i]: value for i, value in zip(todo, values)})
+        return [self.held[slot] for slot in slots]
+
+
+# One scoring job for `fetch_surprisals`: its store key, the token sequences it scores, and what it
+# makes of their surprisals (one array per sequence) as the value stored under the key.
+SurprisalJob = tuple[dict[str, Any], list[list[int]], Callable[[list[Any]], Any]]
+
+
+def fetch_surprisals(store: Store, scorer: CausalLM, jobs: list[SurprisalJob], batch_size: int,
+                     bos: bool) -> list[Any]:
+    """The value of every job, the misses scored together: all their sequences go through the
+    model in shared padded batches (across examples when the jobs are several examples'), then
+    each job reduces its own arrays."""
+
+    def compute(missing: list[int]) -> list[Any]:
+        seqs = [seq for i in missing for seq in jobs[i][1]]
+        arrays = scorer.surprisal(seqs, batch_size, bos=bos) if seqs else []
+        out, pos = [], 0
+        for i in missing:
+            n = len(jobs[i][1])
+            out.append(jobs[i][2](arrays[pos:pos + n]))
+            pos += n
+        return out
+
+    return store.fetch_many([job[0] for job in jobs], compute)
 
 
 def no_overhead(example: Example) -> int:

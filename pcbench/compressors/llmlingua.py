@@ -9,7 +9,9 @@ Implemented natively from the paper and the documented behaviour of `llmlingua` 
 2. Optional sentence-level filter (`use_sentence_level_filter`): sentences of kept documents by
    perplexity, up to `token_budget_ratio` x the budget.
 3. Iterative token-level compression (`use_token_level_filter`): the kept documents joined by blank
-   lines are cut into segments of `iterative_size` scorer tokens. Every token's perplexity is first
+   lines are cut into segments of `iterative_size` scorer tokens (laid out as the reference lays
+   them out: the first one token short, each document's ratio over its own token count + 2). The
+   question prefix is tokenized with the context after it. Every token's perplexity is first
    scored in one pass; then segment by segment the tokens are rescored conditioned on the
    already-compressed prefix (a KV cache of the compressed prefix, so each step feeds only the
    previous compressed segment and the new one), a threshold is read off the distribution of all
@@ -30,12 +32,12 @@ boundaries survive (compressed titles included).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 
-from pcbench.compressors.base import Budget, Compressed, Compressor, Env
+from pcbench.compressors.base import Budget, Compressed, Compressor, Env, Prefetched, SurprisalJob, fetch_surprisals
 from pcbench.compressors.units import first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
@@ -75,6 +77,20 @@ class Plan:
 
 
 @dataclass
+class Layout:
+    """One example ready for the token stage: its budget, its plan and the plan's scorer tokens."""
+
+    extras: dict[str, Any]
+    limit: int
+    reader_total: int
+    target: float  # the budget in scorer tokens
+    question: str
+    plan: Plan
+    tokens: Tokens
+    scorer: CausalLM
+
+
+@dataclass
 class LLMLingua(Compressor, Budget):
     model: str
     revision: str | None
@@ -93,7 +109,8 @@ class LLMLingua(Compressor, Budget):
     strict_budget: bool
 
     query_aware: ClassVar[bool] = False
-    version: ClassVar[int] = 1
+    # 2: segments, ratios and the question's tokens as llmlingua 0.2.2's; dropped tokens take their judged slot
+    version: ClassVar[int] = 2
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -130,21 +147,46 @@ class LLMLingua(Compressor, Budget):
         return {"model": self.model, "revision": self.revision, "dtype": self.dtype}
 
     def compress(self, example: Example, env: Env) -> Compressed:
+        return self.compress_batch([example], env)[0]
+
+    def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
+        """The budget-free scores of all examples first, in shared forward passes (the coarse
+        ranking, then the token stage's first full pass), then each example's segment-by-segment
+        token stage, which waits on its own previous segment and so cannot batch."""
+        env = replace(env, store=Prefetched(env.store))
+        live = [e for e in examples if e.context.strip()]
+        scorer = self.scorer(env) if live else None
+        if scorer is not None and self.use_context_level_filter:
+            docs = [(self.documents(e, scorer), self.question_of(e)) for e in live]
+            fetch_surprisals(env.store, scorer, [self.rank_job(d, q, scorer) for d, q in docs if len(d) > 1],
+                             self.batch_size, bos=False)
+        layouts = [self.layout(e, env, scorer) for e in examples]
+        if scorer is not None and self.use_token_level_filter:
+            jobs = [job for lay in layouts if isinstance(lay, Layout) and lay.tokens.ids
+                    for job in self.first_pass_jobs(self.stream_ids(scorer, lay.tokens, lay.plan, lay.question))]
+            fetch_surprisals(env.store, scorer, jobs, self.batch_size, bos=False)
+        return [lay if isinstance(lay, Compressed) else self.finish(lay, example, env)
+                for lay, example in zip(layouts, examples)]
+
+    def question_of(self, example: Example) -> str:
+        return example.question if self.condition() != "none" or self.question_prefix() else ""
+
+    def layout(self, example: Example, env: Env, scorer: CausalLM | None) -> Layout | Compressed:
+        """Budget, coarse stage and the joined text the token stage runs on (or the empty result)."""
         reader_total = env.count([example.context])[0] if example.context else 0
         limit = self.token_limit(reader_total, env.prompt_overhead(example))
         assert limit is not None
         extras: dict[str, Any] = {"requested": {"rate": self.rate, "target_tokens": self.target_tokens},
                                   "target_reader_tokens": limit, "original_reader_tokens": reader_total}
-        if not example.context.strip():
+        if not example.context.strip() or scorer is None:
             return Compressed((), {**extras, "achieved_reader_tokens": 0, "documents": 0})
-        scorer = self.scorer(env)
         docs = self.documents(example, scorer)
         doc_tokens = [len(scorer.encode(d.render())) for d in docs]
         scorer_total = len(scorer.encode(example.context))
         # The budget in scorer tokens: the reader's limit scaled by how the two tokenizers count
         # this very context (the same number when reader and scorer share a tokenizer).
         target = limit * scorer_total / max(1, reader_total)
-        question = example.question if self.condition() != "none" or self.question_prefix() else ""
+        question = self.question_of(example)
 
         used = list(range(len(docs)))
         ranked: list[tuple[int, float]] = [(i, 0.0) for i in used]
@@ -157,10 +199,13 @@ class LLMLingua(Compressor, Budget):
             docs = self.sentence_filter(docs, used, question, target, scorer, env)
         plan = self.plan(docs, used, order, dyn)
         extras.update(documents=len(docs), kept_documents=len(used))
+        return Layout(extras, limit, reader_total, target, question, plan, scorer.tokenize(plan.text), scorer)
 
-        tokens = scorer.tokenize(plan.text)
+    def finish(self, lay: Layout, example: Example, env: Env) -> Compressed:
+        """The token stage, then the kept tokens rendered back into passages."""
+        plan, tokens, scorer, extras, limit = lay.plan, lay.tokens, lay.scorer, lay.extras, lay.limit
         if self.use_token_level_filter and tokens.ids:
-            keep, priority = self.iterative(scorer, env, tokens, plan, target, question)
+            keep, priority = self.iterative(scorer, env, tokens, plan, lay.target, lay.question)
         else:
             keep = np.ones(len(tokens.ids), dtype=bool)
             priority = np.full(len(tokens.ids), INF)
@@ -184,23 +229,26 @@ class LLMLingua(Compressor, Budget):
             extras["kept_scorer_tokens"] = k
         achieved = env.count([Compressed(passages).text])[0]
         extras.update(achieved_reader_tokens=achieved,
-                      achieved_rate=achieved / reader_total if reader_total else 0.0)
+                      achieved_rate=achieved / lay.reader_total if lay.reader_total else 0.0)
         return Compressed(passages, extras)
 
     # -- coarse stage --------------------------------------------------------------------------------
 
     def rank(self, docs: list[Doc], question: str, scorer: CausalLM, env: Env) -> list[tuple[int, float]]:
-        """Documents best first with their scores: LLMLingua's rank is the perplexity of each
-        document alone (mean surprisal, tokenized as the tokenizer does by default), highest first."""
+        """Documents best first with their scores."""
+        [scores] = fetch_surprisals(env.store, scorer, [self.rank_job(docs, question, scorer)], self.batch_size,
+                                    bos=False)
+        return self.ranking(scores)
+
+    def rank_job(self, docs: list[Doc], question: str, scorer: CausalLM) -> SurprisalJob:
+        """LLMLingua's document score: the perplexity of each document alone (mean surprisal,
+        tokenized as the tokenizer does by default); budget-free, so cached across rates."""
         texts = [d.render() for d in docs]
         key = {"stage": "lm_doc_ppl", "scorer": self.scorer_key(), "texts": texts}
+        return key, [scorer.encode(t, special=True) for t in texts], lambda arrays: [_mean(a) for a in arrays]
 
-        def compute() -> list[float]:
-            seqs = [scorer.encode(t, special=True) for t in texts]
-            return [_mean(s) for s in scorer.surprisal(seqs, self.batch_size, bos=False)]
-
-        ppl = env.store.fetch(key, compute)
-        return sorted(enumerate(ppl), key=lambda x: -x[1])
+    def ranking(self, scores: list[float]) -> list[tuple[int, float]]:
+        return sorted(enumerate(scores), key=lambda x: -x[1])  # the most perplexing first
 
     def control_context_budget(self, ranked: list[tuple[int, float]], doc_tokens: list[int],
                                target: float) -> list[int]:
@@ -293,46 +341,37 @@ class LLMLingua(Compressor, Budget):
         ids = tokens.ids
         n = len(ids)
         window = scorer.window
-        prefix: list[int] = []
-        if self.question_prefix() and question:
-            # The reference conditions on "question\n\n"; a prefix beyond a quarter of the window
-            # keeps its end (nearest the context) so segments still fit.
-            prefix = scorer.encode(question + "\n\n")[-max(1, window // 4):]
+        seqs = self.stream_ids(scorer, tokens, plan, question)
+        first = fetch_surprisals(env.store, scorer, self.first_pass_jobs(seqs), self.batch_size, bos=False)
+        prefix = seqs[0][:len(seqs[0]) - n]
         size = max(1, min(self.iterative_size, window // 4))
         head = min(CACHE_HEAD + len(prefix), window // 4)
-        cond = _Stream(scorer, prefix + ids, head, self._first_pass(scorer, env, prefix + ids))
-        plain = _Stream(scorer, list(ids), min(CACHE_HEAD, window // 4),
-                        self._first_pass(scorer, env, list(ids))) if self.compare() else None
-        # Per-token target ratio: budget over kept-document tokens, plus each document's offset.
-        doc_of = self.owners(first_char_anchors(tokens.offsets, plan.text), plan)
-        tau = target / max(1, n)
-        ratio = np.array([min(1.0, max(0.0, tau + (plan.ratios[o[0]] if o else 0.0))) for o in doc_of])
+        cond = _Stream(scorer, seqs[0], head, np.asarray(first[0], dtype=np.float64))
+        plain = _Stream(scorer, seqs[1], min(CACHE_HEAD, window // 4),
+                        np.asarray(first[1], dtype=np.float64)) if self.compare() else None
+        segments = self.segment_ratios(scorer, plan, target, size)
         alive = list(range(n))  # original index of each current context position
         decision = np.full(n, INF)
         keep = np.ones(n, dtype=bool)
         p = len(prefix)
-        start, step = p, 0
-        while True:
+        start = p
+        for step, runs in enumerate(segments):
             end = start + size
             if step == 0:
                 end = min(end, len(cond.ids))
             elif end > len(cond.ids):
                 break  # the reference never compresses a last segment shorter than iterative_size
-            if end <= start:
-                break
             if step:
                 cond.advance(end, start)
                 if plain is not None:
                     plain.advance(end - p, start - p)
             a = start
-            while a < end:  # runs of equal ratio inside the segment (documents' dynamic ratios)
-                r = ratio[alive[a - p]]
-                b = a
-                while b < end and ratio[alive[b - p]] == r:
-                    b += 1
+            for length, r in runs:  # runs of one ratio inside the segment (documents' dynamic ratios)
+                b = min(a + length, len(cond.ids))
+                if b <= a:
+                    continue
                 scores = self._scores(cond, plain, p)
-                # The threshold's distribution: every current surprisal (contrast with compare),
-                # whatever the alignment of scores to tokens.
+                # The threshold's distribution: every current score (contrast with compare).
                 dist = (plain.sur - cond.sur[p:])[1:] if plain is not None else cond.sur[1:]
                 thr = _threshold(dist[~np.isnan(dist)], r)
                 mine = scores[a:b]
@@ -342,24 +381,70 @@ class LLMLingua(Compressor, Budget):
                 for i in drop:
                     keep[alive[i - p]] = False
                 if drop:
-                    cond.remove(drop)
+                    follow = self.token_score == "next"
+                    cond.remove(drop, follow)
                     if plain is not None:
-                        plain.remove([i - p for i in drop])
+                        plain.remove([i - p for i in drop], follow)
                     gone = set(drop)
                     alive = [o for j, o in enumerate(alive) if j + p not in gone]
-                b -= len(drop)
-                end -= len(drop)
-                a = b
-            start = end
-            step += 1
+                a = b - len(drop)
+            start = a
         return keep, decision
 
-    def _first_pass(self, scorer: CausalLM, env: Env, ids: list[int]) -> np.ndarray:
-        """Surprisal of every token of the uncompressed sequence (budget-free: cached across rates)."""
-        key = {"stage": "lm_surprisal", "scorer": self.scorer_key(), "ids": _pack(ids)}
-        values = env.store.fetch(key, lambda: [float(x) for x in scorer.surprisal([ids], self.batch_size,
-                                                                                  bos=False)[0]])
-        return np.asarray(values, dtype=np.float64)
+    @staticmethod
+    def question_ids(scorer: CausalLM, question: str, text: str) -> list[int]:
+        """The tokens of "question\n\n" as they fall when the context follows them, which is how
+        the reference tokenizes its condition (one string, the prefix found by decoding): a blank
+        line before a word is often two newline tokens there, one token at the end of a string."""
+        prefix = question + "\n\n"
+        joint = scorer.encode(prefix + text[:100])
+        for i in range(max(1, len(scorer.encode(prefix)) - 3), len(joint) + 1):
+            if scorer.decode(joint[:i]) == prefix:
+                return joint[:i]
+        return scorer.encode(prefix)
+
+    def segment_ratios(self, scorer: CausalLM, plan: Plan, target: float,
+                       size: int) -> list[list[tuple[int, float]]]:
+        """Per segment, runs of (tokens, ratio), laid out as llmlingua 0.2.2's
+        `get_dynamic_compression_ratio` lays them out: each kept document counts its tokens alone
+        plus 2 (the blank line after it), the ratio is the budget over those counts (+1) plus the
+        document's dynamic offset, and the count starts at 1, so the first segment is one token
+        short of `iterative_size`. The counts are estimates of the joined text's tokens (off by
+        about one per document), and runs follow them as the reference's do."""
+        lengths = [len(scorer.encode(plan.docs[d].render())) + 2 for d in plan.order]
+        tau = target / (sum(lengths) + 1)
+        out: list[list[tuple[int, float]]] = []
+        current: list[tuple[int, float]] = []
+        filled = 1
+        for length, d in zip(lengths, plan.order):
+            r = min(1.0, max(0.0, tau + plan.ratios[d]))
+            if filled + length < size:
+                filled += length
+                current.append((length, r))
+                continue
+            out.append(current + [(size - filled, r)])
+            filled += length - size
+            if filled > size:
+                out.extend([[(size, r)]] * (filled // size))
+                filled %= size
+            current = [(filled, r)] if filled else []
+        if current:
+            out.append(current)
+        return out
+
+    def stream_ids(self, scorer: CausalLM, tokens: Tokens, plan: Plan, question: str) -> list[list[int]]:
+        """The sequences the token stage scores: the context after the question prefix (the
+        reference conditions on "question\n\n"; a prefix beyond a quarter of the window keeps its
+        end, nearest the context, so segments still fit), and with `compare` the context alone."""
+        prefix: list[int] = []
+        if self.question_prefix() and question:
+            prefix = self.question_ids(scorer, question, plan.text)[-max(1, scorer.window // 4):]
+        return [prefix + tokens.ids] + ([list(tokens.ids)] if self.compare() else [])
+
+    def first_pass_jobs(self, seqs: list[list[int]]) -> list[SurprisalJob]:
+        """Surprisal of every token of each uncompressed sequence (budget-free: cached across rates)."""
+        return [({"stage": "lm_surprisal", "scorer": self.scorer_key(), "ids": _pack(ids)}, [ids],
+                 lambda arrays: [float(x) for x in arrays[0]]) for ids in seqs]
 
     def _scores(self, cond: _Stream, plain: _Stream | None, p: int) -> np.ndarray:
         """The keep score of each position of the conditioned sequence (NaN: always kept).
@@ -437,11 +522,16 @@ class _Stream:
         scorer.crop(self.cache, length - (end - settle))
         self.fed = settle
 
-    def remove(self, positions: list[int]) -> None:
+    def remove(self, positions: list[int], follow: bool = False) -> None:
+        """Drop the tokens at `positions`. With `follow`, each dropped token takes the surprisal
+        slot after it (the one it was judged on) rather than its own, as llmlingua 0.2.2 drops
+        `loss[j]` with token j: the next kept token then holds the first dropped token's surprisal
+        until it is rescored, which is what later thresholds see."""
         gone = set(positions)
         keep = [i for i in range(len(self.ids)) if i not in gone]
         self.ids = [self.ids[i] for i in keep]
-        self.sur = self.sur[keep]
+        slots = {i + 1 for i in gone} if follow else gone
+        self.sur = self.sur[[i for i in range(len(self.sur)) if i not in slots]]
 
 
 def _threshold(values: np.ndarray, ratio: float) -> float:

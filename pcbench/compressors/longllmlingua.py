@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
-from pcbench.compressors.base import Env
+from pcbench.compressors.base import Env, SurprisalJob, fetch_surprisals
 from pcbench.compressors.llmlingua import Doc, LLMLingua, _mean
 from pcbench.core.example import Example
 from pcbench.core.knobs import Range
@@ -50,7 +50,7 @@ class LongLLMLingua(LLMLingua):
     recovery: bool  # subsequence recovery of the reader's answer (restore), before it is scored
 
     query_aware: ClassVar[bool] = True
-    version: ClassVar[int] = 2  # 2: coarse ranking scores the joined string, as llmlingua 0.2.2
+    version: ClassVar[int] = 3  # 2: coarse ranking scores the joined string, as llmlingua 0.2.2; 3: segments as its
 
     def condition(self) -> str:
         base = self.condition_in_question.replace("_condition", "")
@@ -88,9 +88,11 @@ class LongLLMLingua(LLMLingua):
                 docs.append(Doc(i, "" if any(d.passage == i for d in docs) else passage.title, chunk))
         return docs
 
-    def rank(self, docs: list[Doc], question: str, scorer: CausalLM, env: Env) -> list[tuple[int, float]]:
-        ppl = self.conditioned_ppl([d.render() for d in docs], question + ANSWER_HINT, scorer, env)
-        return sorted(enumerate(ppl), key=lambda x: x[1])  # the question is least surprising: best
+    def rank_job(self, docs: list[Doc], question: str, scorer: CausalLM) -> SurprisalJob:
+        return self.conditioned_job([d.render() for d in docs], question + ANSWER_HINT, scorer)
+
+    def ranking(self, scores: list[float]) -> list[tuple[int, float]]:
+        return sorted(enumerate(scores), key=lambda x: x[1])  # the question is least surprising: best
 
     def output_order(self, used: list[int], ranked: list[tuple[int, float]]) -> list[int]:
         if self.reorder_context == "original":
@@ -103,30 +105,32 @@ class LongLLMLingua(LLMLingua):
         return self.conditioned_ppl(sentences, question, scorer, env)
 
     def conditioned_ppl(self, texts: list[str], question: str, scorer: CausalLM, env: Env) -> list[float]:
+        [scores] = fetch_surprisals(env.store, scorer, [self.conditioned_job(texts, question, scorer)],
+                                    self.batch_size, bos=False)
+        return list(scores)
+
+    def conditioned_job(self, texts: list[str], question: str, scorer: CausalLM) -> SurprisalJob:
         """Mean surprisal of the question after each text (`after`) or of each text after the
-        question (`before`), in batched forward passes; budget-free, so cached across rates."""
+        question (`before`); budget-free, so cached across rates.
+
+        As llmlingua 0.2.2's get_condition_ppl: the two strings joined and tokenized as ONE string
+        (the boundary tokens are the joined text's own), and the mean surprisal of the tokens after
+        the first len(ids(condition)) (its condition_pos_id = that length - 1).
+        """
         mode = self.condition()
         key = {"stage": "lm_conditioned_ppl", "scorer": self.scorer_key(), "mode": mode, "question": question,
                "texts": texts, "rule": "joined"}
-
-        def compute() -> list[float]:
-            # As llmlingua 0.2.2's get_condition_ppl: the two strings joined and tokenized as ONE
-            # string (the boundary tokens are the joined text's own), and the mean surprisal of the
-            # tokens after the first len(ids(condition)) (its condition_pos_id = that length - 1).
-            seqs, starts = [], []
-            for text in texts:
-                first, second = (text, question) if mode == "after" else (question, text)
-                joined = scorer.encode(first + second, special=True)
-                start = len(scorer.encode(first, special=True))
-                # Longer than the window (rare: documents are cut to max_document_tokens): the
-                # reference cuts the end off; here the head goes, so the scored part stays whole.
-                cut = max(0, len(joined) - scorer.window)
-                seqs.append(joined[cut:])
-                starts.append(max(1, start - cut))
-            surprisal = scorer.surprisal(seqs, self.batch_size, bos=False)
-            return [_mean(s[a:]) for s, a in zip(surprisal, starts)]
-
-        return list(env.store.fetch(key, compute))
+        seqs, starts = [], []
+        for text in texts:
+            first, second = (text, question) if mode == "after" else (question, text)
+            joined = scorer.encode(first + second, special=True)
+            start = len(scorer.encode(first, special=True))
+            # Longer than the window (rare: documents are cut to max_document_tokens): the
+            # reference cuts the end off; here the head goes, so the scored part stays whole.
+            cut = max(0, len(joined) - scorer.window)
+            seqs.append(joined[cut:])
+            starts.append(max(1, start - cut))
+        return key, seqs, lambda arrays: [_mean(s[a:]) for s, a in zip(arrays, starts)]
 
     def restore(self, prediction: str, example: Example, compressed: str, env: Env) -> str:
         """Subsequence recovery: each longest run of answer words found in the compressed text is

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 
-from pcbench.compressors.base import Budget, Compressed, Compressor, Env
+from pcbench.compressors.base import Budget, Compressed, Compressor, Env, Prefetched, SurprisalJob, fetch_surprisals
 from pcbench.compressors.units import aggregate, first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage, passage_starts
@@ -82,16 +82,10 @@ class SelectiveContext(Compressor, Budget):
         if not context.strip():
             return Compressed((), {**extras, "units": 0, "kept_units": 0, "achieved_reader_tokens": 0})
         level: str = self.level  # "word" when spaCy is missing for phrases
-        scorer = env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
-        # The stretches scored as one sequence, (passage, start, end) in context characters: each
-        # sentence (the package), or each passage within one pass over the whole context.
-        if self.scoring == "sentence":
-            pieces = [(index, start + a, start + b) for index, start in passage_starts(example.passages)
-                      for a, b in reference_sentences(example.passages[index].text)]
-        else:
-            pieces = [(index, start, start + len(example.passages[index].text))
-                      for index, start in passage_starts(example.passages)]
-        scored = env.store.fetch(self._score_key(context, pieces), lambda: self._self_info(scorer, context, pieces))
+        scorer = self.scorer(env)
+        pieces = self.pieces(example)
+        [scored] = fetch_surprisals(env.store, scorer, [self.info_job(scorer, context, pieces)], self.batch_size,
+                                    bos=True)
         units: list[tuple[int, int, int]] = []  # (passage, start, end) in context characters
         for index, start, end in pieces:
             text = context[start:end]
@@ -143,26 +137,50 @@ class SelectiveContext(Compressor, Budget):
             extras["fallback"] = "spaCy or en_core_web_sm is not installed: phrases are whitespace words"
         return Compressed(passages, extras)
 
-    def _score_key(self, context: str, pieces: list[tuple[int, int, int]]) -> dict[str, Any]:
-        scorer = {"model": self.model, "revision": self.revision, "dtype": self.dtype}
-        if self.scoring == "context":
-            return {"stage": "lm_self_info", "scorer": scorer, "text": context}
-        return {"stage": "lm_self_info_sentences", "scorer": scorer, "texts": [context[a:b] for _, a, b in pieces]}
+    def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
+        """Self-information of all examples first, their sequences in shared forward passes, then
+        each example's units and selection."""
+        env = replace(env, store=Prefetched(env.store))
+        live = [e for e in examples if e.context.strip()]
+        if live:
+            scorer = self.scorer(env)
+            fetch_surprisals(env.store, scorer, [self.info_job(scorer, e.context, self.pieces(e)) for e in live],
+                             self.batch_size, bos=True)
+        return [self.compress(e, env) for e in examples]
 
-    def _self_info(self, scorer: CausalLM, context: str, pieces: list[tuple[int, int, int]]) -> dict[str, Any]:
-        """Token anchors (context characters) and self-information of every scored stretch, in batched passes."""
+    def scorer(self, env: Env) -> CausalLM:
+        return env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
+
+    def pieces(self, example: Example) -> list[tuple[int, int, int]]:
+        """The stretches scored as one sequence, (passage, start, end) in context characters: each
+        sentence (the package), or each passage within one pass over the whole context."""
+        if self.scoring == "sentence":
+            return [(index, start + a, start + b) for index, start in passage_starts(example.passages)
+                    for a, b in reference_sentences(example.passages[index].text)]
+        return [(index, start, start + len(example.passages[index].text))
+                for index, start in passage_starts(example.passages)]
+
+    def info_job(self, scorer: CausalLM, context: str, pieces: list[tuple[int, int, int]]) -> SurprisalJob:
+        """Token anchors (context characters) and self-information of every scored stretch:
+        the whole context in one sequence (`scoring=context`), or each sentence alone."""
+        model = {"model": self.model, "revision": self.revision, "dtype": self.dtype}
         if self.scoring == "context":
-            tokens = scorer.tokenize(context)
-            info = scorer.surprisal([tokens.ids], self.batch_size, bos=True)[0]
-            return {"anchors": first_char_anchors(tokens.offsets, context), "info": [float(x) for x in info]}
-        tokenized = [scorer.tokenize(context[a:b]) for _, a, b in pieces]
-        infos = scorer.surprisal([t.ids for t in tokenized], self.batch_size, bos=True)
-        anchors: list[int] = []
-        values: list[float] = []
-        for (_, start, end), tokens, info in zip(pieces, tokenized, infos):
-            anchors.extend(start + a for a in first_char_anchors(tokens.offsets, context[start:end]))
-            values.extend(float(x) for x in info)
-        return {"anchors": anchors, "info": values}
+            key: dict[str, Any] = {"stage": "lm_self_info", "scorer": model, "text": context}
+            stretches = [(0, len(context))]
+        else:
+            key = {"stage": "lm_self_info_sentences", "scorer": model, "texts": [context[a:b] for _, a, b in pieces]}
+            stretches = [(a, b) for _, a, b in pieces]
+        tokenized = [scorer.tokenize(context[a:b]) for a, b in stretches]
+
+        def reduce(infos: list[Any]) -> dict[str, Any]:
+            anchors: list[int] = []
+            values: list[float] = []
+            for (start, end), tokens, info in zip(stretches, tokenized, infos):
+                anchors.extend(start + a for a in first_char_anchors(tokens.offsets, context[start:end]))
+                values.extend(float(x) for x in info)
+            return {"anchors": anchors, "info": values}
+
+        return key, [t.ids for t in tokenized], reduce
 
 
 # The package's sentence splitter: a space after "." or "?", unless it follows "e.g."-like or "Mr."-like text.
