@@ -107,3 +107,39 @@ def test_a_cancelled_array_resubmitted_runs_only_the_missing_cells(tmp_path: Pat
     # The finished cells were not recomputed.
     assert stamps == {cell: (cell / "metrics.json").stat().st_mtime_ns for cell in before}
     assert all("finished results: skipped" in (cell / "run.log").read_text() for cell in before)
+
+
+def test_a_cell_signalled_to_stop_is_requeued_and_finishes_from_the_cache(tmp_path: Path) -> None:
+    """SLURM warns a job `signal_delay_s` before its time limit with submitit's signal (USR2); the job
+    then checkpoints and requeues itself, and the requeued cell takes what it finished from the cache.
+    The test sends that signal itself while the cell waits on a gate after its first example, then
+    opens the gate, so nothing depends on how long a step takes. (Sent this early, submitit reads the
+    signal as a preemption rather than a time-out; both requeue the same way.)"""
+    gate = tmp_path / "gate"
+    args = ["compressor=gated", f"compressor.gate={gate}", "compress_chunk=1"]
+    process = slurm(tmp_path, *args, study="slurm_requeue", popen=True)
+    assert isinstance(process, subprocess.Popen)
+    sweep = tmp_path / "sweep"
+
+    def compressed() -> int:
+        return sum(len(p.read_text().splitlines()) for p in sweep.rglob("predictions.jsonl"))
+
+    deadline = time.monotonic() + 600  # a ceiling for a hung cluster, not a timing assumption
+    while compressed() < 1 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert compressed() == 1, process.communicate()[1][-3000:] if process.poll() is not None else "nothing compressed"
+    job = subprocess.run(["squeue", "-h", "-n", "pcbench-slurm_requeue", "-o", "%i"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert job, "the job is not in the queue"
+    subprocess.run(["scancel", "--signal=USR2", job[0]], check=True)
+    gate.touch()
+    stdout, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr[-3000:]
+    assert summary_of(subprocess.CompletedProcess([], 0, stdout, stderr)).startswith("sweep: 1 done"), stderr[-2000:]
+    [metrics_file] = list(sweep.rglob("metrics.json"))
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["status"] == "finished" and metrics["n_examples"] == 2
+    # The requeued run took the example compressed before the signal from the cache.
+    assert metrics["cache_hits"]["compress"] == 1
+    logs = "\n".join(p.read_text() for p in sorted(sweep.rglob("*_log.*")))
+    assert "Caught signal SIGUSR2" in logs and "DUE TO JOB REQUEUE" in logs, logs[-2000:]

@@ -33,6 +33,7 @@ HELPERS = '''
 """Compressors for tests/test_sweeps.py."""
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from pcbench.compressors.base import Compressed, Compressor
@@ -55,6 +56,22 @@ class Slow(Compressor):
     def compress(self, example, env):
         time.sleep(self.seconds)
         return Compressed(example.passages)
+
+
+@dataclass
+class Gated(Compressor):
+    """The first example at once; every later one waits until the file `gate` exists."""
+    query_aware: ClassVar[bool] = False
+    gate: str
+
+    def compress(self, example, env):
+        first = Path(self.gate + ".first")
+        if not first.exists():
+            first.touch()
+            return Compressed(example.passages)
+        while not Path(self.gate).exists():
+            time.sleep(0.2)
+        return Compressed(example.passages)
 '''
 
 
@@ -68,6 +85,7 @@ def extra(tmp_path: Path) -> Path:
     (conf / "compressor" / "boom.yaml").write_text(
         "_target_: pcbench_test_compressors.Boom\nmessage: out of memory (as a GPU says it)\n")
     (conf / "compressor" / "slow.yaml").write_text("_target_: pcbench_test_compressors.Slow\nseconds: 0.4\n")
+    (conf / "compressor" / "gated.yaml").write_text("_target_: pcbench_test_compressors.Gated\ngate: ???\n")
     (conf / "experiment" / "tiny_variants.yaml").write_text("""# @package _global_
 defaults:
   - override /reader: none
