@@ -78,3 +78,31 @@ def test_word_level_pruning_and_titles_are_marked_on_the_original() -> None:
     counts = summary(words)
     assert counts["sentences"] == 3 and counts["partial"] == 3 and counts["kept"] == 0
     assert counts["evidence_words"] == 4 and counts["evidence_kept"] == 2
+
+
+@needs_smollm2
+def test_written_text_is_shown_beside_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A compressor that writes its output (a summary) cuts nothing from the source: the inspector shows
+    the written text and the source whole, with the evidence marked and no dropped marks. The cell is
+    a real one whose records say what a summariser's would (its compressor writes, its context is prose)."""
+    written = tmp_path / "written"
+    shutil.copytree(study(tmp_path) / "niah" / "bm25" / "bm25_rate=0.5", written)
+    metrics = json.loads((written / "metrics.json").read_text())
+    metrics["compressor_info"] = {**metrics["compressor_info"], "generates_text": True}
+    (written / "metrics.json").write_text(json.dumps(metrics))
+    records = [json.loads(line) for line in (written / "predictions.jsonl").read_text().splitlines()]
+    summary_text = "The author's advice for San Francisco: a sandwich in Dolores Park on a sunny day."
+    records[0]["context"] = summary_text
+    (written / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    assert main([str(written), "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "written by the compressor (what the reader got):\n" + summary_text in out
+    assert "not cut from the source" in out and "evidence recall does not apply" in out
+    source = out.split("source:\n", 1)[1]
+    assert "[-" not in source  # nothing marked dropped
+    assert "«The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.»" in source
+    page = tmp_path / "written.html"
+    assert main([str(written), "--html", str(page)]) == 0
+    text = page.read_text()
+    assert summary_text.replace("'", "&#x27;") in text and 'class="drop"' not in text.split("</p>", 1)[1]

@@ -4,7 +4,8 @@ Shows the question, the gold answers, the prediction and its scores, then the or
 with what the compressor kept and dropped and the gold evidence marked: in the terminal with
 colours (dropped text dim and struck through, evidence underlined: green when kept, red when
 dropped), or as `[-dropped-]` and `«evidence»` when the output is not a terminal; as an HTML page
-with `--html`.
+with `--html`. For a compressor that writes its output (a summary), nothing is cut from the source,
+so the written text is shown beside the source (evidence marked) instead of kept/dropped marks.
 
 The original context is rebuilt from the cell's config.yaml (the task is loaded again, exactly as
 the cell loaded it) and the example found by id. What was kept is read from the record's
@@ -20,7 +21,7 @@ import html
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
@@ -205,12 +206,21 @@ def find_example(run: Path, example_id: str, metrics: dict[str, Any]) -> Example
 
 
 def _header(run: Path, metrics: dict[str, Any], record: dict[str, Any], position: str,
-            counts: dict[str, int]) -> list[tuple[str, str]]:
+            counts: dict[str, int], written: bool) -> list[tuple[str, str]]:
     scores = ", ".join(f"{k}={v:.3g}" for k, v in (record.get("scores") or {}).items()) or "–"
     evidence = "no gold evidence"
-    if counts["evidence_words"]:
-        evidence = (f"{counts['evidence_kept']}/{counts['evidence_words']} evidence words kept "
-                    f"(evidence_recall {record.get('evidence_recall')})")
+    if written:
+        kept = (f"{record.get('compressed_tokens')}/{record.get('original_tokens')} reader tokens written "
+                f"(ratio {record.get('kept_ratio', 0):.3f}); not cut from the source, so nothing is marked dropped")
+        evidence = (f"evidence recall does not apply to written text; answer in context: "
+                    f"{record.get('answer_in_context')}")
+    else:
+        kept = (f"{record.get('compressed_tokens')}/{record.get('original_tokens')} reader tokens "
+                f"(ratio {record.get('kept_ratio', 0):.3f}); sentences: {counts['kept']} kept, "
+                f"{counts['partial']} partly, {counts['dropped']} dropped of {counts['sentences']}")
+        if counts["evidence_words"]:
+            evidence = (f"{counts['evidence_kept']}/{counts['evidence_words']} evidence words kept "
+                        f"(evidence_recall {record.get('evidence_recall')})")
     return [
         ("cell", f"{run}  ({metrics.get('task')} · {metrics.get('compressor')} · {metrics.get('reader')})"),
         ("id", f"{record['id']}  ({position})"),
@@ -218,9 +228,7 @@ def _header(run: Path, metrics: dict[str, Any], record: dict[str, Any], position
         ("gold", " | ".join(map(str, record.get("gold") or []))),
         ("prediction", "(reader-free cell)" if record.get("prediction") is None else str(record["prediction"])),
         ("scores", scores),
-        ("kept", f"{record.get('compressed_tokens')}/{record.get('original_tokens')} reader tokens "
-                 f"(ratio {record.get('kept_ratio', 0):.3f}); sentences: {counts['kept']} kept, "
-                 f"{counts['partial']} partly, {counts['dropped']} dropped of {counts['sentences']}"),
+        ("kept", kept),
         ("evidence", evidence),
     ]
 
@@ -233,8 +241,11 @@ th {{ text-align: left; vertical-align: top; padding-right: 1em; }}
 .ev {{ background: #d7f5d0; text-decoration: underline; }} .ev.drop {{ background: #f9d0d0; }}
 </style></head><body><table>{rows}</table>
 <p>Legend: kept text plain, <span class="drop">dropped</span>, <span class="ev">gold evidence kept</span>,
-<span class="ev drop">gold evidence dropped</span>.</p><div class="ctx">{context}</div></body></html>
+<span class="ev drop">gold evidence dropped</span>.</p>{written}<div class="ctx">{context}</div></body></html>
 """
+# For written text (a summary): what the reader got, above the source it was written from.
+WRITTEN_HTML = """<h3>written by the compressor (what the reader got)</h3><div class="ctx">{text}</div>
+<h3>source</h3>"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,13 +276,17 @@ def main(argv: list[str] | None = None) -> int:
     except InspectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    written = bool((metrics.get("compressor_info") or {}).get("generates_text"))
     words = mark(example, str(record["context"] or ""))
-    header = _header(run, metrics, record, f"{index + 1} of {len(records)}", summary(words))
+    if written:  # nothing was cut: show the source whole, its evidence marked
+        words = [replace(w, kept=True) for w in words]
+    header = _header(run, metrics, record, f"{index + 1} of {len(records)}", summary(words), written)
     if args.html is not None:
         path = Path(args.html or f"inspect-{re.sub(r'[^A-Za-z0-9_.-]', '_', ids[index])}.html")
         rows = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
         try:
-            path.write_text(HTML_PAGE.format(title=html.escape(f"{ids[index]}: {run}"), rows=rows,
+            shown = WRITTEN_HTML.format(text=html.escape(str(record["context"] or ""))) if written else ""
+            path.write_text(HTML_PAGE.format(title=html.escape(f"{ids[index]}: {run}"), rows=rows, written=shown,
                                              context=render_html(example.context, words)), encoding="utf-8")
         except OSError as exc:
             print(f"error: --html={path} cannot be written ({exc.strerror or type(exc).__name__}); "
@@ -285,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     legend = ("kept plain · \x1b[2;9mdropped\x1b[0m · \x1b[1;4;32mevidence kept\x1b[0m · "
               "\x1b[4;9;31mevidence dropped\x1b[0m") if colour else "kept plain · [-dropped-] · «evidence»"
     print(f"{'legend':>10}: {legend}")
-    print("-" * 80)
+    if written:
+        print("-" * 80 + "\nwritten by the compressor (what the reader got):\n" + str(record["context"] or ""))
+        print("-" * 80 + "\nsource:")
+    else:
+        print("-" * 80)
     print(render_text(example.context, words, colour))
     return 0
 
