@@ -120,6 +120,21 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.startswith("error: no finished cells under")
 
 
+def test_figures_are_as_wide_as_asked_so_their_text_prints_at_its_point_size(tmp_path: Path) -> None:
+    """Saved at 150 dpi with the legend below the panels: the width is --figure-width inches (the
+    tight bounding box moves it a little), so a figure included at 100% prints its 7-8 pt text as such."""
+    import matplotlib.pyplot as plt
+
+    root = study(tmp_path)
+    for width in (3.3, 7.0):
+        out = tmp_path / f"report-{width}"
+        assert main([str(root), "--out", str(out), "--figure-width", str(width)]) == 0
+        for name in ("tradeoff.png", "speed.png"):
+            inches = plt.imread(out / name).shape[1] / 150
+            assert 0.85 * width <= inches <= 1.15 * width, (name, width, inches)
+    assert main([str(root), "--out", str(tmp_path / "bad"), "--figure-width", "0"]) == 2
+
+
 def test_pareto_front() -> None:
     import numpy as np
 

@@ -95,11 +95,21 @@ def _n_label(rows: pd.DataFrame) -> str:
     return f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}–{counts[-1]}"
 
 
-def _grid(table: pd.DataFrame) -> tuple[Figure, np.ndarray, list[str], list[str]]:
+# Inches: the text width of a two-column paper, so the figure goes in at 100% and its text is the
+# point sizes below (`pcbench-report --figure-width 3.3` for one column).
+FIGURE_WIDTH = 7.0
+TITLE_PT, LABEL_PT, SMALL_PT = 8, 8, 7
+
+
+def _grid(table: pd.DataFrame, width: float) -> tuple[Figure, np.ndarray, list[str], list[str]]:
+    """Panels (task x reader) sharing `width` inches; the legend goes below them, so the saved
+    figure is `width` wide and its text prints at TITLE_PT / LABEL_PT / SMALL_PT when included at 100%."""
     tasks = sorted(table["task_label"].unique())
     readers = sorted(table["reader_label"].unique())
-    fig, axes = plt.subplots(len(tasks), len(readers), figsize=(5.6 * len(readers) + 2.6, 4.2 * len(tasks)),
-                             squeeze=False)
+    panel = width / len(readers)
+    fig, axes = plt.subplots(len(tasks), len(readers), figsize=(width, 0.72 * panel * len(tasks)), squeeze=False)
+    for ax in axes.flat:
+        ax.tick_params(labelsize=SMALL_PT)
     return fig, axes, tasks, readers
 
 
@@ -117,9 +127,10 @@ def _legend(fig: Figure, axes: np.ndarray) -> None:
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5),
-                   fontsize=9, frameon=False)
+    if handles:  # below the panels: the figure keeps its width
+        fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncol=max(1, min(3, len(handles), int(fig.get_figwidth() / 2.2))), fontsize=SMALL_PT,
+                   frameon=False)
 
 
 def _bounds(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -168,12 +179,12 @@ def _panels(rows_all: pd.DataFrame, axes: Any, tasks: list[str], readers: list[s
             yield axes[r, c], task, reader, rows
 
 
-def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path) -> Path:
+def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path, width: float = FIGURE_WIDTH) -> Path:
     """Metric against achieved kept ratio; writes out.png and out.pdf, returns the PNG's path."""
     found = metric if isinstance(metric, Metric) else resolve(table, metric)
     column = found.column
     rows_all = table.dropna(subset=[column, "kept_ratio"])
-    fig, axes, tasks, readers = _grid(rows_all)
+    fig, axes, tasks, readers = _grid(rows_all, width)
     colours, markers = variant_colours(rows_all), variant_markers(rows_all)
     for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
         # The front of what a compressor achieves: oracle uses the gold labels, none compresses
@@ -189,9 +200,9 @@ def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path) -> Path:
                        label="Pareto front", zorder=6)
         for name, group in rows.groupby("variant"):
             _draw_variant(ax, group, column, str(name), colours[str(name)], markers.get(str(name), "o"))
-        ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
-        ax.set_xlabel(RATIO_LABEL, fontsize=9)
-        ax.set_ylabel(found.label, fontsize=9)
+        ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=TITLE_PT)
+        ax.set_xlabel(RATIO_LABEL, fontsize=LABEL_PT)
+        ax.set_ylabel(found.label, fontsize=LABEL_PT)
         ax.set_xlim(0, 1.05)
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
@@ -232,7 +243,7 @@ def _reused(rows: pd.DataFrame) -> pd.Series:
     return (reused > 0) & (rows["cache_hits.computed_work"].fillna(1).astype(float) == 0)
 
 
-def plot_speed(table: pd.DataFrame, out: Path) -> Path:
+def plot_speed(table: pd.DataFrame, out: Path, width: float = FIGURE_WIDTH) -> Path:
     """Speed-up against kept ratio (compress + read time against the uncompressed cell). For
     reader-free cells, which read nothing, the compression time per example instead."""
     table = add_speedup(table)
@@ -241,7 +252,7 @@ def plot_speed(table: pd.DataFrame, out: Path) -> Path:
     if not read:
         table[column] = 1000 * table["seconds.compress_mean"].astype(float)
     rows_all = table.dropna(subset=[column, "kept_ratio"])
-    fig, axes, tasks, readers = _grid(rows_all)
+    fig, axes, tasks, readers = _grid(rows_all, width)
     colours = variant_colours(rows_all)
     for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
         for name, group in rows.groupby("variant"):
@@ -259,18 +270,18 @@ def plot_speed(table: pd.DataFrame, out: Path) -> Path:
                            edgecolors=colours[str(name)], linewidths=1.2, zorder=4)
         if read:
             ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label="none (full context) = 1×")
-            ax.set_ylabel("speed-up over full context (×, compress + read)", fontsize=9)
+            ax.set_ylabel("speed-up over full context (×, compress + read)", fontsize=LABEL_PT)
         else:
-            ax.set_ylabel("compression time per example (ms)", fontsize=9)
+            ax.set_ylabel("compression time per example (ms)", fontsize=LABEL_PT)
         ax.set_yscale("log")
         # Plain numbers (0.4, 4, 40), not 4x10^-1; minor ticks labelled only when few decades show.
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
-        ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=10)
-        if _reused(rows).any():
-            ax.text(0.99, 0.99, "ringed: reused cached scores from an earlier cell (not the full cost)",
-                    transform=ax.transAxes, fontsize=7, color="#555", ha="right", va="top")
-        ax.set_xlabel(RATIO_LABEL, fontsize=9)
+        ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=TITLE_PT)
+        if _reused(rows).any():  # said once, in the legend below the panels
+            ax.scatter([], [], s=110, facecolors="none", edgecolors="#555", linewidths=1.2,
+                       label="ringed: reused an earlier cell's cached work (not its full cost)")
+        ax.set_xlabel(RATIO_LABEL, fontsize=LABEL_PT)
         ax.set_xlim(0, 1.05)
         ax.grid(alpha=0.3, which="both")
     _legend(fig, axes)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from pcbench.analysis.collect import collect_cells, parquet_safe
 from pcbench.analysis.metric import Metric, available, resolve
-from pcbench.analysis.plot import add_speedup, plot_speed, plot_tradeoff, roles
+from pcbench.analysis.plot import FIGURE_WIDTH, add_speedup, plot_speed, plot_tradeoff, roles
 from pcbench.analysis.stats import add_intervals, add_paired, read_records
 
 GRID = 101  # points of the common ratio range the area is averaged over
@@ -332,7 +332,10 @@ def writable_folder(out: Path, flag: str) -> None:
                           "give a writable folder") from None
 
 
-def build_report(roots: list[str], metric_name: str, out: Path) -> Report:
+def build_report(roots: list[str], metric_name: str, out: Path, figure_width: float = FIGURE_WIDTH) -> Report:
+    if not figure_width > 0:
+        raise ReportError(f"--figure-width={figure_width:g} is not allowed; give inches > 0 (7 for a page's "
+                          "width, 3.3 for one column)")
     collected = collect_cells(*roots)
     if collected.table.empty:
         why = f" ({len(collected.notes)} unfinished or failed: {collected.notes[0]})" if collected.notes else ""
@@ -349,8 +352,8 @@ def build_report(roots: list[str], metric_name: str, out: Path) -> Report:
     files["csv"], files["latex"] = out / "table.csv", out / "table.tex"
     tidy_table(table, metric).to_csv(files["csv"], index=False)
     files["latex"].write_text(latex(table, metric), encoding="utf-8")
-    files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff")
-    files["speed"] = plot_speed(table, out / "speed")
+    files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff", figure_width)
+    files["speed"] = plot_speed(table, out / "speed", figure_width)
     files["html"] = html_page(table, metric, out, roots, collected.notes)
     return Report(table, metric, out, collected.notes, files)
 
@@ -363,9 +366,12 @@ def main(argv: list[str] | None = None) -> int:
                              "or a LongBench aggregate (avg, avg_flat, a category, a dataset); auto: f1 where the "
                              "runs have it, else their first reader metric, else answer_in_context")
     parser.add_argument("--out", default="report", help="folder for the table, leaderboard, plots and report.html")
+    parser.add_argument("--figure-width", type=float, default=FIGURE_WIDTH,
+                        help="plot width in inches, so the figures go into a paper at 100%% and their text is "
+                             "7-8 pt: 7 (default) for a two-column paper's page width, 3.3 for one column")
     args = parser.parse_args(argv)
     try:
-        report = build_report(args.roots, args.metric, Path(args.out))
+        report = build_report(args.roots, args.metric, Path(args.out), args.figure_width)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
