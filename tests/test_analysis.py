@@ -135,6 +135,27 @@ def test_figures_are_as_wide_as_asked_so_their_text_prints_at_its_point_size(tmp
     assert main([str(root), "--out", str(tmp_path / "bad"), "--figure-width", "0"]) == 2
 
 
+def test_needle_grid_heatmap_per_cell(tmp_path: Path) -> None:
+    """NIAH cells carry their length x depth grid; the report draws one panel per cell that has the
+    metric in it, and none for a reader-free study (its grid holds no reader metric)."""
+    import matplotlib.pyplot as plt
+
+    from pcbench.analysis.metric import Metric
+    from pcbench.analysis.plot import plot_heatmaps
+
+    grid = {f"by_length_depth.{n}.{d}.match": v for n, d, v in
+            [(1000, 0, 100.0), (1000, 50, 0.0), (2000, 0, 50.0), (2000, 12.5, 100.0)]}
+    table = pd.DataFrame([{"task_label": "niah", "reader_label": "smollm2", "variant": name, "kept_ratio": ratio,
+                           **grid} for name, ratio in (("bm25", 0.25), ("none", 1.0))])
+    png = plot_heatmaps(table, Metric("match", "metrics.match", "score"), tmp_path / "heatmap", width=7.0)
+    assert png is not None and png.exists() and (tmp_path / "heatmap.pdf").exists()
+    assert 0.85 * 7.0 <= plt.imread(png).shape[1] / 150 <= 1.15 * 7.0
+    assert plot_heatmaps(table, Metric("f1", "metrics.f1", "score"), tmp_path / "none") is None
+    out = tmp_path / "report"
+    assert main([str(study(tmp_path)), "--out", str(out)]) == 0  # reader-free: no grid to draw
+    assert not (out / "heatmap.png").exists() and "Needle grid" not in (out / "report.html").read_text()
+
+
 def test_pareto_front() -> None:
     import numpy as np
 

@@ -287,3 +287,55 @@ def plot_speed(table: pd.DataFrame, out: Path, width: float = FIGURE_WIDTH) -> P
     _legend(fig, axes)
     fig.tight_layout()
     return _save(fig, out)
+
+
+def plot_heatmaps(table: pd.DataFrame, metric: str | Metric, out: Path, width: float = FIGURE_WIDTH) -> Path | None:
+    """The needle-in-a-haystack grid of every cell that has one (NIAH's `by_length_depth`): the
+    metric per context length (rows) and needle depth (columns), 0-100, one panel per cell; None
+    when no cell has such a grid for the metric (other tasks, reader-free cells)."""
+    found = metric if isinstance(metric, Metric) else resolve(table, metric)
+    prefix, suffix = "by_length_depth.", f".{found.name}"
+    where: dict[tuple[str, str], str] = {}  # (length, depth) -> column
+    for column in table.columns:
+        if column.startswith(prefix) and column.endswith(suffix):
+            length, _, depth = column[len(prefix):-len(suffix)].partition(".")
+            where[(length, depth)] = column
+    lengths = sorted({n for n, _ in where}, key=float)
+    depths = sorted({d for _, d in where}, key=float)
+    panels: list[tuple[str, list[str], list[str], np.ndarray]] = []
+    order = [c for c in ("task_label", "reader_label", "variant", "kept_ratio") if c in table]
+    for _, row in table.sort_values(order).iterrows():
+        values = np.array([[float(row[where[(n, d)]]) if (n, d) in where else np.nan for d in depths]
+                           for n in lengths], float)
+        if not values.size or np.isnan(values).all():
+            continue
+        title = f"{row['variant']} · kept {row['kept_ratio']:.2f}"
+        if table["reader_label"].nunique() > 1:
+            title += f" · {reader_title(str(row['reader_label']))}"
+        panels.append((title, lengths, depths, values))
+    if not panels:
+        return None
+    cols = max(1, min(len(panels), int(width / 2.3)))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, rows * 0.8 * width / cols + 0.3), squeeze=False)
+    image = None
+    for k, (ax, (title, lengths, depths, values)) in enumerate(zip(axes.flat, panels)):
+        image = ax.imshow(values, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(depths)), [f"{float(d):g}%" for d in depths], fontsize=SMALL_PT)
+        ax.set_yticks(range(len(lengths)), lengths, fontsize=SMALL_PT)
+        for (r, c), value in np.ndenumerate(values):
+            if not np.isnan(value):
+                ax.text(c, r, f"{value:.0f}", ha="center", va="center", fontsize=SMALL_PT,
+                        color="white" if value < 60 else "black")
+        ax.set_title(title, fontsize=SMALL_PT)
+        if k + cols >= len(panels):  # the lowest panel of its column
+            ax.set_xlabel("needle depth", fontsize=SMALL_PT)
+        if k % cols == 0:
+            ax.set_ylabel("context tokens", fontsize=SMALL_PT)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    fig.suptitle(f"{found.label} by context length and needle depth", fontsize=TITLE_PT)
+    fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=list(axes.flat), shrink=0.8).ax.tick_params(labelsize=SMALL_PT)
+    return _save(fig, out)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from pcbench.analysis.collect import collect_cells, parquet_safe
 from pcbench.analysis.metric import Metric, available, resolve
-from pcbench.analysis.plot import FIGURE_WIDTH, add_speedup, plot_speed, plot_tradeoff, roles
+from pcbench.analysis.plot import FIGURE_WIDTH, add_speedup, plot_heatmaps, plot_speed, plot_tradeoff, roles
 from pcbench.analysis.stats import add_intervals, add_paired, read_records
 
 GRID = 101  # points of the common ratio range the area is averaged over
@@ -260,6 +260,9 @@ th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; }
 <img src="{{ tradeoff }}" alt="metric against kept ratio"> <p><a href="{{ tradeoff_pdf }}">PDF</a></p>
 <h2>Speed</h2>
 <img src="{{ speed }}" alt="speed against kept ratio"> <p><a href="{{ speed_pdf }}">PDF</a></p>
+{% if heatmap %}<h2>Needle grid</h2>
+<img src="{{ heatmap }}" alt="metric by context length and needle depth">
+<p><a href="heatmap.pdf">PDF</a></p>{% endif %}
 <h2>Provenance</h2>
 <table>{% for k, v in provenance %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
 <p class="note">Paper tables: <a href="table.csv">table.csv</a> (one row per cell), <a href="table.tex">table.tex</a>
@@ -269,7 +272,8 @@ th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; }
 """
 
 
-def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], notes: list[str]) -> Path:
+def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], notes: list[str],
+              heatmap: bool = False) -> Path:
     from jinja2 import Template
 
     cells = cells_board(table, metric)
@@ -289,6 +293,7 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         cells_table=cells.to_html(index=False, escape=False, na_rep="–"),
         variants_table=variants_board(table, metric).to_html(index=False, na_rep="–"),
         tradeoff="tradeoff.png", tradeoff_pdf="tradeoff.pdf", speed="speed.png", speed_pdf="speed.pdf",
+        heatmap="heatmap.png" if heatmap else "",
         notes=[html.escape(n) for n in notes],
         provenance=[(html.escape(k), html.escape(v)) for k, v in provenance(table).items()])
     path = out / "report.html"
@@ -354,7 +359,10 @@ def build_report(roots: list[str], metric_name: str, out: Path, figure_width: fl
     files["latex"].write_text(latex(table, metric), encoding="utf-8")
     files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff", figure_width)
     files["speed"] = plot_speed(table, out / "speed", figure_width)
-    files["html"] = html_page(table, metric, out, roots, collected.notes)
+    heatmap = plot_heatmaps(table, metric, out / "heatmap", figure_width)  # NIAH cells only
+    if heatmap is not None:
+        files["heatmap"] = heatmap
+    files["html"] = html_page(table, metric, out, roots, collected.notes, heatmap is not None)
     return Report(table, metric, out, collected.notes, files)
 
 
@@ -380,8 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     print(cells_board(report.table, report.metric).to_string(index=False))
     print()
     print(variants_board(report.table, report.metric).to_string(index=False))
-    for what in ("leaderboard", "tradeoff", "speed", "html", "table", "csv", "latex"):
-        print(f"{what}: {report.files[what]}")
+    for what in ("leaderboard", "tradeoff", "speed", "heatmap", "html", "table", "csv", "latex"):
+        if what in report.files:
+            print(f"{what}: {report.files[what]}")
     return 0
 
 
