@@ -298,6 +298,11 @@ class CausalLM:
             raise PcbenchError(f"{self.name}: its attention layers return no weights (layers {missing})")
         return np.stack([captured[layer] for layer in chosen])
 
+    @property
+    def layer_count(self) -> int:
+        """The number of decoder layers (what `attention`'s layer indices range over)."""
+        return len(self._attention_modules())
+
     def _attention_modules(self) -> list[Any]:
         """Each decoder layer's self-attention module, in order."""
         decoder = self.decoder if self.decoder is not None else getattr(self.model, "model", self.model)

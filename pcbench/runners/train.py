@@ -6,7 +6,10 @@ Two styles from one loop:
   passage (1 for a gold passage) in one forward pass, as Provence does (whose token labels come
   from an LLM and whose ranking loss is a distillation; here both come from the dataset's gold);
 - `llmlingua2`: a token classifier over the passage alone (or after the question with
-  --question-aware), no ranking head.
+  --question-aware), no ranking head;
+- `sentinel`: no encoder is trained: a proxy causal LM (--proxy) gives each sentence Sentinel's
+  attention features, and a standardised logistic regression learns the gold ones; the folder
+  holds `sentinel.json` and loads with `compressor=sentinel compressor.model=PATH`.
 
 Examples come through the project's task classes (any task whose passages carry gold evidence:
 hotpotqa supporting facts, nq gold passages / answer sentences), split by question into train and
@@ -53,7 +56,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="hotpotqa", help="a conf/task option with gold evidence (hotpotqa, nq)")
     p.add_argument("--path", default=str(DEFAULT_DATA), help="task.path: the local data file")
     p.add_argument("--limit", type=int, default=None, help="first N examples of the task only")
-    p.add_argument("--style", choices=["provence", "llmlingua2"], default="provence")
+    p.add_argument("--style", choices=["provence", "llmlingua2", "sentinel"], default="provence",
+                   help="sentinel: a logistic-regression probe over a proxy LM's attention (--proxy)")
+    p.add_argument("--proxy", default="smollm2", help="sentinel style: the proxy causal LM (hub id, folder, smollm2)")
     p.add_argument("--question-aware", action="store_true", help="llmlingua2 style: question first in the input")
     p.add_argument("--encoder", default="minilm", help="hub id, local folder or packaged alias (minilm)")
     p.add_argument("--out", required=True, help="folder for the trained pruner (checkpoints under it)")
@@ -226,6 +231,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from pcbench.models.pool import pick_device
 
     check(args)
+    if args.style == "sentinel":
+        return train_sentinel(args)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -305,6 +312,57 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def train_sentinel(args: argparse.Namespace) -> dict[str, Any]:
+    """Sentinel's probe: the proxy's attention features of every sentence of the training questions
+    (gold evidence sentences labelled 1), standardised, then a logistic regression (scikit-learn, as
+    the reference trains it); saved as DIR/sentinel.json."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    from tqdm import tqdm
+
+    from pcbench.compressors.sentinel import Probe, sentence_features
+    from pcbench.compressors.units import split_units
+    from pcbench.models.causal import causal_lm
+    from pcbench.models.pool import Models, ModelSpec
+
+    examples = load_examples(args.task, args.path, args.limit)
+    train_set, held = split(examples, args.heldout, args.seed)
+    lm = causal_lm(Models(), ModelSpec(args.proxy, None, "float32", args.device))
+    started = time.perf_counter()
+    features: list[Any] = []
+    labels: list[int] = []
+    for example in tqdm(train_set, desc="attention features", unit="q", disable=None):
+        units = split_units(example, "sentence")
+        if units:
+            features.append(sentence_features(lm, example, units, 4096))
+            labels.extend(int(_is_gold(example, u)) for u in units)
+    x, y = np.concatenate(features), np.asarray(labels)
+    if len(set(y.tolist())) < 2:
+        from pcbench.core.errors import PcbenchError
+
+        raise PcbenchError(f"--task={args.task}: the training questions hold {'no' if not y.any() else 'only'} gold "
+                           "sentences; need both kinds (more examples, or a task with sentence evidence)")
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(max_iter=2000, random_state=args.seed).fit(scaler.transform(x), y)
+    layers = lm.layer_count
+    probe = Probe(proxy=args.proxy, layers=layers, heads=x.shape[1] // layers,
+                  mean=[float(v) for v in scaler.mean_], scale=[float(v) if v > 0 else 1.0 for v in scaler.scale_],
+                  coef=[float(v) for v in model.coef_[0]], intercept=float(model.intercept_[0]),
+                  trained={"task": args.task, "questions": len(train_set), "sentences": int(len(y)),
+                           "gold_sentences": int(y.sum()), "seed": args.seed})
+    out = Path(args.out)
+    probe.save(out)
+    summary: dict[str, Any] = {"style": "sentinel", "proxy": args.proxy, "task": args.task,
+                               "train_questions": len(train_set), "heldout_questions": len(held),
+                               "train_sentences": int(len(y)), "train_gold_sentences": int(y.sum()),
+                               "features": int(x.shape[1]), "train_seconds": round(time.perf_counter() - started, 1),
+                               "heldout_ids": [e.id for e in held]}
+    summary["evaluation"] = evaluate(out, held[: args.eval_limit] if args.eval_limit is not None else held, args)
+    (out / "training.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
 def save(folder: Path, model: Any, ranking: Any, tokenizer: Any, save_file: Any, ranking_file: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -325,10 +383,13 @@ def evaluate(folder: Path, examples: list[Any], args: argparse.Namespace,
     from pcbench.core.tokenizer import load_tokenizer
     from pcbench.models.pool import Models
 
-    env = Env(load_tokenizer(str(folder)), models=Models())
+    env = Env(load_tokenizer(args.proxy if args.style == "sentinel" else str(folder)), models=Models())
     units = [split_units(e, "sentence") for e in examples]
     gold = [[_is_gold(e, u) for u in us] for e, us in zip(examples, units)]
-    if args.style == "provence":
+    if args.style == "sentinel":
+        compressor = _build("sentinel", model=str(folder), device=args.device)
+        scores = compressor.score_batch(examples, units, env)
+    elif args.style == "provence":
         compressor = _build("provence", model=str(folder), device=args.device)
         scores = [s[: len(us)] for s, us in zip(compressor.score_batch(examples, units, env), units)]
     else:
@@ -338,8 +399,9 @@ def evaluate(folder: Path, examples: list[Any], args: argparse.Namespace,
         scores = [[_mean([s for w, s in zip(ws, wsc) if w.passage == u.passage and u.start <= w.start < u.end])
                    for u in us] for us, ws, wsc in zip(units, words, word_scores)]
     report: dict[str, Any] = {"questions": len(examples), "sentences": sum(map(len, units)),
-                              "gold_sentences": sum(map(sum, gold)), "rule": "paper" if args.style == "provence"
-                              else "mean word probability"}
+                              "gold_sentences": sum(map(sum, gold)),
+                              "rule": {"provence": "paper", "sentinel": "probe probability"}.get(args.style,
+                                                                                           "mean word probability")}
     for t in thresholds:
         kept = [[s >= t for s in ss] for ss in scores]
         hit = sum(k and g for ks, gs in zip(kept, gold) for k, g in zip(ks, gs))
