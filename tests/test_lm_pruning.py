@@ -148,8 +148,8 @@ class CountingStore:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_batched_across_examples_keeps_the_same_tokens_as_one_by_one(family: str, tiny: str, env: Env) -> None:
     """Budget-free scores of several examples share forward passes (the coarse ranking, the first
-    full pass, Selective Context's self-information); what each example keeps does not change, and
-    it holds without a store that remembers (the batch keeps what it fetched for itself)."""
+    full pass, Selective Context's self-information); what each example keeps does not change, with
+    a store that remembers nothing (the batch hands its scores on) and with one that does."""
     from dataclasses import replace
 
     examples = [EXAMPLE, long_example(200), Example("e", "Empty?", (), ("x",)),

@@ -12,7 +12,6 @@ cached results of the old algorithm are never reused.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, ClassVar, Literal, Protocol
@@ -48,34 +47,6 @@ class NoStore:
 
     def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
         return compute(list(range(len(keys)))) if keys else []
-
-
-class Prefetched:
-    """A store in front of another that also holds what it fetched in this call, so values scored
-    for many examples at once (`fetch_many`) are found again when each example is then compressed
-    alone, whether or not the store behind remembers anything (a NoStore does not)."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.held: dict[str, Any] = {}
-
-    @staticmethod
-    def slot(key: dict[str, Any]) -> str:
-        return json.dumps(key, sort_keys=True, default=str)
-
-    def fetch(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        slot = self.slot(key)
-        if slot not in self.held:
-            self.held[slot] = self.inner.fetch(key, compute)
-        return self.held[slot]
-
-    def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
-        slots = [self.slot(k) for k in keys]
-        todo = [i for i, slot in enumerate(slots) if slot not in self.held]
-        if todo:
-            values = self.inner.fetch_many([keys[i] for i in todo], lambda missing: compute([todo[j] for j in missing]))
-            self.held.update({slots[i]: value for i, value in zip(todo, values)})
-        return [self.held[slot] for slot in slots]
 
 
 # One scoring job for `fetch_surprisals`: its store key, the token sequences it scores, and what it

@@ -32,12 +32,12 @@ boundaries survive (compressed titles included).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 
-from pcbench.compressors.base import Budget, Compressed, Compressor, Env, Prefetched, SurprisalJob, fetch_surprisals
+from pcbench.compressors.base import Budget, Compressed, Compressor, Env, SurprisalJob, fetch_surprisals
 from pcbench.compressors.units import first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
@@ -153,26 +153,33 @@ class LLMLingua(Compressor, Budget):
         """The budget-free scores of all examples first, in shared forward passes (the coarse
         ranking, then the token stage's first full pass), then each example's segment-by-segment
         token stage, which waits on its own previous segment and so cannot batch."""
-        env = replace(env, store=Prefetched(env.store))
-        live = [e for e in examples if e.context.strip()]
+        live = [i for i, e in enumerate(examples) if e.context.strip()]
         scorer = self.scorer(env) if live else None
+        docs: dict[int, list[Doc]] = {i: self.documents(examples[i], scorer) for i in live} if scorer else {}
+        ranked: dict[int, list[tuple[int, float]]] = {}
         if scorer is not None and self.use_context_level_filter:
-            docs = [(self.documents(e, scorer), self.question_of(e)) for e in live]
-            fetch_surprisals(env.store, scorer, [self.rank_job(d, q, scorer) for d, q in docs if len(d) > 1],
-                             self.batch_size, bos=False)
-        layouts = [self.layout(e, env, scorer) for e in examples]
+            todo = [i for i in live if len(docs[i]) > 1]
+            jobs = [self.rank_job(docs[i], self.question_of(examples[i]), scorer) for i in todo]
+            values = fetch_surprisals(env.store, scorer, jobs, self.batch_size, bos=False)
+            ranked = {i: self.ranking(v) for i, v in zip(todo, values)}
+        layouts = [self.layout(e, env, scorer, docs.get(i, []), ranked.get(i)) for i, e in enumerate(examples)]
+        streams: dict[int, tuple[list[list[int]], list[Any]]] = {}
         if scorer is not None and self.use_token_level_filter:
-            jobs = [job for lay in layouts if isinstance(lay, Layout) and lay.tokens.ids
-                    for job in self.first_pass_jobs(self.stream_ids(scorer, lay.tokens, lay.plan, lay.question))]
-            fetch_surprisals(env.store, scorer, jobs, self.batch_size, bos=False)
-        return [lay if isinstance(lay, Compressed) else self.finish(lay, example, env)
-                for lay, example in zip(layouts, examples)]
+            seqs = {i: self.stream_ids(scorer, lay) for i, lay in enumerate(layouts)
+                    if isinstance(lay, Layout) and lay.tokens.ids}
+            jobs = [job for ids in seqs.values() for job in self.first_pass_jobs(ids)]
+            firsts = iter(fetch_surprisals(env.store, scorer, jobs, self.batch_size, bos=False))
+            streams = {i: (ids, [next(firsts) for _ in ids]) for i, ids in seqs.items()}
+        return [lay if isinstance(lay, Compressed) else self.finish(lay, example, env, streams.get(i))
+                for i, (lay, example) in enumerate(zip(layouts, examples))]
 
     def question_of(self, example: Example) -> str:
         return example.question if self.condition() != "none" or self.question_prefix() else ""
 
-    def layout(self, example: Example, env: Env, scorer: CausalLM | None) -> Layout | Compressed:
-        """Budget, coarse stage and the joined text the token stage runs on (or the empty result)."""
+    def layout(self, example: Example, env: Env, scorer: CausalLM | None, docs: list[Doc],
+               ranked: list[tuple[int, float]] | None) -> Layout | Compressed:
+        """Budget, coarse stage and the joined text the token stage runs on (or the empty result);
+        `docs` are the example's documents and `ranked` their ranking (None: not ranked)."""
         reader_total = env.count([example.context])[0] if example.context else 0
         limit = self.token_limit(reader_total, env.prompt_overhead(example))
         assert limit is not None
@@ -180,7 +187,6 @@ class LLMLingua(Compressor, Budget):
                                   "target_reader_tokens": limit, "original_reader_tokens": reader_total}
         if not example.context.strip() or scorer is None:
             return Compressed((), {**extras, "achieved_reader_tokens": 0, "documents": 0})
-        docs = self.documents(example, scorer)
         doc_tokens = [len(scorer.encode(d.render())) for d in docs]
         scorer_total = len(scorer.encode(example.context))
         # The budget in scorer tokens: the reader's limit scaled by how the two tokenizers count
@@ -189,10 +195,10 @@ class LLMLingua(Compressor, Budget):
         question = self.question_of(example)
 
         used = list(range(len(docs)))
-        ranked: list[tuple[int, float]] = [(i, 0.0) for i in used]
-        if self.use_context_level_filter and len(docs) > 1:
-            ranked = self.rank(docs, question, scorer, env)
+        if ranked is not None:
             used = self.control_context_budget(ranked, doc_tokens, target)
+        else:
+            ranked = [(i, 0.0) for i in used]
         order = self.output_order(used, ranked)
         dyn = self.dynamic_ratios(used, ranked)
         if self.use_sentence_level_filter:
@@ -201,11 +207,13 @@ class LLMLingua(Compressor, Budget):
         extras.update(documents=len(docs), kept_documents=len(used))
         return Layout(extras, limit, reader_total, target, question, plan, scorer.tokenize(plan.text), scorer)
 
-    def finish(self, lay: Layout, example: Example, env: Env) -> Compressed:
-        """The token stage, then the kept tokens rendered back into passages."""
+    def finish(self, lay: Layout, example: Example, env: Env,
+               streams: tuple[list[list[int]], list[Any]] | None) -> Compressed:
+        """The token stage (on `streams`: its sequences and their first-pass surprisals), then the
+        kept tokens rendered back into passages."""
         plan, tokens, scorer, extras, limit = lay.plan, lay.tokens, lay.scorer, lay.extras, lay.limit
-        if self.use_token_level_filter and tokens.ids:
-            keep, priority = self.iterative(scorer, env, tokens, plan, lay.target, lay.question)
+        if streams is not None:
+            keep, priority = self.iterative(scorer, env, tokens, plan, lay.target, streams)
         else:
             keep = np.ones(len(tokens.ids), dtype=bool)
             priority = np.full(len(tokens.ids), INF)
@@ -233,12 +241,6 @@ class LLMLingua(Compressor, Budget):
         return Compressed(passages, extras)
 
     # -- coarse stage --------------------------------------------------------------------------------
-
-    def rank(self, docs: list[Doc], question: str, scorer: CausalLM, env: Env) -> list[tuple[int, float]]:
-        """Documents best first with their scores."""
-        [scores] = fetch_surprisals(env.store, scorer, [self.rank_job(docs, question, scorer)], self.batch_size,
-                                    bos=False)
-        return self.ranking(scores)
 
     def rank_job(self, docs: list[Doc], question: str, scorer: CausalLM) -> SurprisalJob:
         """LLMLingua's document score: the perplexity of each document alone (mean surprisal,
@@ -336,13 +338,13 @@ class LLMLingua(Compressor, Budget):
         return out
 
     def iterative(self, scorer: CausalLM, env: Env, tokens: Tokens, plan: Plan, target: float,
-                  question: str) -> tuple[np.ndarray, np.ndarray]:
-        """Keep flags and decision scores for every context token (scorer tokens of plan.text)."""
+                  streams: tuple[list[list[int]], list[Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Keep flags and decision scores for every context token (scorer tokens of plan.text);
+        `streams`: the sequences of `stream_ids` and their first-pass surprisals."""
         ids = tokens.ids
         n = len(ids)
         window = scorer.window
-        seqs = self.stream_ids(scorer, tokens, plan, question)
-        first = fetch_surprisals(env.store, scorer, self.first_pass_jobs(seqs), self.batch_size, bos=False)
+        seqs, first = streams
         prefix = seqs[0][:len(seqs[0]) - n]
         size = max(1, min(self.iterative_size, window // 4))
         head = min(CACHE_HEAD + len(prefix), window // 4)
@@ -432,14 +434,14 @@ class LLMLingua(Compressor, Budget):
             out.append(current)
         return out
 
-    def stream_ids(self, scorer: CausalLM, tokens: Tokens, plan: Plan, question: str) -> list[list[int]]:
+    def stream_ids(self, scorer: CausalLM, lay: Layout) -> list[list[int]]:
         """The sequences the token stage scores: the context after the question prefix (the
         reference conditions on "question\n\n"; a prefix beyond a quarter of the window keeps its
         end, nearest the context, so segments still fit), and with `compare` the context alone."""
         prefix: list[int] = []
-        if self.question_prefix() and question:
-            prefix = self.question_ids(scorer, question, plan.text)[-max(1, scorer.window // 4):]
-        return [prefix + tokens.ids] + ([list(tokens.ids)] if self.compare() else [])
+        if self.question_prefix() and lay.question:
+            prefix = self.question_ids(scorer, lay.question, lay.plan.text)[-max(1, scorer.window // 4):]
+        return [prefix + lay.tokens.ids] + ([list(lay.tokens.ids)] if self.compare() else [])
 
     def first_pass_jobs(self, seqs: list[list[int]]) -> list[SurprisalJob]:
         """Surprisal of every token of each uncompressed sequence (budget-free: cached across rates)."""

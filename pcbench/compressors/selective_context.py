@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 
-from pcbench.compressors.base import Budget, Compressed, Compressor, Env, Prefetched, SurprisalJob, fetch_surprisals
+from pcbench.compressors.base import Budget, Compressed, Compressor, Env, SurprisalJob, fetch_surprisals
 from pcbench.compressors.units import aggregate, first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage, passage_starts
@@ -73,19 +73,33 @@ class SelectiveContext(Compressor, Budget):
             raise PcbenchError("compressor.model is empty; allowed: smollm2, a hub id or a local path")
 
     def compress(self, example: Example, env: Env) -> Compressed:
+        return self.compress_batch([example], env)[0]
+
+    def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
+        """Self-information of all examples first, their sequences in shared forward passes, then
+        each example's units and selection."""
+        pieces = {i: self.pieces(e) for i, e in enumerate(examples) if e.context.strip()}
+        scored: dict[int, dict[str, Any]] = {}
+        if pieces:
+            scorer = self.scorer(env)
+            jobs = [self.info_job(scorer, examples[i].context, p) for i, p in pieces.items()]
+            scored = dict(zip(pieces, fetch_surprisals(env.store, scorer, jobs, self.batch_size, bos=True)))
+        return [self.select(e, env, pieces.get(i, []), scored.get(i)) for i, e in enumerate(examples)]
+
+    def select(self, example: Example, env: Env, pieces: list[tuple[int, int, int]],
+               scored: dict[str, Any] | None) -> Compressed:
+        """Units from the scored stretches (`pieces`, and `scored`: their token anchors and
+        self-information; None for an empty context), kept by the budget, the percentile rule or
+        the threshold."""
         context = example.context
         reader_total = env.count([context])[0] if context else 0
         limit = None if self.reduce_ratio is not None else self.token_limit(reader_total, env.prompt_overhead(example))
         extras: dict[str, Any] = {"requested": {"rate": self.rate, "target_tokens": self.target_tokens,
                                                 "threshold": self.threshold, "reduce_ratio": self.reduce_ratio},
                                   "original_reader_tokens": reader_total}
-        if not context.strip():
+        if scored is None:
             return Compressed((), {**extras, "units": 0, "kept_units": 0, "achieved_reader_tokens": 0})
         level: str = self.level  # "word" when spaCy is missing for phrases
-        scorer = self.scorer(env)
-        pieces = self.pieces(example)
-        [scored] = fetch_surprisals(env.store, scorer, [self.info_job(scorer, context, pieces)], self.batch_size,
-                                    bos=True)
         units: list[tuple[int, int, int]] = []  # (passage, start, end) in context characters
         for index, start, end in pieces:
             text = context[start:end]
@@ -136,17 +150,6 @@ class SelectiveContext(Compressor, Budget):
         if level == "word":
             extras["fallback"] = "spaCy or en_core_web_sm is not installed: phrases are whitespace words"
         return Compressed(passages, extras)
-
-    def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
-        """Self-information of all examples first, their sequences in shared forward passes, then
-        each example's units and selection."""
-        env = replace(env, store=Prefetched(env.store))
-        live = [e for e in examples if e.context.strip()]
-        if live:
-            scorer = self.scorer(env)
-            fetch_surprisals(env.store, scorer, [self.info_job(scorer, e.context, self.pieces(e)) for e in live],
-                             self.batch_size, bos=True)
-        return [self.compress(e, env) for e in examples]
 
     def scorer(self, env: Env) -> CausalLM:
         return env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))

@@ -40,7 +40,7 @@ import numpy as np
 
 from pcbench.compressors.base import Env
 from pcbench.compressors.scored import ScoredCompressor
-from pcbench.compressors.units import Unit
+from pcbench.compressors.units import Unit, first_char_anchors
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, passage_starts
 from pcbench.core.knobs import Device, Range
@@ -100,8 +100,6 @@ def sentence_features(lm: CausalLM, example: Example, units: list[Unit], max_tok
 
     The prompt is tokenized as one string, as the reference does, so the tokens at the context's
     edges are the prompt's own; context tokens are found by their characters' offsets."""
-    from pcbench.compressors.units import first_char_anchors
-
     context = example.context
     tail = PROMPT_TAIL.format(question=example.question)
     bounds = lm.tokenize(context).offsets

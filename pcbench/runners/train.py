@@ -324,18 +324,20 @@ def train_sentinel(args: argparse.Namespace) -> dict[str, Any]:
     from pcbench.compressors.sentinel import Probe, sentence_features
     from pcbench.compressors.units import split_units
     from pcbench.models.causal import causal_lm
-    from pcbench.models.pool import Models, ModelSpec
+    from pcbench.models.pool import MODELS, ModelSpec
 
     examples = load_examples(args.task, args.path, args.limit)
     train_set, held = split(examples, args.heldout, args.seed)
-    lm = causal_lm(Models(), ModelSpec(args.proxy, None, "float32", args.device))
+    # The shared pool: the held-out evaluation, through the compressor, finds the proxy loaded.
+    lm = causal_lm(MODELS, ModelSpec(args.proxy, None, "float32", args.device))
+    max_tokens = _build("sentinel", model=args.out).max_tokens  # the YAML's window, as inference reads
     started = time.perf_counter()
     features: list[Any] = []
     labels: list[int] = []
     for example in tqdm(train_set, desc="attention features", unit="q", disable=None):
         units = split_units(example, "sentence")
         if units:
-            features.append(sentence_features(lm, example, units, 4096))
+            features.append(sentence_features(lm, example, units, max_tokens))
             labels.extend(int(_is_gold(example, u)) for u in units)
     x, y = np.concatenate(features), np.asarray(labels)
     if len(set(y.tolist())) < 2:
@@ -381,9 +383,12 @@ def evaluate(folder: Path, examples: list[Any], args: argparse.Namespace,
     from pcbench.compressors.base import Env
     from pcbench.compressors.units import split_units
     from pcbench.core.tokenizer import load_tokenizer
-    from pcbench.models.pool import Models
+    from pcbench.models.pool import MODELS, Models
 
-    env = Env(load_tokenizer(args.proxy if args.style == "sentinel" else str(folder)), models=Models())
+    if args.style == "sentinel":  # the proxy, already in the shared pool from training
+        env = Env(load_tokenizer(args.proxy), models=MODELS)
+    else:  # a fresh pool: the folder's weights were just written
+        env = Env(load_tokenizer(str(folder)), models=Models())
     units = [split_units(e, "sentence") for e in examples]
     gold = [[_is_gold(e, u) for u in us] for e, us in zip(examples, units)]
     if args.style == "sentinel":
