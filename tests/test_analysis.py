@@ -95,6 +95,16 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
     assert r"\begin{tabular}{lr}" in tex and r"\toprule" in tex and "bm25 (rate=0.25)" in tex
     assert "bm25 level=passage (rate=0.5)" in tex and "(kept 0." in tex
     assert "<h2>Provenance</h2>" in page and "transformers" in page and "cells&#x27; commits" in page
+    assert "cells&#x27; hardware" in page and "CPUs" in page and "not recorded" not in page
+    # Sortable tables, and inspect pages of the examples the cells disagree on most, linked per cell.
+    assert page.count('class="dataframe sortable"') == 2 and "aria-sort" in page
+    pages = sorted((out / "examples").rglob("*.html"))
+    assert pages and len({p.name for p in pages}) <= 3  # the same (at most 3) examples in every cell
+    assert len({p.parent for p in pages}) == 7  # one folder per cell
+    first = pages[0]
+    assert f'href="{first.relative_to(out)}"' in page
+    shown = first.read_text()
+    assert "<th>question</th>" in shown and "gold evidence kept" in shown
 
 
 def test_report_formats() -> None:
@@ -135,19 +145,45 @@ def test_figures_are_as_wide_as_asked_so_their_text_prints_at_its_point_size(tmp
     assert main([str(root), "--out", str(tmp_path / "bad"), "--figure-width", "0"]) == 2
 
 
+def test_figure_options_palette_and_compression_factor_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A colour-blind-safe palette by default, any matplotlib colormap by name; the x axis in kept
+    ratio or compression factor (1/ratio, log); a bad option is one line naming what is allowed."""
+    from matplotlib.colors import to_rgba
+
+    from pcbench.analysis.plot import COLORBLIND, Style, variant_colours, variant_markers
+
+    table = pd.DataFrame({"variant": ["bm25", "embedding", "none", "random"],
+                          "role": ["method", "method", "baseline", "control"]})
+    colours = variant_colours(table)
+    assert colours["bm25"] == to_rgba(COLORBLIND[0]) and colours["embedding"] == to_rgba(COLORBLIND[1])
+    assert variant_colours(table, Style(palette="tab10"))["bm25"] != colours["bm25"]
+    assert variant_markers(table)["bm25"] != variant_markers(table)["embedding"]
+    assert list(Style(x_axis="factor").x([0.5, 0.25, 1.0, 0.0])[:3]) == [2.0, 4.0, 1.0]
+    root = study(tmp_path)
+    out = tmp_path / "factor"
+    assert main([str(root), "--out", str(out), "--x-axis", "factor", "--palette", "viridis", "--examples", "0"]) == 0
+    assert (out / "tradeoff.png").exists() and not (out / "examples").exists()
+    capsys.readouterr()
+    for flag, value, allowed in (("--x-axis", "log", "ratio, factor"), ("--palette", "rainbowish", "colorblind"),
+                                 ("--examples", "-1", "give 0")):
+        assert main([str(root), "--out", str(tmp_path / "bad"), flag, value]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and value in err[0] and allowed in err[0], err
+
+
 def test_needle_grid_heatmap_per_cell(tmp_path: Path) -> None:
     """NIAH cells carry their length x depth grid; the report draws one panel per cell that has the
     metric in it, and none for a reader-free study (its grid holds no reader metric)."""
     import matplotlib.pyplot as plt
 
     from pcbench.analysis.metric import Metric
-    from pcbench.analysis.plot import plot_heatmaps
+    from pcbench.analysis.plot import Style, plot_heatmaps
 
     grid = {f"by_length_depth.{n}.{d}.match": v for n, d, v in
             [(1000, 0, 100.0), (1000, 50, 0.0), (2000, 0, 50.0), (2000, 12.5, 100.0)]}
     table = pd.DataFrame([{"task_label": "niah", "reader_label": "smollm2", "variant": name, "kept_ratio": ratio,
                            **grid} for name, ratio in (("bm25", 0.25), ("none", 1.0))])
-    png = plot_heatmaps(table, Metric("match", "metrics.match", "score"), tmp_path / "heatmap", width=7.0)
+    png = plot_heatmaps(table, Metric("match", "metrics.match", "score"), tmp_path / "heatmap", Style(7.0))
     assert png is not None and png.exists() and (tmp_path / "heatmap.pdf").exists()
     assert 0.85 * 7.0 <= plt.imread(png).shape[1] / 150 <= 1.15 * 7.0
     assert plot_heatmaps(table, Metric("f1", "metrics.f1", "score"), tmp_path / "none") is None

@@ -118,6 +118,9 @@ def read_cell(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     row["config_hash"] = identity.get("config_hash")
     row["git_commit"] = (identity.get("git") or {}).get("commit")
     row["git_dirty"] = (identity.get("git") or {}).get("dirty")
+    environment = metrics.get("environment") or {}
+    row["hardware"] = environment.get("hardware")
+    row["versions"] = ", ".join(f"{k} {v}" for k, v in environment.items() if k != "hardware" and v) or None
     # The experiment: what changes results (the components' settings). `none` accepts a budget so
     # that rate sweeps can include it, and ignores it: its cells at several rates are one experiment.
     # Each compressor declares its role and budget knobs (compressors/base.py), recorded in the cell.

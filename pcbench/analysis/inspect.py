@@ -182,9 +182,17 @@ def load_cell(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def find_example(run: Path, example_id: str, metrics: dict[str, Any]) -> Example:
     """The cell's task rebuilt from its config.yaml, and the example with this id."""
-    from omegaconf import OmegaConf
+    for example in rebuild_examples(run, metrics):
+        if example.id == example_id:
+            return example
+    raise InspectError(f"example {example_id!r} is not in the task rebuilt from {run / 'config.yaml'} "
+                       "(data changed since?)")
 
-    from pcbench.core.build import build
+
+def task_node(run: Path, metrics: dict[str, Any]) -> Any:
+    """The cell's task config, its relative data path made absolute (cells that ran the same task
+    have equal nodes, so a caller can rebuild each task once)."""
+    from omegaconf import OmegaConf
 
     config = run / "config.yaml"
     if not config.exists():
@@ -194,15 +202,17 @@ def find_example(run: Path, example_id: str, metrics: dict[str, Any]) -> Example
     launched = str(metrics.get("cwd") or "")
     if launched and isinstance(node.get("path"), str) and not Path(node.path).expanduser().is_absolute():
         node.path = str(Path(launched) / node.path)
+    return node
+
+
+def rebuild_examples(run: Path, metrics: dict[str, Any], node: Any = None) -> list[Example]:
+    """The examples of the cell's task, loaded again exactly as the cell loaded them."""
+    from pcbench.core.build import build
+
     try:
-        task = build(node, "task")
-        examples = task.load()
+        return build(node if node is not None else task_node(run, metrics), "task").load()
     except PcbenchError as exc:
         raise InspectError(f"cannot rebuild the task of {run}: {exc}") from None
-    for example in examples:
-        if example.id == example_id:
-            return example
-    raise InspectError(f"example {example_id!r} is not in the task rebuilt from {config} (data changed since?)")
 
 
 def _header(run: Path, metrics: dict[str, Any], record: dict[str, Any], position: str,
@@ -248,6 +258,31 @@ WRITTEN_HTML = """<h3>written by the compressor (what the reader got)</h3><div c
 <h3>source</h3>"""
 
 
+def safe_name(example_id: str) -> str:
+    """An example id as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", example_id)
+
+
+def marked(metrics: dict[str, Any], record: dict[str, Any], example: Example) -> tuple[list[Word], bool]:
+    """The example's words marked kept/dropped/evidence, and whether the compressor wrote its text
+    (then nothing was cut: the source is shown whole, its evidence marked)."""
+    written = bool((metrics.get("compressor_info") or {}).get("generates_text"))
+    words = mark(example, str(record.get("context") or ""))
+    if written:
+        words = [replace(w, kept=True) for w in words]
+    return words, written
+
+
+def html_page(run: Path, metrics: dict[str, Any], record: dict[str, Any], example: Example, position: str) -> str:
+    """The whole inspect page of one example of a cell."""
+    words, written = marked(metrics, record, example)
+    header = _header(run, metrics, record, position, summary(words), written)
+    rows = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
+    shown = WRITTEN_HTML.format(text=html.escape(str(record.get("context") or ""))) if written else ""
+    return HTML_PAGE.format(title=html.escape(f"{record.get('id')}: {run}"), rows=rows, written=shown,
+                            context=render_html(example.context, words))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a cell folder (holds metrics.json, predictions.jsonl, config.yaml)")
@@ -276,24 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     except InspectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    written = bool((metrics.get("compressor_info") or {}).get("generates_text"))
-    words = mark(example, str(record["context"] or ""))
-    if written:  # nothing was cut: show the source whole, its evidence marked
-        words = [replace(w, kept=True) for w in words]
-    header = _header(run, metrics, record, f"{index + 1} of {len(records)}", summary(words), written)
+    position = f"{index + 1} of {len(records)}"
     if args.html is not None:
-        path = Path(args.html or f"inspect-{re.sub(r'[^A-Za-z0-9_.-]', '_', ids[index])}.html")
-        rows = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
+        path = Path(args.html or f"inspect-{safe_name(ids[index])}.html")
         try:
-            shown = WRITTEN_HTML.format(text=html.escape(str(record["context"] or ""))) if written else ""
-            path.write_text(HTML_PAGE.format(title=html.escape(f"{ids[index]}: {run}"), rows=rows, written=shown,
-                                             context=render_html(example.context, words)), encoding="utf-8")
+            path.write_text(html_page(run, metrics, record, example, position), encoding="utf-8")
         except OSError as exc:
             print(f"error: --html={path} cannot be written ({exc.strerror or type(exc).__name__}); "
                   "give a file in a writable folder", file=sys.stderr)
             return 2
         print(f"html: {path}")
         return 0
+    words, written = marked(metrics, record, example)
+    header = _header(run, metrics, record, position, summary(words), written)
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     for key, value in header:
         print(f"{key:>10}: {value}")

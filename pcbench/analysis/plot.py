@@ -5,13 +5,17 @@ variant (compressor + non-default knobs) through its budgets, with its 95% boots
 `none` (the full context) is a dashed horizontal reference with its band, `random` a grey dotted
 control, `oracle` a star; the Pareto front of the compressors (no other cell keeps less and
 scores more; oracle and none are references, not part of it) is ringed and joined by a dashed
-staircase. Colours are fixed per variant across panels. Every figure is written as PNG and PDF.
+staircase. Colours (a colour-blind-safe palette unless `Style.palette` names another) and marker
+shapes are fixed per variant across panels. The x axis is the kept ratio or, with
+`Style.x_axis="factor"`, the compression factor (original / kept, log scale). Every figure is written
+as PNG and PDF.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,11 @@ from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 from pcbench.analysis.metric import Metric, resolve  # noqa: E402
 
 RATIO_LABEL = "achieved kept ratio (reader tokens kept / original)"
+FACTOR_LABEL = "compression factor (original / kept reader tokens, ×)"
+X_AXES = ("ratio", "factor")
+# Okabe & Ito's palette (distinct under the common colour-vision deficiencies and in greyscale
+# print, with the marker shapes), black left out: black draws the references.
+COLORBLIND = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442")
 # How each role (compressors/base.py, recorded per cell) is drawn: the uncompressed baseline as a
 # line, the gold-evidence ceiling as a star, the random control dotted in greys, methods in colour.
 SPECIAL = ("baseline", "ceiling", "control")
@@ -45,12 +54,78 @@ def metric_column(table: pd.DataFrame, metric: str) -> str:
     return resolve(table, metric).column
 
 
-def variant_colours(table: pd.DataFrame) -> dict[str, tuple[float, float, float, float]]:
+# Inches: the text width of a two-column paper, so the figure goes in at 100% and its text is the
+# point sizes below (`pcbench-report --figure-width 3.3` for one column).
+FIGURE_WIDTH = 7.0
+TITLE_PT, LABEL_PT, SMALL_PT = 8, 8, 7
+
+
+class StyleError(ValueError):
+    """A figure option that cannot be drawn: one line naming it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Style:
+    """How the figures look. width: inches (the figure is saved that wide, text at 7-8 pt);
+    palette: `colorblind` (Okabe-Ito, the default) or any matplotlib colormap name (tab10, tab20,
+    viridis, ...); x_axis: `ratio` (achieved kept ratio, linear) or `factor` (compression factor,
+    original / kept, log scale)."""
+
+    width: float = FIGURE_WIDTH
+    palette: str = "colorblind"
+    x_axis: str = "ratio"
+
+    def __post_init__(self) -> None:
+        if not self.width > 0:
+            raise StyleError(f"--figure-width={self.width:g} is not allowed; give inches > 0 (7 for a page's "
+                             "width, 3.3 for one column)")
+        if self.x_axis not in X_AXES:
+            raise StyleError(f"--x-axis={self.x_axis} is not allowed; give one of {', '.join(X_AXES)}")
+        if self.palette != "colorblind" and self.palette not in plt.colormaps():
+            raise StyleError(f"--palette={self.palette} is not allowed; give colorblind or a matplotlib colormap "
+                             "name (tab10, tab20, viridis, ...)")
+
+    def colours(self, n: int) -> list[tuple[float, float, float, float]]:
+        """n colours, in order; a qualitative palette cycles, a continuous colormap is sampled."""
+        from matplotlib.colors import ListedColormap, to_rgba
+
+        if self.palette == "colorblind":
+            return [to_rgba(COLORBLIND[i % len(COLORBLIND)]) for i in range(n)]
+        cmap = plt.get_cmap(self.palette)
+        if isinstance(cmap, ListedColormap) and cmap.N <= 20:
+            return [cmap(i % cmap.N) for i in range(n)]
+        return [cmap(0.1 + 0.8 * i / max(1, n - 1)) for i in range(n)]
+
+    @property
+    def x_label(self) -> str:
+        return FACTOR_LABEL if self.x_axis == "factor" else RATIO_LABEL
+
+    def x(self, ratios: Any) -> np.ndarray:
+        """Where kept ratios go on the x axis."""
+        ratios = np.asarray(ratios, float)
+        if self.x_axis == "ratio":
+            return ratios
+        with np.errstate(divide="ignore"):
+            return np.where(ratios > 0, 1.0 / np.where(ratios > 0, ratios, 1.0), np.nan)
+
+    def set_x(self, ax: Axes, ratios: Any) -> None:
+        ax.set_xlabel(self.x_label, fontsize=LABEL_PT)
+        if self.x_axis == "ratio":
+            ax.set_xlim(0, 1.05)
+            return
+        factors = self.x(ratios)
+        top = np.nanmax(factors) if np.isfinite(factors).any() else 10.0
+        ax.set_xscale("log")
+        ax.set_xlim(0.9, max(2.0, top * 1.25))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}×" if v in (2, 3, 5, 20, 30, 50) else ""))
+
+
+def variant_colours(table: pd.DataFrame, style: Style | None = None) -> dict[str, tuple[float, float, float, float]]:
     """A fixed colour per variant, so a method looks the same in every panel and figure."""
     role = roles(table)
     names = sorted(v for v in role if role[v] not in SPECIAL)
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    colours = {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+    colours = dict(zip(names, (style or Style()).colours(len(names))))
     randoms = sorted(v for v in role if role[v] == "control")
     for i, name in enumerate(randoms):  # controls in greys, darkest first, told apart by shade
         shade = 0.3 + 0.35 * i / max(1, len(randoms) - 1)
@@ -95,10 +170,9 @@ def _n_label(rows: pd.DataFrame) -> str:
     return f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}–{counts[-1]}"
 
 
-# Inches: the text width of a two-column paper, so the figure goes in at 100% and its text is the
-# point sizes below (`pcbench-report --figure-width 3.3` for one column).
-FIGURE_WIDTH = 7.0
-TITLE_PT, LABEL_PT, SMALL_PT = 8, 8, 7
+def _drawable(rows: pd.DataFrame, style: Style) -> pd.DataFrame:
+    """On a compression-factor axis a cell that kept nothing (an empty summary) has no place."""
+    return rows if style.x_axis == "ratio" else rows[rows["kept_ratio"].astype(float) > 0]
 
 
 def _grid(table: pd.DataFrame, width: float) -> tuple[Figure, np.ndarray, list[str], list[str]]:
@@ -109,7 +183,7 @@ def _grid(table: pd.DataFrame, width: float) -> tuple[Figure, np.ndarray, list[s
     panel = width / len(readers)
     fig, axes = plt.subplots(len(tasks), len(readers), figsize=(width, 0.72 * panel * len(tasks)), squeeze=False)
     for ax in axes.flat:
-        ax.tick_params(labelsize=SMALL_PT)
+        ax.tick_params(which="both", labelsize=SMALL_PT)
     return fig, axes, tasks, readers
 
 
@@ -141,9 +215,9 @@ def _bounds(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray] | 
 
 
 def _draw_variant(ax: Axes, rows: pd.DataFrame, column: str, name: str, colour: tuple[float, ...],
-                  marker: str = "o") -> None:
+                  marker: str = "o", style: Style | None = None) -> None:
     rows = rows.sort_values("kept_ratio")
-    x, y = rows["kept_ratio"].to_numpy(float), rows[column].to_numpy(float)
+    x, y = (style or Style()).x(rows["kept_ratio"]), rows[column].to_numpy(float)
     bounds = _bounds(rows, column)
     family = roles(rows).get(name, "method")
     if family == "baseline":
@@ -179,31 +253,32 @@ def _panels(rows_all: pd.DataFrame, axes: Any, tasks: list[str], readers: list[s
             yield axes[r, c], task, reader, rows
 
 
-def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path, width: float = FIGURE_WIDTH) -> Path:
-    """Metric against achieved kept ratio; writes out.png and out.pdf, returns the PNG's path."""
+def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path, style: Style | None = None) -> Path:
+    """Metric against achieved kept ratio (or compression factor); writes out.png and out.pdf,
+    returns the PNG's path."""
+    style = style or Style()
     found = metric if isinstance(metric, Metric) else resolve(table, metric)
     column = found.column
-    rows_all = table.dropna(subset=[column, "kept_ratio"])
-    fig, axes, tasks, readers = _grid(rows_all, width)
-    colours, markers = variant_colours(rows_all), variant_markers(rows_all)
+    rows_all = _drawable(table.dropna(subset=[column, "kept_ratio"]), style)
+    fig, axes, tasks, readers = _grid(rows_all, style.width)
+    colours, markers = variant_colours(rows_all, style), variant_markers(rows_all)
     for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
         # The front of what a compressor achieves: oracle uses the gold labels, none compresses
         # nothing and random is the control, so they are references drawn apart, not points of it.
         methods = rows[~rows["variant"].map(roles(rows)).isin(["baseline", "ceiling", "control"])]
         front = pareto_front(methods["kept_ratio"].to_numpy(float), methods[column].to_numpy(float))
         if len(front) > 1:
-            fx = methods["kept_ratio"].to_numpy(float)[front]
+            fx = style.x(methods["kept_ratio"].to_numpy(float)[front])
             fy = methods[column].to_numpy(float)[front]
             # A staircase: what is attainable at a ratio is the best score at that ratio or below.
             ax.step(fx, fy, where="post", color="black", alpha=0.35, linewidth=1.2, linestyle=(0, (4, 2)), zorder=1)
             ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=1.0, alpha=0.6,
                        label="Pareto front", zorder=6)
         for name, group in rows.groupby("variant"):
-            _draw_variant(ax, group, column, str(name), colours[str(name)], markers.get(str(name), "o"))
+            _draw_variant(ax, group, column, str(name), colours[str(name)], markers.get(str(name), "o"), style)
         ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=TITLE_PT)
-        ax.set_xlabel(RATIO_LABEL, fontsize=LABEL_PT)
+        style.set_x(ax, rows["kept_ratio"])
         ax.set_ylabel(found.label, fontsize=LABEL_PT)
-        ax.set_xlim(0, 1.05)
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
     _legend(fig, axes)
@@ -243,31 +318,33 @@ def _reused(rows: pd.DataFrame) -> pd.Series:
     return (reused > 0) & (rows["cache_hits.computed_work"].fillna(1).astype(float) == 0)
 
 
-def plot_speed(table: pd.DataFrame, out: Path, width: float = FIGURE_WIDTH) -> Path:
-    """Speed-up against kept ratio (compress + read time against the uncompressed cell). For
-    reader-free cells, which read nothing, the compression time per example instead."""
+def plot_speed(table: pd.DataFrame, out: Path, style: Style | None = None) -> Path:
+    """Speed-up against kept ratio or compression factor (compress + read time against the
+    uncompressed cell). For reader-free cells, which read nothing, the compression time per example
+    instead."""
+    style = style or Style()
     table = add_speedup(table)
     read = table["speedup"].notna().any()
     column = "speedup" if read else "compress_ms"
     if not read:
         table[column] = 1000 * table["seconds.compress_mean"].astype(float)
-    rows_all = table.dropna(subset=[column, "kept_ratio"])
-    fig, axes, tasks, readers = _grid(rows_all, width)
-    colours = variant_colours(rows_all)
+    rows_all = _drawable(table.dropna(subset=[column, "kept_ratio"]), style)
+    fig, axes, tasks, readers = _grid(rows_all, style.width)
+    colours, markers = variant_colours(rows_all, style), variant_markers(rows_all)
     for ax, task, reader, rows in _panels(rows_all, axes, tasks, readers):
         for name, group in rows.groupby("variant"):
             group = group.sort_values("kept_ratio")
             family = roles(group).get(str(name), "method")
             if read and family == "baseline":
                 continue  # it is the 1x line
-            ax.plot(group["kept_ratio"], group[column], color=colours[str(name)],
-                    marker="*" if family == "ceiling" else "x" if family == "control" else "o",
+            ax.plot(style.x(group["kept_ratio"]), group[column], color=colours[str(name)],
+                    marker="*" if family == "ceiling" else "x" if family == "control" else markers.get(str(name), "o"),
                     markersize=9 if family == "ceiling" else 5,
                     linestyle=":" if family == "control" else "-" if len(group) > 1 else "none", label=str(name))
             reused = _reused(group)
             if reused.any():  # hollow ring: this cell's compression reused cached work (see below)
-                ax.scatter(group.loc[reused, "kept_ratio"], group.loc[reused, column], s=110, facecolors="none",
-                           edgecolors=colours[str(name)], linewidths=1.2, zorder=4)
+                ax.scatter(style.x(group.loc[reused, "kept_ratio"]), group.loc[reused, column], s=110,
+                           facecolors="none", edgecolors=colours[str(name)], linewidths=1.2, zorder=4)
         if read:
             ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label="none (full context) = 1×")
             ax.set_ylabel("speed-up over full context (×, compress + read)", fontsize=LABEL_PT)
@@ -281,15 +358,14 @@ def plot_speed(table: pd.DataFrame, out: Path, width: float = FIGURE_WIDTH) -> P
         if _reused(rows).any():  # said once, in the legend below the panels
             ax.scatter([], [], s=110, facecolors="none", edgecolors="#555", linewidths=1.2,
                        label="ringed: reused an earlier cell's cached work (not its full cost)")
-        ax.set_xlabel(RATIO_LABEL, fontsize=LABEL_PT)
-        ax.set_xlim(0, 1.05)
+        style.set_x(ax, rows["kept_ratio"])
         ax.grid(alpha=0.3, which="both")
     _legend(fig, axes)
     fig.tight_layout()
     return _save(fig, out)
 
 
-def plot_heatmaps(table: pd.DataFrame, metric: str | Metric, out: Path, width: float = FIGURE_WIDTH) -> Path | None:
+def plot_heatmaps(table: pd.DataFrame, metric: str | Metric, out: Path, style: Style | None = None) -> Path | None:
     """The needle-in-a-haystack grid of every cell that has one (NIAH's `by_length_depth`): the
     metric per context length (rows) and needle depth (columns), 0-100, one panel per cell; None
     when no cell has such a grid for the metric (other tasks, reader-free cells)."""
@@ -315,6 +391,7 @@ def plot_heatmaps(table: pd.DataFrame, metric: str | Metric, out: Path, width: f
         panels.append((title, lengths, depths, values))
     if not panels:
         return None
+    width = (style or Style()).width
     cols = max(1, min(len(panels), int(width / 2.3)))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(width, rows * 0.8 * width / cols + 0.3), squeeze=False)

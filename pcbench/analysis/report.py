@@ -8,8 +8,10 @@ Writes to --out (default `report/`):
   its metric-vs-ratio curve and its mean rank at matched budgets;
 - table.csv (one row per cell: task, reader, variant, budget, kept ratio, the metric and its 95%
   interval) and table.tex (methods x tasks, booktabs, each cell "mean (kept ratio)") for a paper;
-- tradeoff.png/.pdf, speed.png/.pdf, report.html (both tables, the plots, links to the cells, and the
-  provenance: when it was made, the cells' commits, package versions).
+- tradeoff.png/.pdf, speed.png/.pdf (--figure-width, --palette, --x-axis ratio|factor), heatmap for
+  needle cells, report.html (sortable tables, the plots, links to the cells and to inspect pages of
+  the examples the cells disagree on most under examples/, and the provenance: when it was made,
+  the cells' commits, package versions, hardware).
 `analysis/report.ipynb` draws the same from runs.parquet.
 """
 
@@ -23,13 +25,24 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pcbench.analysis.collect import collect_cells, parquet_safe
 from pcbench.analysis.metric import Metric, available, resolve
-from pcbench.analysis.plot import FIGURE_WIDTH, add_speedup, plot_heatmaps, plot_speed, plot_tradeoff, roles
+from pcbench.analysis.plot import (
+    FIGURE_WIDTH,
+    X_AXES,
+    Style,
+    StyleError,
+    add_speedup,
+    plot_heatmaps,
+    plot_speed,
+    plot_tradeoff,
+    roles,
+)
 from pcbench.analysis.stats import add_intervals, add_paired, read_records
 
 GRID = 101  # points of the common ratio range the area is averaged over
@@ -212,11 +225,17 @@ def provenance(table: pd.DataFrame) -> dict[str, str]:
 
     commits = sorted({str(c)[:12] + (" (dirty)" if d else "") for c, d in
                       zip(table.get("git_commit", []), table.get("git_dirty", [])) if isinstance(c, str)})
+
+    def distinct(column: str) -> str:
+        found = sorted({str(v) for v in table.get(column, []) if isinstance(v, str) and v})
+        return " | ".join(found) or "not recorded (cells written before it was)"
+
     return {
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cells' commits": ", ".join(commits) or "unknown (cells written outside git)",
-        "pcbench": version("pcbench"), "torch": version("torch"), "transformers": version("transformers"),
-        "python": sys.version.split()[0],
+        "cells' packages": distinct("versions"),
+        "cells' hardware": distinct("hardware"),
+        "report made with": f"pcbench {version('pcbench')}, python {sys.version.split()[0]}",
     }
 
 
@@ -248,9 +267,11 @@ table { border-collapse: collapse; font-size: 13px; margin-bottom: 2em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; }
 th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #666; font-size: 13px; }
+table.sortable th { cursor: pointer; user-select: none; } table.sortable th:hover { background: #e8e8e8; }
+th[aria-sort=ascending]::after { content: " ▲"; } th[aria-sort=descending]::after { content: " ▼"; }
 </style></head><body>
 <h1>pcbench report: {{ metric }}</h1>
-<p class="note">{{ cells }} cells from {{ roots }}. {{ explain_cells }}</p>
+<p class="note">{{ cells }} cells from {{ roots }}. {{ explain_cells }} Click a column head to sort.</p>
 <h2>Cells</h2>
 {{ cells_table }}
 <h2>Variants</h2>
@@ -268,12 +289,100 @@ th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; }
 <p class="note">Paper tables: <a href="table.csv">table.csv</a> (one row per cell), <a href="table.tex">table.tex</a>
 (methods x tasks, booktabs).</p>
 {% if notes %}<h2>Left out</h2><ul class="note">{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+<script>
+// Click a column head to sort by it (again to reverse): numbers by their leading value
+// ("61.2 [40.0, 80.0]" sorts as 61.2, "–" last), text alphabetically.
+document.querySelectorAll("table.sortable").forEach(table => {
+  const heads = table.querySelectorAll("thead th");
+  heads.forEach((th, col) => th.addEventListener("click", () => {
+    const down = th.getAttribute("aria-sort") === "ascending";
+    heads.forEach(h => h.removeAttribute("aria-sort"));
+    th.setAttribute("aria-sort", down ? "descending" : "ascending");
+    const key = row => {
+      const text = row.cells[col].textContent.trim();
+      const number = parseFloat(text.replace(/^[+]/, ""));
+      return isNaN(number) ? text : number;
+    };
+    const body = table.tBodies[0];
+    const rows = Array.from(body.rows);
+    rows.sort((a, b) => {
+      const x = key(a), y = key(b);
+      if (typeof x !== typeof y) return typeof x === "number" ? -1 : 1;
+      const order = typeof x === "number" ? x - y : x.localeCompare(y);
+      return down ? -order : order;
+    });
+    rows.forEach(row => body.appendChild(row));
+  }));
+});
+</script>
 </body></html>
 """
 
 
+EXAMPLES = "examples"  # the report's sub-folder of inspect pages
+
+
+def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int) -> tuple[
+        dict[str, list[tuple[str, str]]], list[str]]:
+    """Inspect pages (pcbench-inspect --html) of the examples worth looking at: per task and reader,
+    the `per_panel` examples on which its cells disagree most (the widest spread of the metric
+    across cells; the earliest examples on ties), one page per cell and example, so a method's
+    page sits next to the others' on the same example. Returns {cell path: [(id, link)]} and notes
+    on the cells that could not be shown (no config, task data gone)."""
+    from pcbench.analysis.inspect import InspectError, html_page, load_cell, rebuild_examples, safe_name, task_node
+    from pcbench.analysis.metric import per_example
+
+    links: dict[str, list[tuple[str, str]]] = {}
+    notes: list[str] = []
+    if per_panel <= 0:
+        return links, notes
+    rows = table.dropna(subset=[metric.column])
+    folders = {path: f"{i:03d}-{safe_name(Path(path).name)}" for i, path in enumerate(sorted(rows["path"]))}
+    examples: dict[str, dict[str, Any]] = {}  # each task rebuilt once, keyed by its config
+    for _, panel in rows.groupby(["task_label", "reader_label"]):
+        cells: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
+        spread: dict[str, list[float]] = {}
+        order: dict[str, int] = {}
+        for path in panel["path"]:
+            try:
+                metrics, records = load_cell(Path(path))
+            except InspectError as exc:
+                notes.append(f"no example pages for {path}: {exc}")
+                continue
+            cells[path] = (metrics, {str(r.get("id")): r for r in records})
+            for record in records:
+                order.setdefault(str(record.get("id")), len(order))
+            values = per_example(records, metric)
+            if values is not None:
+                for i, v in zip(values.ids, values.values):
+                    spread.setdefault(str(i), []).append(float(v))
+        chosen = sorted(order, key=lambda i: (-float(np.ptp(spread[i])) if spread.get(i) else 0.0, order[i]))
+        chosen = chosen[:per_panel]
+        for path, (metrics, by_id) in cells.items():
+            try:
+                node = task_node(Path(path), metrics)
+                key = str(node)
+                if key not in examples:
+                    examples[key] = {e.id: e for e in rebuild_examples(Path(path), metrics, node)}
+            except InspectError as exc:
+                notes.append(f"no example pages for {path}: {exc}")
+                continue
+            folder = out / EXAMPLES / folders[path]
+            folder.mkdir(parents=True, exist_ok=True)
+            ids = list(by_id)
+            for example_id in chosen:
+                if example_id not in by_id or example_id not in examples[key] or "context" not in by_id[example_id]:
+                    continue
+                page = folder / f"{safe_name(example_id)}.html"
+                position = f"{ids.index(example_id) + 1} of {len(ids)}"
+                page.write_text(html_page(Path(path), metrics, by_id[example_id], examples[key][example_id],
+                                          position), encoding="utf-8")
+                links.setdefault(path, []).append((example_id, os.path.relpath(page, out)))
+    return links, notes
+
+
 def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], notes: list[str],
-              heatmap: bool = False) -> Path:
+              heatmap: bool = False, pages: dict[str, list[tuple[str, str]]] | None = None) -> Path:
     from jinja2 import Template
 
     cells = cells_board(table, metric)
@@ -285,13 +394,20 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
     cells = cells.map(lambda v: html.escape(v) if isinstance(v, str) else v)
     cells.columns = [html.escape(str(c)) for c in cells.columns]
     cells["cell"] = [f'<a href="{html.escape(link)}/">{html.escape(Path(link).name)}</a>' for link in links]
+    if pages:  # the examples the cells disagree on most, each cell's view of them
+        cells["examples"] = [" ".join(f'<a href="{html.escape(href)}" title="{html.escape(i)}">{k + 1}</a>'
+                                      for k, (i, href) in enumerate(pages.get(p, [])))
+                             for p in ordered["path"]]
     text = Template(PAGE, autoescape=False).render(
         metric=html.escape(metric.label), cells=len(ordered), roots=html.escape(", ".join(roots)),
         explain_cells="Mean with 95% bootstrap interval; Δ: paired difference against the matched-ratio baseline, "
-                      "[95% paired bootstrap], permutation p, @ the baseline's kept ratio.",
+                      "[95% paired bootstrap], permutation p, @ the baseline's kept ratio."
+                      + (" Examples: the task's examples on which the cells disagree most, as this cell compressed "
+                         "them (kept, dropped and gold evidence marked); the same numbers open the same example "
+                         "in every cell." if pages else ""),
         explain_variants="AUC: mean metric over the shared kept-ratio range; mean rank at matched requested budgets.",
-        cells_table=cells.to_html(index=False, escape=False, na_rep="–"),
-        variants_table=variants_board(table, metric).to_html(index=False, na_rep="–"),
+        cells_table=cells.to_html(index=False, escape=False, na_rep="–", classes="sortable"),
+        variants_table=variants_board(table, metric).to_html(index=False, na_rep="–", classes="sortable"),
         tradeoff="tradeoff.png", tradeoff_pdf="tradeoff.pdf", speed="speed.png", speed_pdf="speed.pdf",
         heatmap="heatmap.png" if heatmap else "",
         notes=[html.escape(n) for n in notes],
@@ -337,10 +453,13 @@ def writable_folder(out: Path, flag: str) -> None:
                           "give a writable folder") from None
 
 
-def build_report(roots: list[str], metric_name: str, out: Path, figure_width: float = FIGURE_WIDTH) -> Report:
-    if not figure_width > 0:
-        raise ReportError(f"--figure-width={figure_width:g} is not allowed; give inches > 0 (7 for a page's "
-                          "width, 3.3 for one column)")
+def build_report(roots: list[str], metric_name: str, out: Path, style: Style | None = None,
+                 examples: int = 3) -> Report:
+    """The report of the finished cells under `roots`, written to `out`; `examples` inspect pages
+    per task and reader (the examples the cells disagree on most), 0 for none."""
+    style = style or Style()
+    if examples < 0:
+        raise ReportError(f"--examples={examples} is not allowed; give 0 (no example pages) or more")
     collected = collect_cells(*roots)
     if collected.table.empty:
         why = f" ({len(collected.notes)} unfinished or failed: {collected.notes[0]})" if collected.notes else ""
@@ -357,12 +476,13 @@ def build_report(roots: list[str], metric_name: str, out: Path, figure_width: fl
     files["csv"], files["latex"] = out / "table.csv", out / "table.tex"
     tidy_table(table, metric).to_csv(files["csv"], index=False)
     files["latex"].write_text(latex(table, metric), encoding="utf-8")
-    files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff", figure_width)
-    files["speed"] = plot_speed(table, out / "speed", figure_width)
-    heatmap = plot_heatmaps(table, metric, out / "heatmap", figure_width)  # NIAH cells only
+    files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff", style)
+    files["speed"] = plot_speed(table, out / "speed", style)
+    heatmap = plot_heatmaps(table, metric, out / "heatmap", style)  # NIAH cells only
     if heatmap is not None:
         files["heatmap"] = heatmap
-    files["html"] = html_page(table, metric, out, roots, collected.notes, heatmap is not None)
+    pages, page_notes = example_pages(table, metric, out, examples)
+    files["html"] = html_page(table, metric, out, roots, collected.notes + page_notes, heatmap is not None, pages)
     return Report(table, metric, out, collected.notes, files)
 
 
@@ -377,10 +497,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure-width", type=float, default=FIGURE_WIDTH,
                         help="plot width in inches, so the figures go into a paper at 100%% and their text is "
                              "7-8 pt: 7 (default) for a two-column paper's page width, 3.3 for one column")
+    parser.add_argument("--palette", default="colorblind",
+                        help="method colours: colorblind (Okabe-Ito, default) or a matplotlib colormap (tab10, ...)")
+    parser.add_argument("--x-axis", default="ratio", metavar="|".join(X_AXES),
+                        help="x axis of the trade-off and speed plots: ratio (achieved kept ratio, default) or "
+                             "factor (compression factor original/kept, log scale)")
+    parser.add_argument("--examples", type=int, default=3,
+                        help="inspect pages per task and reader, linked from report.html: the examples the cells "
+                             "disagree on most, as each cell compressed them (default 3; 0: none)")
     args = parser.parse_args(argv)
     try:
-        report = build_report(args.roots, args.metric, Path(args.out), args.figure_width)
-    except ReportError as exc:
+        style = Style(args.figure_width, args.palette, args.x_axis)
+        report = build_report(args.roots, args.metric, Path(args.out), style, args.examples)
+    except (ReportError, StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for note in report.notes:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -126,7 +128,24 @@ def environment() -> dict[str, str | None]:
             return None
 
     packages = ("pcbench", "torch", "transformers", "sentence-transformers", "bm25s", "datasets")
-    return {"python": platform.python_version(), **{p: version(p) for p in packages}}
+    return {"python": platform.python_version(), **{p: version(p) for p in packages}, "hardware": hardware()}
+
+
+def hardware() -> str:
+    """The machine the seconds were measured on: CPU model and count, and the GPU if one is used."""
+    cpu = platform.processor() or platform.machine()
+    try:  # the model name, where Linux says it
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} CPUs"
+    torch = sys.modules.get("torch")  # only when the cell used it: recording imports nothing heavy
+    if torch is not None and torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return text
 
 
 class Recorder:

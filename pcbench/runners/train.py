@@ -54,7 +54,11 @@ class OneLineParser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="pcbench-train", description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="hotpotqa", help="a conf/task option with gold evidence (hotpotqa, nq)")
-    p.add_argument("--path", default=str(DEFAULT_DATA), help="task.path: the local data file")
+    p.add_argument("--path", default=str(DEFAULT_DATA),
+                   help="task.path: the local data file (tasks that read one; generated tasks ignore it)")
+    p.add_argument("--task-set", action="append", default=[], metavar="KNOB=VALUE",
+                   help="a task knob, as run.py's task.KNOB=VALUE (repeatable), e.g. --task-set seed=7 for "
+                        "training examples that the evaluated ones (seed 42) do not hold")
     p.add_argument("--limit", type=int, default=None, help="first N examples of the task only")
     p.add_argument("--style", choices=["provence", "llmlingua2", "sentinel"], default="provence",
                    help="sentinel: a logistic-regression probe over a proxy LM's attention (--proxy)")
@@ -116,8 +120,9 @@ def check(args: argparse.Namespace) -> None:
 
 # --- data -----------------------------------------------------------------------------------------
 
-def load_examples(task: str, path: str | None, limit: int | None) -> list[Any]:
-    """Examples through the project's own task class, exactly as `run.py task=... task.path=...` loads them."""
+def load_examples(task: str, path: str | None, limit: int | None, knobs: Sequence[str] = ()) -> list[Any]:
+    """Examples through the project's own task class, exactly as `run.py task=... task.path=...
+    task.KNOB=VALUE` loads them."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -126,10 +131,19 @@ def load_examples(task: str, path: str | None, limit: int | None) -> list[Any]:
 
     if not (CONF_DIR / "task" / f"{task}.yaml").exists():
         raise PcbenchError(f"--task={task!r} is not a task in conf/task/")
+    bad = next((k for k in knobs if "=" not in k or k.startswith("=")), None)
+    if bad is not None:
+        raise PcbenchError(f"--task-set={bad!r} is not allowed; give KNOB=VALUE, e.g. seed=7")
+    from hydra.errors import HydraException
+
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        node = compose("config", overrides=[f"task={task}"]).task
+        try:
+            node = compose("config", overrides=[f"task={task}", *(f"task.{k}" for k in knobs)]).task
+        except HydraException as exc:  # an unknown knob, a value that does not parse
+            raise PcbenchError(f"--task-set {' '.join(knobs)}: {str(exc).splitlines()[0]}") from None
     OmegaConf.set_struct(node, False)
-    node.path = path
+    if "path" in node:  # generated tasks (niah, ruler_synth) read no file
+        node.path = path
     node.limit = limit
     examples = build(node, "task").load()
     usable = [e for e in examples if any(p.evidence or p.gold for p in e.passages)]
@@ -239,7 +253,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    examples = load_examples(args.task, args.path, args.limit)
+    examples = load_examples(args.task, args.path, args.limit, args.task_set)
     train_set, held = split(examples, args.heldout, args.seed)
     rng = random.Random(args.seed)
     pairs = pairs_of(train_set, args.style, args.question_aware, args.negatives, rng)
@@ -326,7 +340,7 @@ def train_sentinel(args: argparse.Namespace) -> dict[str, Any]:
     from pcbench.models.causal import causal_lm
     from pcbench.models.pool import MODELS, ModelSpec
 
-    examples = load_examples(args.task, args.path, args.limit)
+    examples = load_examples(args.task, args.path, args.limit, args.task_set)
     train_set, held = split(examples, args.heldout, args.seed)
     # The shared pool: the held-out evaluation, through the compressor, finds the proxy loaded.
     lm = causal_lm(MODELS, ModelSpec(args.proxy, None, "float32", args.device))
@@ -355,7 +369,7 @@ def train_sentinel(args: argparse.Namespace) -> dict[str, Any]:
                            "gold_sentences": int(y.sum()), "seed": args.seed})
     out = Path(args.out)
     probe.save(out)
-    summary: dict[str, Any] = {"style": "sentinel", "proxy": args.proxy, "task": args.task,
+    summary: dict[str, Any] = {"style": "sentinel", "proxy": args.proxy, "task": args.task, "task_set": args.task_set,
                                "train_questions": len(train_set), "heldout_questions": len(held),
                                "train_sentences": int(len(y)), "train_gold_sentences": int(y.sum()),
                                "features": int(x.shape[1]), "train_seconds": round(time.perf_counter() - started, 1),

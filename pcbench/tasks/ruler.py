@@ -87,8 +87,30 @@ def postprocess_prediction(prediction: str) -> str:
     return re.sub(r"[\x00-\x1f]", "\n", prediction.strip()).strip()
 
 
+class RulerPrompt:
+    """How a RULER example becomes a prompt: the template over {instruction}, {context} (the
+    haystack), {separator} and {question} (question and answer prefix), kept in the example's meta
+    by the task that read or generated it; predictions postprocessed as RULER does."""
+
+    template: str
+    PLACEHOLDERS: ClassVar[tuple[str, ...]] = ("instruction", "context", "separator", "question", "input")
+
+    def prompt(self, example: Example, context: str) -> str:
+        values = {
+            "instruction": example.meta.get("instruction", ""),
+            "context": context,
+            "separator": example.meta.get("separator", ""),
+            "question": example.question,
+            "input": example.question,
+        }
+        return self.template.format_map(values)
+
+    def postprocess(self, prediction: str, example: Example) -> str:
+        return postprocess_prediction(prediction)
+
+
 @dataclass
-class RulerTask(Task):
+class RulerTask(RulerPrompt, Task):
     """A RULER task.
 
     path: a RULER JSONL file (`index, input, outputs, length`; `outputs` a list or the string of a
@@ -194,20 +216,6 @@ class RulerTask(Task):
         )
         return example, found
 
-    PLACEHOLDERS: ClassVar[tuple[str, ...]] = ("instruction", "context", "separator", "question", "input")
-
-    def prompt(self, example: Example, context: str) -> str:
-        values = {
-            "instruction": example.meta.get("instruction", ""),
-            "context": context,
-            "separator": example.meta.get("separator", ""),
-            "question": example.question,
-            "input": example.question,
-        }
-        return self.template.format_map(values)
-
-    def postprocess(self, prediction: str, example: Example) -> str:
-        return postprocess_prediction(prediction)
 
 
 def _outputs(raw: Any, where: str) -> tuple[str, ...]:
