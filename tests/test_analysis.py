@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -96,8 +97,9 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
     assert "bm25 level=passage (rate=0.5)" in tex and "(kept 0." in tex
     assert "<h2>Provenance</h2>" in page and "transformers" in page and "cells&#x27; commits" in page
     assert "cells&#x27; hardware" in page and "CPUs" in page and "not recorded" not in page
+    assert "compress ms/example" in page and "## Speed" in board and len(pd.read_csv(out / "speed.csv")) == 7
     # Sortable tables, and inspect pages of the examples the cells disagree on most, linked per cell.
-    assert page.count('class="dataframe sortable"') == 2 and "aria-sort" in page
+    assert page.count('class="dataframe sortable"') == 3 and "aria-sort" in page  # cells, variants, speed
     pages = sorted((out / "examples").rglob("*.html"))
     assert pages and len({p.name for p in pages}) <= 3  # the same (at most 3) examples in every cell
     assert len({p.parent for p in pages}) == 7  # one folder per cell
@@ -202,13 +204,13 @@ def test_pareto_front() -> None:
 
 
 def test_speed_plot_rings_cells_that_reused_an_earlier_cells_work() -> None:
-    from pcbench.analysis.plot import _reused
+    from pcbench.analysis.plot import reused_cached_work
 
     rows = pd.DataFrame({"cache_hits.reused_work": [59, 180, 0], "cache_hits.computed_work": [121, 0, 0]})
     # The first cell of a sweep computed its scores (some reuse within the cell); the second took
     # them all from the cache; a cell with no cached work at all is not ringed.
-    assert _reused(rows).tolist() == [False, True, False]
-    assert not _reused(pd.DataFrame({"kept_ratio": [0.5]})).any()  # cells written before these counts
+    assert reused_cached_work(rows).tolist() == [False, True, False]
+    assert not reused_cached_work(pd.DataFrame({"kept_ratio": [0.5]})).any()  # cells written before these counts
 
 
 def test_methods_get_distinct_markers_and_controls_stay_off_the_front(tmp_path: Path) -> None:
@@ -218,3 +220,29 @@ def test_methods_get_distinct_markers_and_controls_stay_off_the_front(tmp_path: 
     markers = variant_markers(table)
     methods = [v for v in markers]
     assert len(set(markers.values())) == len(methods) and "random" not in markers  # controls keep "x"
+
+
+def test_speed_table_per_cell_with_intervals() -> None:
+    """ms per example, tokens/s and the speed-up over the full context on the shared examples, each
+    with its bootstrap interval; the full context and the gold evidence carry no compression cost."""
+    from pcbench.analysis.speed import speed_board, speed_table
+
+    def records(compress: list[float], read: list[float]) -> list[dict[str, object]]:
+        return [{"id": str(i), "compress_seconds": c, "prefill_seconds": r / 2, "generate_seconds": r / 2,
+                 "original_tokens": 1000} for i, (c, r) in enumerate(zip(compress, read))]
+
+    table = pd.DataFrame({"path": ["none", "bm25"], "variant": ["none", "bm25"], "role": ["baseline", "method"],
+                          "task_label": "t", "reader_label": "r", "budget": ["", "rate=0.5"], "kept_ratio": [1.0, 0.5]})
+    found = speed_table(table, {"none": records([0.0] * 4, [4.0, 4.0, 2.0, 2.0]),
+                                "bm25": records([0.1, 0.1, 0.3, 0.3], [0.9, 0.9, 0.7, 0.7])})
+    bm25 = found[found["variant"] == "bm25"].iloc[0]
+    assert bm25["compress_ms"] == pytest.approx(200.0)
+    assert bm25["compress_ms.lo"] <= 200.0 <= bm25["compress_ms.hi"] and bm25["compress_ms.hi"] > bm25["compress_ms.lo"]
+    assert bm25["tokens_per_s"] == pytest.approx(4000 / 0.8)
+    assert bm25["total_s"] == pytest.approx(1.0) and bm25["speedup"] == pytest.approx(3.0)
+    assert bm25["speedup.lo"] <= 3.0 <= bm25["speedup.hi"]
+    none = found[found["variant"] == "none"].iloc[0]
+    assert math.isnan(none["compress_ms"]) and math.isnan(none["speedup"]) and none["total_s"] == pytest.approx(3.0)
+    board = speed_board(found)
+    assert board.loc[board["variant"] == "bm25", "speed-up vs none"].iloc[0].startswith("3.00× [")
+    assert board.loc[board["variant"] == "none", "compress ms/example [95% CI]"].iloc[0] == "–"

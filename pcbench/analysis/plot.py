@@ -309,7 +309,7 @@ def add_speedup(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _reused(rows: pd.DataFrame) -> pd.Series:
+def reused_cached_work(rows: pd.DataFrame) -> pd.Series:
     """Cells whose compression took all its budget-free work (scores, counts) from the cache,
     computing none of it: the later cells of a rate sweep, which the first cell paid for."""
     if "cache_hits.reused_work" not in rows or "cache_hits.computed_work" not in rows:
@@ -341,7 +341,7 @@ def plot_speed(table: pd.DataFrame, out: Path, style: Style | None = None) -> Pa
                     marker="*" if family == "ceiling" else "x" if family == "control" else markers.get(str(name), "o"),
                     markersize=9 if family == "ceiling" else 5,
                     linestyle=":" if family == "control" else "-" if len(group) > 1 else "none", label=str(name))
-            reused = _reused(group)
+            reused = reused_cached_work(group)
             if reused.any():  # hollow ring: this cell's compression reused cached work (see below)
                 ax.scatter(style.x(group.loc[reused, "kept_ratio"]), group.loc[reused, column], s=110,
                            facecolors="none", edgecolors=colours[str(name)], linewidths=1.2, zorder=4)
@@ -355,7 +355,7 @@ def plot_speed(table: pd.DataFrame, out: Path, style: Style | None = None) -> Pa
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
         ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=TITLE_PT)
-        if _reused(rows).any():  # said once, in the legend below the panels
+        if reused_cached_work(rows).any():  # said once, in the legend below the panels
             ax.scatter([], [], s=110, facecolors="none", edgecolors="#555", linewidths=1.2,
                        label="ringed: reused an earlier cell's cached work (not its full cost)")
         style.set_x(ax, rows["kept_ratio"])

@@ -43,6 +43,7 @@ from pcbench.analysis.plot import (
     plot_tradeoff,
     roles,
 )
+from pcbench.analysis.speed import speed_board, speed_table
 from pcbench.analysis.stats import add_intervals, add_paired, read_records
 
 GRID = 101  # points of the common ratio range the area is averaged over
@@ -159,9 +160,10 @@ def variants_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def analyse(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+def analyse(table: pd.DataFrame, metric: Metric, records: dict[str, list[dict[str, Any]]] | None = None) -> (
+        pd.DataFrame):
     """The collected table with intervals for every metric, paired tests and speed-up."""
-    records = {path: read_records(path) for path in table["path"]}
+    records = records if records is not None else {path: read_records(path) for path in table["path"]}
     table = add_intervals(table, records, [resolve(table, name) for name in available(table)])
     table = add_paired(table, records, metric)
     return add_speedup(table)
@@ -239,7 +241,16 @@ def provenance(table: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def markdown(table: pd.DataFrame, metric: Metric) -> str:
+SPEED_NOTE = ("Per cell, from its records: compression ms per example and original tokens compressed per second, "
+              "end-to-end seconds per example (compress + prefill + generate) and the speed-up over the `none` cell "
+              "on the same examples, each with a 95% bootstrap interval; `reused cached work`: the cell took its "
+              "budget-free work from an earlier cell's cache, so its compression seconds are not the method's full "
+              "cost (the first cell of the sweep paid it).")
+
+
+def markdown(table: pd.DataFrame, metric: Metric, speed: pd.DataFrame | None = None) -> str:
+    speed_part = ["## Speed", "", SPEED_NOTE, "", speed_board(speed).to_markdown(index=False), ""] \
+        if speed is not None and not speed.empty else []
     return "\n".join([
         f"# Leaderboard: {metric.label}",
         "",
@@ -256,6 +267,7 @@ def markdown(table: pd.DataFrame, metric: Metric) -> str:
         "",
         variants_board(table, metric).to_markdown(index=False),
         "",
+        *speed_part,
     ])
 
 
@@ -280,6 +292,8 @@ th[aria-sort=ascending]::after { content: " ▲"; } th[aria-sort=descending]::af
 <h2>Trade-off</h2>
 <img src="{{ tradeoff }}" alt="metric against kept ratio"> <p><a href="{{ tradeoff_pdf }}">PDF</a></p>
 <h2>Speed</h2>
+{% if speed_table %}<p class="note">{{ speed_note }}</p>
+{{ speed_table }}{% endif %}
 <img src="{{ speed }}" alt="speed against kept ratio"> <p><a href="{{ speed_pdf }}">PDF</a></p>
 {% if heatmap %}<h2>Needle grid</h2>
 <img src="{{ heatmap }}" alt="metric by context length and needle depth">
@@ -382,7 +396,8 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
 
 
 def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], notes: list[str],
-              heatmap: bool = False, pages: dict[str, list[tuple[str, str]]] | None = None) -> Path:
+              heatmap: bool = False, pages: dict[str, list[tuple[str, str]]] | None = None,
+              speed: pd.DataFrame | None = None) -> Path:
     from jinja2 import Template
 
     cells = cells_board(table, metric)
@@ -410,6 +425,9 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         variants_table=variants_board(table, metric).to_html(index=False, na_rep="–", classes="sortable"),
         tradeoff="tradeoff.png", tradeoff_pdf="tradeoff.pdf", speed="speed.png", speed_pdf="speed.pdf",
         heatmap="heatmap.png" if heatmap else "",
+        speed_note=html.escape(SPEED_NOTE),
+        speed_table=speed_board(speed).to_html(index=False, na_rep="–", classes="sortable")
+        if speed is not None and not speed.empty else "",
         notes=[html.escape(n) for n in notes],
         provenance=[(html.escape(k), html.escape(v)) for k, v in provenance(table).items()])
     path = out / "report.html"
@@ -468,11 +486,15 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
         metric = resolve(collected.table, auto_metric(collected.table) if metric_name == "auto" else metric_name)
     except ValueError as exc:
         raise ReportError(str(exc)) from None
-    table = analyse(collected.table, metric)
+    records = {path: read_records(path) for path in collected.table["path"]}
+    table = analyse(collected.table, metric, records)
+    speed = speed_table(table, records)
     writable_folder(out, "--out")
     files = {"table": out / "runs.parquet", "leaderboard": out / "leaderboard.md"}
     parquet_safe(table).to_parquet(files["table"])
-    files["leaderboard"].write_text(markdown(table, metric), encoding="utf-8")
+    files["leaderboard"].write_text(markdown(table, metric, speed), encoding="utf-8")
+    files["speed_csv"] = out / "speed.csv"
+    speed.to_csv(files["speed_csv"], index=False)
     files["csv"], files["latex"] = out / "table.csv", out / "table.tex"
     tidy_table(table, metric).to_csv(files["csv"], index=False)
     files["latex"].write_text(latex(table, metric), encoding="utf-8")
@@ -482,7 +504,8 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     if heatmap is not None:
         files["heatmap"] = heatmap
     pages, page_notes = example_pages(table, metric, out, examples)
-    files["html"] = html_page(table, metric, out, roots, collected.notes + page_notes, heatmap is not None, pages)
+    files["html"] = html_page(table, metric, out, roots, collected.notes + page_notes, heatmap is not None, pages,
+                              speed)
     return Report(table, metric, out, collected.notes, files)
 
 
@@ -517,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     print(cells_board(report.table, report.metric).to_string(index=False))
     print()
     print(variants_board(report.table, report.metric).to_string(index=False))
-    for what in ("leaderboard", "tradeoff", "speed", "heatmap", "html", "table", "csv", "latex"):
+    for what in ("leaderboard", "tradeoff", "speed", "heatmap", "html", "table", "csv", "speed_csv", "latex"):
         if what in report.files:
             print(f"{what}: {report.files[what]}")
     return 0
