@@ -90,16 +90,24 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
     assert "note:" in printed.err and "html:" in printed.out
     # For a paper: one CSV row per cell, methods x tasks in LaTeX, and where the numbers came from.
     csv = pd.read_csv(out / "table.csv")
-    assert len(csv) == 7 and set(csv["metric"]) == {"evidence_recall"}
+    # By default the report's metric, then the diagnostics the runs hold, one row per cell and metric.
+    assert len(csv) == 14 and set(csv["metric"]) == {"evidence_recall", "answer_in_context"}
     assert (csv["ci_low"] <= csv["value"] + 1e-6).all() and (csv["value"] <= csv["ci_high"] + 1e-6).all()
     tex = (out / "table.tex").read_text()
-    assert r"\begin{tabular}{lr}" in tex and r"\toprule" in tex and "bm25 (rate=0.25)" in tex
+    assert r"\begin{tabular}{lrr}" in tex and r"\toprule" in tex and "bm25 (rate=0.25)" in tex
+    assert r"\multicolumn{2}{c}{niah}" in tex and r"\cmidrule(lr){2-3}" in tex
+    assert r"method & evidence\_recall & answer\_in\_context \\" in tex
+    assert main([str(root), "--metric", "evidence_recall", "--out", str(out), "--table-metrics", "evidence_recall",
+                 "--examples", "0"]) == 0
+    assert r"\begin{tabular}{lr}" in (out / "table.tex").read_text() and len(pd.read_csv(out / "table.csv")) == 7
+    assert main([str(root), "--out", str(out), "--table-metrics", "f1"]) == 2
     assert "bm25 level=passage (rate=0.5)" in tex and "(kept 0." in tex
     assert "<h2>Provenance</h2>" in page and "transformers" in page and "cells&#x27; commits" in page
     assert "cells&#x27; hardware" in page and "CPUs" in page and "not recorded" not in page
     assert "compress ms/example" in page and "## Speed" in board and len(pd.read_csv(out / "speed.csv")) == 7
     # Sortable tables, and inspect pages of the examples the cells disagree on most, linked per cell.
-    assert page.count('class="dataframe sortable"') == 3 and "aria-sort" in page  # cells, variants, speed
+    assert page.count('class="dataframe sortable"') == 4 and "aria-sort" in page  # cells, paper, variants, speed
+    assert "<h2>Methods x tasks</h2>" in page
     pages = sorted((out / "examples").rglob("*.html"))
     assert pages and len({p.name for p in pages}) <= 3  # the same (at most 3) examples in every cell
     assert len({p.parent for p in pages}) == 7  # one folder per cell

@@ -169,49 +169,94 @@ def analyse(table: pd.DataFrame, metric: Metric, records: dict[str, list[dict[st
     return add_speedup(table)
 
 
-def paper_table(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+def table_metrics(table: pd.DataFrame, metric: Metric, names: list[str] | None = None) -> list[Metric]:
+    """The metrics of the paper tables: `names` when given, else the report's metric, then the
+    reader-free diagnostics the runs hold, then, for LongBench suites, each category and AVG."""
+    if names:
+        return [resolve(table, name) for name in names]
+    found = available(table)
+    chosen = [metric.name]
+    chosen += [d for d in ("answer_in_context", "evidence_recall") if d in found]
+    if any(c.startswith("categories.") for c in table.columns):  # a LongBench suite: its categories, then AVG
+        chosen += [c.split(".", 1)[1] for c in table.columns if c.startswith("categories.") and c.split(".", 1)[1]
+                   in found] + [a for a in ("avg",) if a in found]
+    return [resolve(table, name) for name in dict.fromkeys(chosen)]
+
+
+def paper_table(table: pd.DataFrame, metrics: Metric | list[Metric]) -> pd.DataFrame:
     """Methods x tasks, as a paper prints it: a row per (variant, budget), a column per task (and
-    reader, when there are several), each cell the metric mean and the achieved kept ratio."""
-    rows = table.dropna(subset=[metric.column])
-    several_readers = rows["reader_label"].nunique() > 1
-    columns = rows["task_label"] + (" / " + rows["reader_label"] if several_readers else "")
-    method = rows["variant"] + np.where(rows["budget"] != "", " (" + rows["budget"] + ")", "")
-    cells = [f"{_fmt(v)} (kept {r:.2f})" if not pd.isna(r) else _fmt(v)
-             for v, r in zip(rows[metric.column], rows["kept_ratio"])]
-    wide = pd.DataFrame({"method": method, "column": columns, "cell": cells}).pivot_table(
-        index="method", columns="column", values="cell", aggfunc="first")
+    reader, when there are several) and metric, each cell the mean and, in the first metric's
+    column, the achieved kept ratio (the ratio the row's methods are matched at)."""
+    metrics = [metrics] if isinstance(metrics, Metric) else metrics
+    several_readers = table["reader_label"].nunique() > 1
+    parts = []
+    for k, metric in enumerate(metrics):
+        rows = table.dropna(subset=[metric.column])
+        task = rows["task_label"] + (" / " + rows["reader_label"] if several_readers else "")
+        column = task + (f" · {metric.name}" if len(metrics) > 1 else "")
+        method = rows["variant"] + np.where(rows["budget"] != "", " (" + rows["budget"] + ")", "")
+        cells = [f"{_fmt(v)} (kept {r:.2f})" if k == 0 and not pd.isna(r) else _fmt(v)
+                 for v, r in zip(rows[metric.column], rows["kept_ratio"])]
+        parts.append(pd.DataFrame({"method": method, "task": task, "order": k, "column": column, "cell": cells}))
+    long = pd.concat(parts)
+    order = long.drop_duplicates("column").sort_values(["task", "order"])["column"].tolist()
+    wide = long.pivot_table(index="method", columns="column", values="cell", aggfunc="first")[order]
     wide.columns.name = None
     return wide.fillna("–").reset_index()
 
 
-def tidy_table(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """One row per cell with the numbers a paper's table is made from (CSV)."""
-    rows = table.dropna(subset=[metric.column])
-    return pd.DataFrame({
-        "task": rows["task_label"], "reader": rows["reader_label"], "variant": rows["variant"],
-        "budget": rows["budget"], "kept_ratio": rows["kept_ratio"], "n_examples": rows["n_examples"],
-        "metric": metric.name, "value": rows[metric.column],
-        "ci_low": rows.get(f"{metric.column}.lo"), "ci_high": rows.get(f"{metric.column}.hi"),
-        "cell": rows["path"],
-    }).sort_values(["task", "reader", "variant", "kept_ratio"]).reset_index(drop=True)
+def tidy_table(table: pd.DataFrame, metrics: Metric | list[Metric]) -> pd.DataFrame:
+    """One row per cell and metric with the numbers a paper's table is made from (CSV)."""
+    metrics = [metrics] if isinstance(metrics, Metric) else metrics
+    parts = []
+    for metric in metrics:
+        rows = table.dropna(subset=[metric.column])
+        parts.append(pd.DataFrame({
+            "task": rows["task_label"], "reader": rows["reader_label"], "variant": rows["variant"],
+            "budget": rows["budget"], "kept_ratio": rows["kept_ratio"], "n_examples": rows["n_examples"],
+            "metric": metric.name, "value": rows[metric.column],
+            "ci_low": rows.get(f"{metric.column}.lo"), "ci_high": rows.get(f"{metric.column}.hi"),
+            "cell": rows["path"],
+        }))
+    return pd.concat(parts).sort_values(["task", "reader", "variant", "kept_ratio", "metric"]).reset_index(drop=True)
 
 
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-def latex(table: pd.DataFrame, metric: Metric) -> str:
-    """The methods x tasks table as a booktabs LaTeX tabular (special characters escaped)."""
-    wide = paper_table(table, metric)
+def latex(table: pd.DataFrame, metrics: Metric | list[Metric]) -> str:
+    """The methods x tasks table as a booktabs LaTeX tabular (special characters escaped); with
+    several metrics, a header row of tasks over a row of metrics."""
+    metrics = [metrics] if isinstance(metrics, Metric) else metrics
+    wide = paper_table(table, metrics)
 
     def tex(text: object) -> str:  # one pass, so an escape is never escaped again
         return re.sub(r"[\\&%$#_{}~^]", lambda m: TEX_ESCAPES[m.group()], str(text))
 
-    head = " & ".join(tex(c) for c in wide.columns)
+    columns = list(wide.columns[1:])
+    spec = "l" + "r" * len(columns)
+    if len(metrics) > 1:
+        groups: list[tuple[str, int]] = []
+        for column in columns:
+            task = column.rsplit(" · ", 1)[0]
+            if groups and groups[-1][0] == task:
+                groups[-1] = (task, groups[-1][1] + 1)
+            else:
+                groups.append((task, 1))
+        top = " & " + " & ".join(rf"\multicolumn{{{n}}}{{c}}{{{tex(task)}}}" for task, n in groups) + r" \\"
+        rules, at = [], 2
+        for _, n in groups:
+            rules.append(rf"\cmidrule(lr){{{at}-{at + n - 1}}}")
+            at += n
+        head = [top, "".join(rules), "method & " + " & ".join(tex(c.rsplit(" · ", 1)[1]) for c in columns) + r" \\"]
+    else:
+        head = [" & ".join(tex(c) for c in wide.columns) + r" \\"]
     body = [" & ".join(tex(v) for v in row) + r" \\" for row in wide.itertuples(index=False)]
-    spec = "l" + "r" * (len(wide.columns) - 1)
-    return "\n".join([f"% {metric.label}; each cell: mean (achieved kept ratio)", rf"\begin{{tabular}}{{{spec}}}",
-                      r"\toprule", head + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}", ""])
+    names = ", ".join(m.label for m in metrics)
+    return "\n".join([f"% {names}; each cell: mean (achieved kept ratio, in the first metric's column)",
+                      rf"\begin{{tabular}}{{{spec}}}", r"\toprule", *head, r"\midrule", *body, r"\bottomrule",
+                      r"\end{tabular}", ""])
 
 
 def provenance(table: pd.DataFrame) -> dict[str, str]:
@@ -286,6 +331,10 @@ th[aria-sort=ascending]::after { content: " ▲"; } th[aria-sort=descending]::af
 <p class="note">{{ cells }} cells from {{ roots }}. {{ explain_cells }} Click a column head to sort.</p>
 <h2>Cells</h2>
 {{ cells_table }}
+<h2>Methods x tasks</h2>
+<p class="note">As table.csv and table.tex hold it: a row per method and budget, a column per task and metric;
+the first metric's column also gives the achieved kept ratio.</p>
+{{ paper_table }}
 <h2>Variants</h2>
 <p class="note">{{ explain_variants }}</p>
 {{ variants_table }}
@@ -397,7 +446,7 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
 
 def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], notes: list[str],
               heatmap: bool = False, pages: dict[str, list[tuple[str, str]]] | None = None,
-              speed: pd.DataFrame | None = None) -> Path:
+              speed: pd.DataFrame | None = None, metrics: list[Metric] | None = None) -> Path:
     from jinja2 import Template
 
     cells = cells_board(table, metric)
@@ -426,6 +475,7 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         tradeoff="tradeoff.png", tradeoff_pdf="tradeoff.pdf", speed="speed.png", speed_pdf="speed.pdf",
         heatmap="heatmap.png" if heatmap else "",
         speed_note=html.escape(SPEED_NOTE),
+        paper_table=paper_table(table, metrics or [metric]).to_html(index=False, na_rep="–", classes="sortable"),
         speed_table=speed_board(speed).to_html(index=False, na_rep="–", classes="sortable")
         if speed is not None and not speed.empty else "",
         notes=[html.escape(n) for n in notes],
@@ -472,7 +522,7 @@ def writable_folder(out: Path, flag: str) -> None:
 
 
 def build_report(roots: list[str], metric_name: str, out: Path, style: Style | None = None,
-                 examples: int = 3) -> Report:
+                 examples: int = 3, table_metric_names: list[str] | None = None) -> Report:
     """The report of the finished cells under `roots`, written to `out`; `examples` inspect pages
     per task and reader (the examples the cells disagree on most), 0 for none."""
     style = style or Style()
@@ -488,6 +538,10 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
         raise ReportError(str(exc)) from None
     records = {path: read_records(path) for path in collected.table["path"]}
     table = analyse(collected.table, metric, records)
+    try:
+        table_metrics(table, metric, table_metric_names)
+    except ValueError as exc:
+        raise ReportError(f"--table-metrics: {exc}") from None
     speed = speed_table(table, records)
     writable_folder(out, "--out")
     files = {"table": out / "runs.parquet", "leaderboard": out / "leaderboard.md"}
@@ -496,8 +550,9 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     files["speed_csv"] = out / "speed.csv"
     speed.to_csv(files["speed_csv"], index=False)
     files["csv"], files["latex"] = out / "table.csv", out / "table.tex"
-    tidy_table(table, metric).to_csv(files["csv"], index=False)
-    files["latex"].write_text(latex(table, metric), encoding="utf-8")
+    in_tables = table_metrics(table, metric, table_metric_names)
+    tidy_table(table, in_tables).to_csv(files["csv"], index=False)
+    files["latex"].write_text(latex(table, in_tables), encoding="utf-8")
     files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff", style)
     files["speed"] = plot_speed(table, out / "speed", style)
     heatmap = plot_heatmaps(table, metric, out / "heatmap", style)  # NIAH cells only
@@ -505,7 +560,7 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
         files["heatmap"] = heatmap
     pages, page_notes = example_pages(table, metric, out, examples)
     files["html"] = html_page(table, metric, out, roots, collected.notes + page_notes, heatmap is not None, pages,
-                              speed)
+                              speed, in_tables)
     return Report(table, metric, out, collected.notes, files)
 
 
@@ -528,10 +583,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=3,
                         help="inspect pages per task and reader, linked from report.html: the examples the cells "
                              "disagree on most, as each cell compressed them (default 3; 0: none)")
+    parser.add_argument("--table-metrics", default=None, metavar="M1,M2",
+                        help="metrics of table.csv and table.tex (default: --metric, then answer_in_context and "
+                             "evidence_recall where the runs have them, then LongBench categories and avg)")
     args = parser.parse_args(argv)
+    names = [n.strip() for n in args.table_metrics.split(",") if n.strip()] if args.table_metrics else None
     try:
         style = Style(args.figure_width, args.palette, args.x_axis)
-        report = build_report(args.roots, args.metric, Path(args.out), style, args.examples)
+        report = build_report(args.roots, args.metric, Path(args.out), style, args.examples, names)
     except (ReportError, StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
