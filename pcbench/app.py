@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from hydra_plugins.pcbench_sweeper.sweeper import PcbenchSweeper
 from pcbench.analysis.wandb_log import log_to_wandb
 from pcbench.core.errors import PcbenchError
-from pcbench.core.files import write_atomically
+from pcbench.core.files import shown, write_atomically
 from pcbench.core.redact import redact
 from pcbench.runners.cache import remove_stale_temporaries
 from pcbench.runners.cell import run_cell
@@ -67,7 +67,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         log.error("%s", exc, extra={"console": False})
         write_error(out_dir, str(exc))
         if sweep:
-            print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {exc}  -> {out_dir}"), flush=True)
+            print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {exc}  -> {shown(out_dir)}"), flush=True)
         return failed(f"{where}{exc}", out_dir)
     except Exception as exc:
         # A bug or an exhausted resource (out of memory): the traceback goes to error.txt and run.log.
@@ -78,14 +78,14 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         write_error(out_dir, message, trace)
         if not sweep:
             raise
-        print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {message}  -> {out_dir}"), flush=True)
+        print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {message}  -> {shown(out_dir)}"), flush=True)
         return failed(f"{where}{message} (traceback in {out_dir / 'error.txt'})", out_dir, bug=True)
     line = headline(metrics) + ("  (already finished: skipped)" if metrics.get("skipped") else "")
     if sweep:
-        print(f"[#{hydra_cfg.job.num}{_at(progress())}] {line}  -> {out_dir}", flush=True)
+        print(f"[#{hydra_cfg.job.num}{_at(progress())}] {line}  -> {shown(out_dir)}", flush=True)
     else:
         print(line)
-        print(f"results: {out_dir}")
+        print(f"results: {shown(out_dir)}")
     return metrics
 
 

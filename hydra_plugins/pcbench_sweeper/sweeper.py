@@ -160,13 +160,9 @@ class PcbenchSweeper(BasicSweeper):
 
     @staticmethod
     def shown(folder: Optional[Path]) -> str:
-        if folder is None:
-            return "(folder unknown)"
-        try:
-            relative = os.path.relpath(folder)
-        except ValueError:  # another drive (Windows)
-            return str(folder)
-        return str(folder) if relative.startswith("..") else relative  # short under the cwd, else absolute
+        from pcbench.core.files import shown
+
+        return shown(folder)
 
     def outcome(self, number: int, result: JobReturn, remote: bool) -> Tuple[str, Optional[Path]]:
         """("done" | "skipped" | "failed", folder) of a job that came back.

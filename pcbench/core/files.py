@@ -42,3 +42,15 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def shown(path: str | Path | None) -> str:
+    """A folder as a terminal line shows it: relative when under the current folder (short), else
+    absolute (unambiguous)."""
+    if path is None:
+        return "(folder unknown)"
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
