@@ -587,3 +587,18 @@ def test_provence_rerank_mode_keeps_whole_passages_by_the_ranking_head(tmp_path:
     with pytest.raises(PcbenchError, match="has none; use level=sentence"):
         make("compressor", "provence", model=str(no_head), device="cpu", level="passage", threshold=None,
              rate=0.4).compress(ex, e)
+
+
+def test_training_labels_gold_sentences_or_whole_gold_passages() -> None:
+    """--labels sentences (default): only HotpotQA's supporting sentences are kept tokens;
+    --labels passages: every sentence of a gold passage; a distractor is all 0 either way."""
+    from pcbench.runners.train import sentence_labels
+
+    gold = Passage("France is a country. Its capital is Paris. It has old towns.", "France",
+                   sentences=("France is a country.", " Its capital is Paris.", " It has old towns."),
+                   gold=True, evidence=(" Its capital is Paris.",))
+    distractor = Passage("Dogs bark. Cats purr.", "Dogs", sentences=("Dogs bark.", " Cats purr."))
+    built = example(gold, distractor, question="What is the capital of France?")
+    assert [label for _, _, label in sentence_labels(built, 0)] == [0, 1, 0]
+    assert [label for _, _, label in sentence_labels(built, 0, whole_passages=True)] == [1, 1, 1]
+    assert [label for _, _, label in sentence_labels(built, 1, whole_passages=True)] == [0, 0]

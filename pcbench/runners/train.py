@@ -73,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps with a rising learning rate")
+    p.add_argument("--labels", choices=["sentences", "passages"], default="sentences",
+                   help="what a kept token is: in a gold evidence sentence (default), or anywhere in a gold passage")
     p.add_argument("--negatives", type=int, default=2,
                    help="non-gold passages per question (all gold ones are used); -1 for all")
     p.add_argument("--max-length", type=int, default=256, help="tokens per (question, passage) input")
@@ -161,16 +163,16 @@ def split(examples: list[Any], heldout: float, seed: int) -> tuple[list[Any], li
     return [e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held]
 
 
-def sentence_labels(example: Any, index: int) -> list[tuple[int, int, int]]:
+def sentence_labels(example: Any, index: int, whole_passages: bool = False) -> list[tuple[int, int, int]]:
     """(start, end, label) per sentence of passage `index`: 1 for a gold evidence sentence (every
-    sentence of a gold passage when the dataset names no sentences)."""
+    sentence of a gold passage when the dataset names no sentences, or with `whole_passages`)."""
     from pcbench.compressors.units import split_units
     from pcbench.core.example import Example
 
     passage = example.passages[index]
     units = split_units(Example(example.id, example.question, (passage,), ()), "sentence")
     gold = {s.strip() for s in passage.evidence}
-    whole = passage.gold and not gold
+    whole = (passage.gold or bool(gold)) and (whole_passages or not gold)
     return [(u.start, u.end, int(whole or u.text.strip() in gold)) for u in units]
 
 
@@ -183,8 +185,8 @@ class Pair:
     relevant: int
 
 
-def pairs_of(examples: Sequence[Any], style: str, question_aware: bool, negatives: int, rng: random.Random) -> list[
-        Pair]:
+def pairs_of(examples: Sequence[Any], style: str, question_aware: bool, negatives: int, rng: random.Random,
+             whole_passages: bool = False) -> list[Pair]:
     from pcbench.models.encoders import normalize_question
 
     out = []
@@ -201,7 +203,8 @@ def pairs_of(examples: Sequence[Any], style: str, question_aware: bool, negative
             else:
                 question = example.question if question_aware else None
                 prefix = ""
-            out.append(Pair(question, prefix, passage.text, sentence_labels(example, j), int(j in gold)))
+            out.append(Pair(question, prefix, passage.text, sentence_labels(example, j, whole_passages),
+                            int(j in gold)))
     return out
 
 
@@ -256,7 +259,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     examples = load_examples(args.task, args.path, args.limit, args.task_set)
     train_set, held = split(examples, args.heldout, args.seed)
     rng = random.Random(args.seed)
-    pairs = pairs_of(train_set, args.style, args.question_aware, args.negatives, rng)
+    pairs = pairs_of(train_set, args.style, args.question_aware, args.negatives, rng, args.labels == "passages")
     path = resolve(args.encoder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -314,7 +317,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     model.eval()
     save(out, model, ranking, tokenizer, save_file, RANKING_FILE)
-    summary = {"task": args.task, "path": args.path, "style": args.style, "encoder": args.encoder,
+    summary = {"task": args.task, "path": args.path, "style": args.style, "labels": args.labels,
+               "encoder": args.encoder,
                "question_aware": args.question_aware or args.style == "provence", "seed": args.seed,
                "train_questions": len(train_set), "heldout_questions": len(held), "train_pairs": len(pairs),
                "steps": steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
