@@ -286,29 +286,6 @@ def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path, style: S
     return _save(fig, out)
 
 
-def seconds_per_example(rows: pd.DataFrame) -> pd.Series:
-    """Compression plus reading time per example (mean seconds); NaN where nothing was read."""
-    read = rows.get("seconds.prefill_mean", pd.Series(np.nan, index=rows.index)).astype(float) + \
-        rows.get("seconds.generate_mean", pd.Series(np.nan, index=rows.index)).astype(float)
-    return rows["seconds.compress_mean"].astype(float).fillna(0) + read
-
-
-def add_speedup(table: pd.DataFrame) -> pd.DataFrame:
-    """`speedup`: the uncompressed cell's seconds per example (same task and reader) over this
-    cell's compression + reading seconds; NaN without a `none` cell or without a reader."""
-    table = table.copy()
-    role = roles(table)
-    total = seconds_per_example(table)
-    speedup = []
-    for i, row in table.iterrows():
-        base = table[(table["variant"].map(role) == "baseline") & (table["task_label"] == row["task_label"])
-                     & (table["reader_label"] == row["reader_label"])]
-        base_seconds = total[base.index].mean() if not base.empty else math.nan
-        speedup.append(base_seconds / total[i] if total[i] and not math.isnan(total[i]) else math.nan)
-    table["speedup"] = speedup
-    return table
-
-
 def reused_cached_work(rows: pd.DataFrame) -> pd.Series:
     """Cells whose compression took all its budget-free work (scores, counts) from the cache,
     computing none of it: the later cells of a rate sweep, which the first cell paid for."""
@@ -323,7 +300,14 @@ def plot_speed(table: pd.DataFrame, out: Path, style: Style | None = None) -> Pa
     uncompressed cell). For reader-free cells, which read nothing, the compression time per example
     instead."""
     style = style or Style()
-    table = add_speedup(table)
+    if "speedup" not in table:  # a table the report did not make: the same paired figure, from the records
+        from pcbench.analysis.speed import speed_table
+        from pcbench.analysis.stats import read_records
+
+        speed = speed_table(table, {path: read_records(path) for path in table["path"]})
+        table = table.merge(speed[["path", "speedup"]], on="path", how="left")
+    else:
+        table = table.copy()
     read = table["speedup"].notna().any()
     column = "speedup" if read else "compress_ms"
     if not read:

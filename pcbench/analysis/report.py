@@ -37,7 +37,6 @@ from pcbench.analysis.plot import (
     X_AXES,
     Style,
     StyleError,
-    add_speedup,
     plot_heatmaps,
     plot_speed,
     plot_tradeoff,
@@ -162,11 +161,10 @@ def variants_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
 
 def analyse(table: pd.DataFrame, metric: Metric, records: dict[str, list[dict[str, Any]]] | None = None) -> (
         pd.DataFrame):
-    """The collected table with intervals for every metric, paired tests and speed-up."""
+    """The collected table with intervals for every metric and paired tests."""
     records = records if records is not None else {path: read_records(path) for path in table["path"]}
     table = add_intervals(table, records, [resolve(table, name) for name in available(table)])
-    table = add_paired(table, records, metric)
-    return add_speedup(table)
+    return add_paired(table, records, metric)
 
 
 def table_metrics(table: pd.DataFrame, metric: Metric, names: list[str] | None = None) -> list[Metric]:
@@ -539,10 +537,12 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     records = {path: read_records(path) for path in collected.table["path"]}
     table = analyse(collected.table, metric, records)
     try:
-        table_metrics(table, metric, table_metric_names)
+        in_tables = table_metrics(table, metric, table_metric_names)
     except ValueError as exc:
         raise ReportError(f"--table-metrics: {exc}") from None
     speed = speed_table(table, records)
+    # One speed-up, paired on the shared examples: the speed table's, the plot's and runs.parquet's.
+    table = table.merge(speed[["path", "speedup"]], on="path", how="left")
     writable_folder(out, "--out")
     files = {"table": out / "runs.parquet", "leaderboard": out / "leaderboard.md"}
     parquet_safe(table).to_parquet(files["table"])
@@ -550,7 +550,6 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     files["speed_csv"] = out / "speed.csv"
     speed.to_csv(files["speed_csv"], index=False)
     files["csv"], files["latex"] = out / "table.csv", out / "table.tex"
-    in_tables = table_metrics(table, metric, table_metric_names)
     tidy_table(table, in_tables).to_csv(files["csv"], index=False)
     files["latex"].write_text(latex(table, in_tables), encoding="utf-8")
     files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff", style)

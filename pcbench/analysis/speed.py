@@ -94,7 +94,8 @@ def speed_table(table: pd.DataFrame, records: dict[str, list[dict[str, Any]]]) -
             a = np.array([full["total"][j] for j, _ in pairs])
             b = np.array([mine["total"][k] for _, k in pairs])
             speedup = _ratio_of_sums(a, b, rng)  # mean over mean on the shared examples
-        rows.append({"task": row["task_label"], "reader": row["reader_label"], "variant": row["variant"],
+        rows.append({"path": row["path"], "task": row["task_label"], "reader": row["reader_label"],
+                     "variant": row["variant"],
                      "budget": row["budget"], "kept_ratio": row["kept_ratio"], "n": len(mine["ids"]),
                      "compress_ms": ms[0], "compress_ms.lo": ms[1], "compress_ms.hi": ms[2],
                      "tokens_per_s": throughput[0], "tokens_per_s.lo": throughput[1],

@@ -228,10 +228,8 @@ class RulerSynthTask(RulerPrompt, Task):
         it), so every needle is a unit of its own; the prompt around it split as RulerTask splits."""
         pieces = [item + separator for item in items if item]
         pieces[-1] = pieces[-1][: len(pieces[-1]) - len(separator)]
+        # RULER then turns ". \n" into ".\n"; no item here ends in ". " before a newline, so there is none.
         haystack = "".join(pieces)
-        if self._haystack == "noise":
-            haystack = haystack.replace(". \n", ".\n")  # as RULER does
-            pieces = [p.replace(". \n", ".\n") for p in pieces]
         instruction, _, question = prompt.partition("{context}")
         separator_out = question[: len(question) - len(question.lstrip("\n"))]
         missing = [e for e in evidence if e not in haystack]
