@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reference_common import HOTPOT, cell  # beside this file
 
@@ -31,17 +31,27 @@ RATES = (0.5, 0.25, 0.1)
 LIMIT = 4
 
 
-def per_example(metrics: dict[str, Any]) -> tuple[float, float]:
-    """(compress, read) seconds per example; read = prefill + generate."""
+class PerExample(NamedTuple):
+    """Seconds per example: compressing, and reading (prefill + generate) what was kept."""
+
+    compress: float
+    prefill: float
+    generate: float
+
+    @property
+    def read(self) -> float:
+        return self.prefill + self.generate
+
+
+def per_example(metrics: dict[str, Any]) -> PerExample:
     seconds = metrics["seconds"]
-    read = (seconds.get("prefill_mean") or 0.0) + (seconds.get("generate_mean") or 0.0)
-    return float(seconds.get("compress_mean") or 0.0), float(read)
+    return PerExample(*(float(seconds.get(f"{stage}_mean") or 0.0) for stage in ("compress", "prefill", "generate")))
 
 
-Measured = dict[tuple[str, float], tuple[float, float]]  # (family, rate) -> (compress, read) s/example
+Measured = dict[tuple[str, float], PerExample]  # (family, rate) -> seconds per example
 
 
-def measure(families: tuple[str, ...] = FAMILIES, limit: int = LIMIT) -> tuple[float, Measured]:
+def measure(families: tuple[str, ...] = FAMILIES, limit: int = LIMIT) -> tuple[PerExample, Measured]:
     """The full read's seconds per example, and (compress, read) per family and rate."""
     scratch = Path(tempfile.mkdtemp(prefix="pcbench-break-even-"))
     task = ["task=hotpotqa", f"task.path={HOTPOT}", f"task.limit={limit}", "reader=smollm2",
@@ -49,7 +59,7 @@ def measure(families: tuple[str, ...] = FAMILIES, limit: int = LIMIT) -> tuple[f
     # Warm the reader first (weights, first-call allocation), in a cache and folder of its own.
     cell([*task, "compressor=none", "task.limit=1"], scratch / "warm", scratch / "warm")
     _, metrics = cell([*task, "compressor=none"], scratch / "none", scratch / "none")
-    full = per_example(metrics)[1]
+    full = per_example(metrics)
     out: Measured = {}
     for family in families:
         # Warm the family's models on one example at another rate, in a cache of its own.
@@ -63,22 +73,24 @@ def measure(families: tuple[str, ...] = FAMILIES, limit: int = LIMIT) -> tuple[f
     return full, out
 
 
-def rows_of(full: float, measured: Measured, limit: int, reader: str = "SmolLM2, CPU") -> list[tuple[str, str, str]]:
-    rows = [(f"break-even: full context read (HotpotQA x{limit}, {reader})", f"{full:.2f} s/example",
-             "prefill + generate, reader batch 1")]
+def rows_of(full: PerExample, measured: Measured, limit: int,
+            reader: str = "SmolLM2, CPU") -> list[tuple[str, str, str]]:
+    rows = [(f"break-even: full context read (HotpotQA x{limit}, {reader})", f"{full.read:.2f} s/example",
+             f"prefill {full.prefill:.2f} + generate {full.generate:.2f}, reader batch 1")]
     for family in dict.fromkeys(f for f, _ in measured):
         pays: list[float] = []
         for rate in RATES:
             if (family, rate) not in measured:
                 continue
-            compress, read = measured[(family, rate)]
-            total = compress + read
-            if total < full:
+            seconds = measured[(family, rate)]
+            total = seconds.compress + seconds.read
+            if total < full.read:
                 pays.append(rate)
-            rows.append((f"break-even: {family} at {1 / rate:.0f}x", f"{total:.2f} s vs {full:.2f} s",
-                         f"compress {compress:.2f} + read {read:.2f}; {'pays' if total < full else 'does not pay'}; "
-                         f"pays while compressing under {max(0.0, full - read):.2f} s/example "
-                         f"({total / full:.2f}x the full read)"))
+            rows.append((f"break-even: {family} at {1 / rate:.0f}x", f"{total:.2f} s vs {full.read:.2f} s",
+                         f"compress {seconds.compress:.2f} + read {seconds.read:.2f} (prefill {seconds.prefill:.2f} "
+                         f"+ generate {seconds.generate:.2f}); {'pays' if total < full.read else 'does not pay'}; "
+                         f"pays while compressing under {max(0.0, full.read - seconds.read):.2f} s/example "
+                         f"({total / full.read:.2f}x the full read)"))
         crossover = f"from {1 / max(pays):.0f}x" if pays else "never, up to 10x"
         rows.append((f"break-even: {family}, crossover", crossover, "lowest compression at which it pays"))
     return rows

@@ -1,44 +1,132 @@
 """`make gpu-check`: what only a CUDA GPU can show, in a few minutes, printed as rows.
 
-1. readers: the vLLM reader against the transformers reader on the same requests (NIAH, and
-   HotpotQA where the shared file is present): prompt tokens and truncation must be equal; answers
-   are compared (equal count; vLLM's kernels may break near-ties differently) and speed reported;
-2. bf16: the transformers reader in bfloat16 against float32 on CUDA: equal answers, speed;
-3. batched compressors on CUDA against the same on CPU (examples/s, the kept text compared):
-   llmlingua, longllmlingua, selective_context (SmolLM2 scorer) and embedding (MiniLM);
-4. break-even on CUDA: per family at 2x, 4x and 10x, compress + read seconds against reading the full
-   context with `--reader` (default a 1.5B instruct model from the hub; the packaged SmolLM2 when
-   the hub cannot be reached, said in the row).
+1. readers: the transformers reader in bfloat16 against float32 on the device (speed; answers compared),
+   and the vLLM reader against the transformers reader on the same requests where vLLM is installed
+   (prompt tokens and truncation must be equal; answers compared, speed reported);
+2. LM token pruning batched across examples on the device: one by one against one batch of
+   `--limit` examples (examples/s, the kept text must be the same), for llmlingua, longllmlingua and
+   selective_context; then each family and the embedding scorer batched on the device against the
+   same on the CPU (examples/s, kept text compared);
+3. break-even on the device: per family at 2x, 4x and 10x, compress + read seconds against reading
+   the full context with `--reader` (default a 1.5B instruct model from the hub; the packaged
+   SmolLM2 when the hub cannot be reached, said in the row), reader in `--reader-dtype`.
+
+`--random-weights DIR`, for a GPU machine that reaches neither the hub nor the packaged weights: the
+same architectures with random weights, built from the configs and tokenizers in DIR (written here by
+`--export-templates DIR`): SmolLM2-135M (the scorer and summariser), all-MiniLM-L6-v2 (the embedding
+scorer) and, as the reader, Qwen2.5-1.5B's shape (28 layers, width 1536, 12 heads, 2 KV heads, MLP
+8960) with SmolLM2's vocabulary: 1.4B parameters. Seconds hold (the same shapes over the same
+tokens); answers and scores do not, so every answer runs to `--new-tokens` tokens (default 20: what
+the real SmolLM2 answers on average on the shared HotpotQA file, measured on CPU).
 
 Without CUDA it says so in one line and exits 2. `--device cpu` runs every part that does not need
-vLLM on the CPU (both sides of each comparison on the CPU), which is how its code is checked on a
-machine without a GPU; its figures are not GPU figures.
+vLLM on the CPU, which is how its code is checked on a machine without a GPU (not GPU figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reference_common import HOTPOT, cell  # beside this file
 
-FAMILIES = ("llmlingua", "longllmlingua", "selective_context", "embedding")
+LM_FAMILIES = ("llmlingua", "longllmlingua", "selective_context")
 READER = "Qwen/Qwen2.5-1.5B-Instruct"
+TOKENIZER_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                   "chat_template.jinja")
+# Qwen2.5-1.5B-Instruct's shape (its config.json), with the template tokenizer's vocabulary.
+QWEN_1_5B: dict[str, Any] = {"hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+                             "num_attention_heads": 12, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+                             "rope_theta": 1000000.0,
+                             "rms_norm_eps": 1e-6, "tie_word_embeddings": True}
 Row = tuple[str, str, str]
 
 
-def requests(limit: int) -> list[Any]:
-    """The protocol's requests for NIAH (packaged essays) and, where present, HotpotQA."""
+@dataclass
+class Setup:
+    device: str
+    limit: int
+    hotpot: Path
+    scorer: str  # the LM family's scorer and the summariser: smollm2, or a folder
+    embedder: str  # the embedding scorer: minilm, or a folder
+    reader: str  # the break-even reader: a hub id or a folder
+    reader_dtype: str
+    new_tokens: int | None  # every answer's length, when weights are random
+    rows_file: Path | None
+
+    def add(self, rows: list[Row], name: str, value: str, note: str) -> None:
+        """Print a row at once and keep it (a part that fails later loses nothing printed)."""
+        rows.append((name, value, note))
+        line = f"  {name:<62}  {value:>18}  {note}"
+        print(line, flush=True)
+        if self.rows_file is not None:
+            with self.rows_file.open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+    def task_overrides(self, limit: int) -> list[str]:
+        extra = [f"task.max_new_tokens={self.new_tokens}"] if self.new_tokens else []
+        return ["task=hotpotqa", f"task.path={self.hotpot}", f"task.limit={limit}", *extra]
+
+
+def export_templates(folder: Path) -> None:
+    """Copy the packaged SmolLM2's config and tokenizer and MiniLM's folder without weights to `folder`."""
+    from pcbench.core.local_models import resolve
+
+    smollm2, minilm = Path(resolve("smollm2")), Path(resolve("minilm"))
+    (folder / "smollm2").mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if (smollm2 / name).exists():
+            shutil.copy2(smollm2 / name, folder / "smollm2" / name)
+    shutil.copytree(minilm, folder / "minilm", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "README.md", "data_config.json"))
+    print(f"templates written to {folder}")
+
+
+def random_models(templates: Path, out: Path, device: str, reader_layers: int) -> tuple[str, str, str]:
+    """(scorer, embedder, reader) folders with random weights in the templates' architectures."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, Qwen2Config
+
+    def save_causal(config: Any, folder: Path, dtype: Any) -> str:
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        model.save_pretrained(folder)
+        for name in TOKENIZER_FILES[1:]:
+            if (templates / "smollm2" / name).exists():
+                shutil.copy2(templates / "smollm2" / name, folder / name)
+        del model
+        return str(folder)
+
+    base = AutoConfig.from_pretrained(templates / "smollm2")
+    scorer = save_causal(base, out / "smollm2-random", torch.float32)
+    shape = {**QWEN_1_5B, "num_hidden_layers": reader_layers}
+    reader_config = Qwen2Config(vocab_size=base.vocab_size, bos_token_id=base.bos_token_id,
+                                eos_token_id=base.eos_token_id, pad_token_id=base.pad_token_id, **shape)
+    reader = save_causal(reader_config, out / "qwen2.5-1.5b-shape-random", torch.bfloat16)
+    embedder = out / "minilm-random"
+    shutil.copytree(templates / "minilm", embedder, dirs_exist_ok=True)
+    torch.manual_seed(0)
+    AutoModel.from_config(AutoConfig.from_pretrained(templates / "minilm")).save_pretrained(embedder)
+    return scorer, str(embedder), reader
+
+
+def requests(setup: Setup) -> list[Any]:
+    """The protocol's requests for HotpotQA (or NIAH's packaged essays where the file is absent)."""
     from pcbench.api import load_task
 
-    tasks = [load_task("niah", limit=limit)]
-    if HOTPOT.exists():
-        tasks.append(load_task("hotpotqa", path=str(HOTPOT), limit=limit))
-    return [task.request(e, e.context) for task in tasks for e in task.load()]
+    extra = {"max_new_tokens": setup.new_tokens} if setup.new_tokens else {}
+    if setup.hotpot.exists():
+        task = load_task("hotpotqa", path=str(setup.hotpot), limit=setup.limit, **extra)
+    else:
+        task = load_task("niah", limit=setup.limit, **extra)
+    return [task.request(e, e.context) for e in task.load()]
 
 
 def timed_generate(reader: Any, batch: list[Any]) -> tuple[list[Any], float]:
@@ -48,126 +136,185 @@ def timed_generate(reader: Any, batch: list[Any]) -> tuple[list[Any], float]:
     return out, time.perf_counter() - start
 
 
-def compare_readers(rows: list[Row], device: str, limit: int) -> None:
+def compare_readers(rows: list[Row], setup: Setup) -> None:
     from pcbench.api import load_reader
 
-    batch = requests(limit)
-    base = load_reader("smollm2", device=device, dtype="float32", max_input_tokens=4000)
+    batch = requests(setup)
+    device, model = setup.device, setup.reader
+    base = load_reader("transformers", model=model, device=device, dtype="float32", max_input_tokens=4000)
     expected, base_s = timed_generate(base, batch)
-    rows.append((f"transformers reader, float32, {device}", f"{len(batch) / base_s:.2f} requests/s",
-                 f"{len(batch)} requests (NIAH{' + HotpotQA' if HOTPOT.exists() else ''})"))
-    half = load_reader("smollm2", device=device, dtype="bfloat16", max_input_tokens=4000)
-    got, half_s = timed_generate(half, batch)
-    rows.append((f"transformers reader, bfloat16 vs float32, {device}", f"{base_s / half_s:.2f}x faster",
-                 f"answers equal {sum(a.text == b.text for a, b in zip(got, expected))}/{len(batch)}; "
-                 f"prompt tokens equal {sum(a.prompt_tokens == b.prompt_tokens for a, b in zip(got, expected))}"))
+    setup.add(rows, f"transformers reader, float32, {device}", f"{len(batch) / base_s:.2f} requests/s",
+              f"{len(batch)} requests, {Path(model).name}, batch {base.batch_size}")
     base.close()
+    half = load_reader("transformers", model=model, device=device, dtype="bfloat16", max_input_tokens=4000)
+    got, half_s = timed_generate(half, batch)
+    same = sum(a.text == b.text for a, b in zip(got, expected))
+    setup.add(rows, f"transformers reader, bfloat16 vs float32, {device}", f"{base_s / half_s:.2f}x faster",
+              f"{len(batch) / half_s:.2f} requests/s; answers equal {same}/{len(batch)}; prompt tokens equal "
+              f"{sum(a.prompt_tokens == b.prompt_tokens for a, b in zip(got, expected))}/{len(batch)}")
     half.close()
     if device != "cuda":
-        rows.append(("vLLM reader vs transformers reader", "skipped", "needs CUDA"))
+        setup.add(rows, "vLLM reader vs transformers reader", "skipped", "needs CUDA")
         return
     try:
         import vllm  # noqa: F401
     except ImportError:
-        rows.append(("vLLM reader vs transformers reader", "skipped", "pip install 'pcbench[vllm]'"))
+        setup.add(rows, "vLLM reader vs transformers reader", "skipped", "vllm is not installed here")
         return
-    from pcbench.core.local_models import resolve
-
-    engine = load_reader("vllm", model=str(resolve("smollm2")), dtype="float32", max_input_tokens=4000,
-                         max_model_len=8192, gpu_memory_utilization=0.5)
+    engine = load_reader("vllm", model=model, dtype="float32", max_input_tokens=4000, max_model_len=8192,
+                         gpu_memory_utilization=0.5)
     got, vllm_s = timed_generate(engine, batch)
     same_tokens = sum(a.prompt_tokens == b.prompt_tokens for a, b in zip(got, expected))
     same_cut = sum(a.truncated == b.truncated for a, b in zip(got, expected))
-    rows.append(("vLLM reader vs transformers reader (SmolLM2, float32)", f"{base_s / vllm_s:.2f}x faster",
-                 f"prompt tokens equal {same_tokens}/{len(batch)} (must be all), truncation equal "
-                 f"{same_cut}/{len(batch)} (must be all), answers equal "
-                 f"{sum(a.text == b.text for a, b in zip(got, expected))}/{len(batch)}"))
+    setup.add(rows, "vLLM reader vs transformers reader (float32)", f"{base_s / vllm_s:.2f}x faster",
+              f"prompt tokens equal {same_tokens}/{len(batch)} (must be all), truncation equal "
+              f"{same_cut}/{len(batch)} (must be all), answers equal "
+              f"{sum(a.text == b.text for a, b in zip(got, expected))}/{len(batch)}")
     engine.close()
 
 
-def compare_compressors(rows: list[Row], device: str, limit: int) -> None:
+def compare_compressors(rows: list[Row], setup: Setup) -> None:
     from pcbench.api import load_compressor, load_task
     from pcbench.compressors.base import Env
     from pcbench.core.tokenizer import load_tokenizer
 
-    task = load_task("hotpotqa", path=str(HOTPOT), limit=limit) if HOTPOT.exists() else load_task("niah", limit=limit)
+    if setup.hotpot.exists():
+        task = load_task("hotpotqa", path=str(setup.hotpot), limit=setup.limit)
+    else:
+        task = load_task("niah", limit=setup.limit)
     examples = list(task.load())
-    tokenizer = load_tokenizer("smollm2")
-    for family in FAMILIES:
+    tokenizer = load_tokenizer(setup.scorer)
+    device = setup.device
+
+    def timed(compressor: Any, batched: bool) -> tuple[list[str], float]:
+        start = time.perf_counter()
+        if batched:
+            texts = [r.text for r in compressor.compress_batch(examples, Env(tokenizer))]
+        else:
+            texts = [compressor.compress(e, Env(tokenizer)).text for e in examples]
+        return texts, time.perf_counter() - start
+
+    for family in LM_FAMILIES:
+        compressor = load_compressor(family, rate=0.25, device=device, model=setup.scorer)
+        compressor.compress_batch(examples[:2], Env(tokenizer))  # warm-up: model load, allocation
+        alone, alone_s = timed(compressor, batched=False)
+        together, together_s = timed(compressor, batched=True)
+        same = sum(a == b for a, b in zip(alone, together))
+        setup.add(rows, f"{family}: batch of {len(examples)} vs one by one, {device}",
+                  f"{alone_s / together_s:.2f}x faster",
+                  f"{len(examples) / alone_s:.2f} -> {len(examples) / together_s:.2f} examples/s; "
+                  f"same kept text {same}/{len(examples)} (must be all)")
+    if device == "cpu":
+        return
+    for family in (*LM_FAMILIES, "embedding"):
+        model = setup.embedder if family == "embedding" else setup.scorer
         seconds, texts = {}, {}
-        for where in dict.fromkeys(["cpu", device]):
-            compressor = load_compressor(family, rate=0.25, device=where)
-            compressor.compress_batch(examples[:1], Env(tokenizer))  # warm-up: model load, allocation
-            start = time.perf_counter()
-            texts[where] = [r.text for r in compressor.compress_batch(examples, Env(tokenizer))]
-            seconds[where] = time.perf_counter() - start
+        for where in ("cpu", device):
+            compressor = load_compressor(family, rate=0.25, device=where, model=model)
+            compressor.compress_batch(examples[:2], Env(tokenizer))  # warm-up
+            texts[where], seconds[where] = timed(compressor, batched=True)
         same = sum(a == b for a, b in zip(texts["cpu"], texts[device]))
-        rows.append((f"{family}: {len(examples)} examples batched, {device} vs cpu",
-                     f"{seconds['cpu'] / seconds[device]:.2f}x faster",
-                     f"{len(examples) / seconds['cpu']:.2f} -> {len(examples) / seconds[device]:.2f} examples/s; "
-                     f"same kept text {same}/{len(examples)}"))
+        setup.add(rows, f"{family}: {len(examples)} examples batched, {device} vs cpu",
+                  f"{seconds['cpu'] / seconds[device]:.2f}x faster",
+                  f"{len(examples) / seconds['cpu']:.2f} -> {len(examples) / seconds[device]:.2f} examples/s; "
+                  f"same kept text {same}/{len(examples)}")
 
 
-def break_even(rows: list[Row], device: str, limit: int, reader: str) -> None:
+def break_even(rows: list[Row], setup: Setup) -> None:
     import break_even as table  # beside this file
 
-    if not HOTPOT.exists():
-        rows.append(("break-even", "skipped", f"{HOTPOT} is absent"))
+    if not setup.hotpot.exists():
+        setup.add(rows, "break-even", "skipped", f"{setup.hotpot} is absent")
         return
     scratch = Path(tempfile.mkdtemp(prefix="pcbench-gpu-break-even-"))
-    model = reader
+    model, device = setup.reader, setup.device
     try:
-        from pcbench.api import load_reader
-        from pcbench.core.requests import Request
+        if not Path(model).exists():  # a hub id: can it load here?
+            from pcbench.api import load_reader
+            from pcbench.core.requests import Request
 
-        load_reader("transformers", model=reader, device=device).generate([Request("Hello", 1)])
+            load_reader("transformers", model=model, device=device).generate([Request("Hello", 1)])
     except Exception as exc:  # the hub unreachable, or the model too big: say which reader ran instead
-        rows.append(("break-even reader", "smollm2", f"{reader} could not load ({type(exc).__name__}: {exc})"[:200]))
+        setup.add(rows, "break-even reader", "smollm2", f"{model} could not load ({type(exc).__name__}: {exc})"[:200])
         model = "smollm2"
-    task = ["task=hotpotqa", f"task.path={HOTPOT}", f"task.limit={limit}", "reader=transformers",
-            f"reader.model={model}", "reader.batch_size=1", f"reader.device={device}"]
+    limit = min(setup.limit, table.LIMIT)  # as many examples as the CPU table
+    task = [*setup.task_overrides(limit), "reader=transformers", f"reader.model={model}", "reader.batch_size=1",
+            f"reader.device={device}", f"reader.dtype={setup.reader_dtype}"]
     cell([*task, "compressor=none", "task.limit=1"], scratch / "warm", scratch / "warm")
     _, metrics = cell([*task, "compressor=none"], scratch / "none", scratch / "none")
-    full = table.per_example(metrics)[1]
-    measured: table.Measured = {}
-    for family in table.FAMILIES:
-        extra = [f"compressor={family}", f"compressor.device={device}"] if family != "bm25" else ["compressor=bm25"]
-        cell([*task, *extra, "compressor.rate=0.3", "task.limit=1"], scratch / f"{family}-warm",
-             scratch / f"{family}-warm")
-        for rate in table.RATES:
-            name = f"{family}-{rate}"
-            _, metrics = cell([*task, *extra, f"compressor.rate={rate}"], scratch / name, scratch / name)
-            measured[(family, rate)] = table.per_example(metrics)
-    rows.extend(table.rows_of(full, measured, limit, f"{model}, {device}"))
+    full = table.per_example(metrics)
+    where = f"{Path(model).name}, {setup.reader_dtype}, {device}"
+    for number, family in enumerate(table.FAMILIES):
+        extra = [f"compressor={family}"]
+        if family != "bm25":
+            scorer = setup.embedder if family == "embedding" else setup.scorer
+            extra += [f"compressor.device={device}", f"compressor.model={scorer}"]
+        measured: table.Measured = {}
+        try:
+            cell([*task, *extra, "compressor.rate=0.3", "task.limit=1"], scratch / f"{family}-warm",
+                 scratch / f"{family}-warm")
+            for rate in table.RATES:
+                name = f"{family}-{rate}"
+                _, metrics = cell([*task, *extra, f"compressor.rate={rate}"], scratch / name, scratch / name)
+                measured[(family, rate)] = table.per_example(metrics)
+        except Exception as exc:  # one family failing must not cost the others' rows
+            setup.add(rows, f"break-even: {family}", "failed", f"{type(exc).__name__}: {exc}"[:160])
+            continue
+        # Each family's rows as soon as they are measured; the full read's row once, first.
+        for name, value, note in table.rows_of(full, measured, limit, where)[0 if number == 0 else 1:]:
+            setup.add(rows, name, value, note)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
                         help="cpu: check the script's code on a machine without a GPU (not GPU figures)")
-    parser.add_argument("--limit", type=int, default=8, help="examples per task")
+    parser.add_argument("--limit", type=int, default=8, help="HotpotQA examples")
+    parser.add_argument("--hotpot", type=Path, default=HOTPOT, help="a HotpotQA file in the official schema")
     parser.add_argument("--reader", default=READER, help="the break-even reader (hub id or folder)")
+    parser.add_argument("--reader-dtype", default=None, help="the reader's dtype (default bfloat16 on cuda, "
+                        "float32 on cpu)")
+    parser.add_argument("--random-weights", type=Path, metavar="DIR",
+                        help="random weights in the real architectures, from the templates in DIR")
+    parser.add_argument("--reader-layers", type=int, default=QWEN_1_5B["num_hidden_layers"],
+                        help="layers of the random-weight reader (fewer: a quicker code check)")
+    parser.add_argument("--new-tokens", type=int, default=20, help="answer length when weights are random")
+    parser.add_argument("--export-templates", type=Path, metavar="DIR",
+                        help="write the packaged models' configs and tokenizers to DIR, and exit")
+    parser.add_argument("--rows", type=Path, help="also append each row to this file as it comes")
     parser.add_argument("--part", action="append", choices=("readers", "compressors", "break-even"),
                         help="one part (repeatable; default all)")
     args = parser.parse_args()
+    if args.export_templates:
+        export_templates(args.export_templates)
+        return
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu-check: no CUDA GPU here (torch.cuda.is_available() is False); "
               "`--device cpu` checks the script's code on the CPU", file=sys.stderr)
         sys.exit(2)
-    parts = args.part or ["readers", "compressors", "break-even"]
-    rows: list[Row] = []
+    setup = Setup(args.device, args.limit, args.hotpot, "smollm2", "minilm", args.reader,
+                  args.reader_dtype or ("bfloat16" if args.device == "cuda" else "float32"), None, args.rows)
     where = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
-    print(f"pcbench gpu-check on {where}", flush=True)
-    if "readers" in parts:
-        compare_readers(rows, args.device, args.limit)
-    if "compressors" in parts:
-        compare_compressors(rows, args.device, args.limit)
-    if "break-even" in parts:
-        break_even(rows, args.device, min(args.limit, 8), args.reader)
-    for name, value, note in rows:
-        print(f"  {name:<62}  {value:>18}  {note}", flush=True)
+    print(f"pcbench gpu-check on {where}; torch {torch.__version__}", flush=True)
+    if args.random_weights:
+        start = time.perf_counter()
+        scratch = Path(tempfile.mkdtemp(prefix="pcbench-gpu-models-"))
+        setup.scorer, setup.embedder, setup.reader = random_models(args.random_weights, scratch, args.device,
+                                                                   args.reader_layers)
+        setup.new_tokens = args.new_tokens
+        print(f"random-weight models built in {time.perf_counter() - start:.0f} s; answers run to "
+              f"{args.new_tokens} tokens", flush=True)
+    rows: list[Row] = []
+    parts = {"readers": compare_readers, "compressors": compare_compressors, "break-even": break_even}
+    for part in args.part or list(parts):
+        start = time.perf_counter()
+        try:
+            parts[part](rows, setup)
+        except Exception as exc:  # one part failing must not cost the others' figures
+            setup.add(rows, f"{part}: failed", type(exc).__name__, str(exc).splitlines()[0][:160] if str(exc) else "")
+        print(f"[{part}: {time.perf_counter() - start:.0f} s]", flush=True)
 
 
 if __name__ == "__main__":
