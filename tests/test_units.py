@@ -79,3 +79,12 @@ def test_token_scores_aggregate_into_units_by_offset() -> None:
     glued = [(0, 12), (12, 15), (15, 26)]
     assert owners(first_char_anchors(glued, text), spans) == [0, 0, 1]
     assert owners(last_char_anchors(glued), spans) == [0, 1, 1]
+
+
+def test_units_are_split_once_per_passages_and_level_and_handed_out_as_fresh_lists() -> None:
+    example = Example("q", "Where?", (Passage(TEXT, "Paris"),), ("Paris",), meta={"unhashable": []})
+    first = split_units(example, "sentence")
+    first.reverse()  # a caller reordering its list must not reorder the next caller's
+    again = split_units(Example("q2", "Other?", example.passages, ()), "sentence")
+    assert [u.text for u in again] == split_sentences(TEXT)
+    assert [u.text for u in split_units(example, "passage")] == [TEXT]  # the level is part of the key

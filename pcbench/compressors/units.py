@@ -9,6 +9,7 @@ original text: nothing is re-tokenised or re-spaced.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -50,8 +51,16 @@ def _spans(text: str, pieces: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def split_units(example: Example, level: str) -> list[Unit]:
+    """The example's units of `level`, in reading order (a fresh list: callers may reorder it)."""
+    return list(_units_of(example.passages, level))
+
+
+# Units depend only on the passages and the level: a rate sweep in one process splits each example
+# once (passages are frozen, so they key the memo; an example's `meta` dict would not).
+@functools.lru_cache(maxsize=1024)  # a sweep over a task of up to 1,024 examples
+def _units_of(passages: tuple[Passage, ...], level: str) -> tuple[Unit, ...]:
     units: list[Unit] = []
-    for index, passage in enumerate(example.passages):
+    for index, passage in enumerate(passages):
         text = passage.text
         if not text.strip():
             continue
@@ -64,7 +73,7 @@ def split_units(example: Example, level: str) -> list[Unit]:
         else:
             raise ValueError(f"unknown unit level {level!r}; allowed: {', '.join(LEVELS)}")
         units.extend(Unit(index, s, e, text[s:e]) for s, e in spans if text[s:e].strip())
-    return units
+    return tuple(units)
 
 
 def view(example: Example, unit: Unit) -> str:
