@@ -106,6 +106,32 @@ def test_python_chunks_are_the_reference_patterns() -> None:
         assert chunk_starts(code, "python") == reference_starts(code)
 
 
+def test_python_ast_chunks_keep_decorators_and_comments_and_ignore_defs_in_strings_and_bodies() -> None:
+    code = ('import os\n\n\n# The helper.\n@cache\ndef helper(x):\n    def inner():\n        return 1\n'
+            '    return """\ndef not_code():\n"""\n\nclass A:\n    x = 1\n\n    @property\n    def y(self):\n'
+            '        return 2\n')
+    starts = chunk_starts(code, "python_ast")
+    chunks = [code[a:b] for a, b in zip(starts, [*starts[1:], len(code)])]
+    assert "".join(chunks) == code
+    assert [c.strip().splitlines()[0] for c in chunks] == ["import os", "# The helper.", "class A:", "@property"]
+    # The line rule cuts at the nested def and the one in the string, and leaves the decorators behind.
+    assert len(chunk_starts(code, "python")) == 6
+
+
+def test_python_ast_parses_a_file_cut_off_mid_code_and_falls_back_to_the_line_rule() -> None:
+    cut = "def f():\n    return 1\n\n\nclass B:\n    def g(self):\n        return (1 +\n"
+    starts = chunk_starts(cut, "python_ast")
+    heads = [cut[a:b].strip().splitlines()[0] for a, b in zip(starts, [*starts[1:], len(cut)])]
+    # Parsed up to `class B:`; the cut class parses nowhere, so the line rule cuts it.
+    assert heads == ["def f():", "class B:", "def g(self):"]
+    pasted = "def f():\n    return 1\n  stray indent\ndef g():\n    pass\n\n@wrap\ndef h():\n    pass\n"
+    starts = chunk_starts(pasted, "python_ast")  # parsing resumes after the stretch that does not parse
+    heads = [pasted[a:b].strip().splitlines()[0] for a, b in zip(starts, [*starts[1:], len(pasted)])]
+    assert heads == ["def f():", "def g():", "@wrap"]
+    broken = "def f(:\n    pass\ndef g():\n    pass\n"  # nothing parses: the reference's line rule
+    assert chunk_starts(broken, "python_ast") == chunk_starts(broken, "python")
+
+
 def test_brace_code_is_cut_at_declarations_with_their_annotations() -> None:
     starts = chunk_starts(JAVA, "auto")  # no def/class line: the brace rule
     chunks = [JAVA[a:b] for a, b in zip(starts, [*starts[1:], len(JAVA)])]

@@ -10,6 +10,10 @@ Behaviour follows the reference (`longcodezip.LongCodeZip.compress_code_file`, Y
    ends the last non-blank line before its `def`, as the reference's pattern does. `language: brace`
    (Java, C#, C++ ...; pcbench's rule, not the reference's regexes) starts chunks at type and
    method declaration lines instead; `auto` picks `python` when a `def`/`class` line exists.
+   `language: python_ast` (pcbench's, not the reference's) takes the chunks from Python's own
+   parser: decorators and the comments right above a definition stay with it, a `def` inside a
+   string or a function opens nothing, code that does not parse whole (a cut-off or pasted file) is
+   parsed in pieces cut at top-level lines, and a stretch that parses in no piece gets the line rule.
 2. Coarse ranking: score(chunk) = ppl(query) - ppl(query | chunk + "\\n\\n"), each the exponent of
    the mean token loss; the conditioned loss skips the first query token, as the reference's
    `condition_pos_id` does. Chunks are taken by score while the budget plus `context_budget`
@@ -48,6 +52,7 @@ budget_tokenizer, budget_scope, order.
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections.abc import Sequence
@@ -66,7 +71,7 @@ from pcbench.core.knobs import Device, Range
 from pcbench.models.causal import CausalLM
 from pcbench.models.pool import ModelSpec
 
-Language = Literal["auto", "python", "brace"]
+Language = Literal["auto", "python", "python_ast", "brace"]
 
 # A Python chunk opens at a def/class line (the reference splits on these at any indentation).
 _PY_OPENER = re.compile(r"^[ \t]*(?:def|class)\s+\S", re.MULTILINE)
@@ -324,11 +329,81 @@ def resolve_language(code: str, language: str) -> str:
 
 def _openers(text: str, language: str) -> list[int]:
     """Offsets of the lines that open a chunk."""
+    if language == "python_ast":
+        found = _ast_openers(text)
+        if found is not None:
+            return found
+        language = "python"  # no prefix parses: the reference's line rule
     if language == "python":
         return [m.start() for m in _PY_OPENER.finditer(text)]
     found = [m.start() for m in _BRACE_TYPE.finditer(text)]
     found += [m.start() for m in _BRACE_METHOD.finditer(text) if not _statement(m.group(0))]
     return sorted(set(found))
+
+
+# How far back from a syntax error a cut file is tried at top-level lines.
+_AST_CUTS = 20
+_DEFINITIONS_AST = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _ast_openers(text: str) -> list[int] | None:
+    """Python's own parse: a chunk opens at each top-level function or class and at each method or
+    nested class of a class, with its decorators and the comment lines right above it; a `def`
+    inside a string or a function opens nothing. Code that does not parse as a whole (a file cut
+    off mid-code, as LongBench's lcc ends where the completion starts; several files pasted
+    together, as in repobench-p) is parsed in pieces cut at top-level lines, each piece opening a
+    chunk; a stretch no cut makes parsable gets the line rule. None when no piece parses."""
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    tops = [k for k, line in enumerate(lines) if line[:1].strip() and not line.startswith("#")]
+    starts: list[int] = []
+    parsed_any, first = False, 0
+    while first < len(lines):
+        tree, end = _parse_piece(text, offsets, tops, first)
+        if first:
+            starts.append(offsets[first])
+        if tree is None:  # up to the next top-level line after the error: the reference's line rule
+            end = next((k for k in tops if k > end), len(lines))
+            piece = text[offsets[first]:offsets[end]]
+            starts += [offsets[first] + m.start() for m in _PY_OPENER.finditer(piece)]
+        else:
+            parsed_any = True
+            for k in _opening_lines(tree.body):
+                k += first
+                while k > first and lines[k - 1].lstrip().startswith("#"):  # its comment block goes with it
+                    k -= 1
+                starts.append(offsets[k])
+        first = end
+    return sorted(set(starts)) if parsed_any else None
+
+
+def _parse_piece(text: str, offsets: list[int], tops: list[int], first: int) -> tuple[ast.Module | None, int]:
+    """The longest piece from line `first` that parses, ending at the text's end or at a top-level
+    line at most `_AST_CUTS` such lines before the first error: (its tree, its end line), or (None,
+    the error's line)."""
+    try:
+        return ast.parse(text[offsets[first]:]), len(offsets) - 1
+    except (SyntaxError, ValueError) as error:
+        failing = min(len(offsets) - 2, first + (getattr(error, "lineno", None) or 1) - 1)
+    for k in reversed([k for k in tops if first < k <= failing][-_AST_CUTS:]):
+        try:
+            return ast.parse(text[offsets[first]:offsets[k]]), k
+        except (SyntaxError, ValueError):
+            continue
+    return None, max(failing, first)
+
+
+def _opening_lines(body: list[ast.stmt]) -> list[int]:
+    """0-based lines of the definitions that open chunks: a class's methods and nested classes too."""
+    found = []
+    for node in body:
+        if isinstance(node, _DEFINITIONS_AST):
+            found.append(min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1)
+            if isinstance(node, ast.ClassDef):
+                found += _opening_lines(node.body)
+    return found
 
 
 def _statement(line: str) -> bool:
@@ -357,7 +432,7 @@ def chunk_starts(text: str, language: str) -> list[int]:
 
 
 def _marker(language: str) -> str:
-    return "# ... " if language == "python" else "// ... "
+    return "# ... " if language in ("python", "python_ast") else "// ... "
 
 
 def _collapse_markers(code: str, marker: str) -> str:
