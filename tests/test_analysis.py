@@ -254,3 +254,17 @@ def test_speed_table_per_cell_with_intervals() -> None:
     board = speed_board(found)
     assert board.loc[board["variant"] == "bm25", "speed-up vs none"].iloc[0].startswith("3.00× [")
     assert board.loc[board["variant"] == "none", "compress ms/example [95% CI]"].iloc[0] == "–"
+
+
+def test_numbers_are_parsed_once_without_contexts_and_reparsed_when_the_file_changes(tmp_path: Path) -> None:
+    from pcbench.core.results import read_numbers
+
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(json.dumps({"id": "a", "context": "long text", "scores": {"em": 1.0}}) + "\n")
+    records, problem = read_numbers(tmp_path)
+    assert problem is None and records == [{"id": "a", "scores": {"em": 1.0}}]
+    records[0]["id"] = "changed by a caller"  # must not reach the next caller
+    assert read_numbers(tmp_path)[0][0]["id"] == "a"
+    path.write_text(json.dumps({"id": "a", "scores": {"em": 0.0}}) + "\n" + '{"id": "b", "sc')  # a cut last line
+    records, problem = read_numbers(tmp_path)
+    assert records == [{"id": "a", "scores": {"em": 0.0}}] and problem and "line 2 is cut" in problem

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pcbench.analysis.metric import Metric, Values, per_example
-from pcbench.core.results import read_predictions
+from pcbench.core.results import read_numbers
 
 N_BOOT = 2000
 N_PERM = 2000
@@ -38,11 +38,9 @@ _BLOCK = 4_000_000
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """A cell's predictions.jsonl, without the compressed contexts (large, not needed for numbers)."""
-    records, problem = read_predictions(Path(path))
+    records, problem = read_numbers(Path(path))  # the parse collect's completeness check made
     if problem:  # collect leaves such cells out; a caller that did not is told which file and line
         raise ValueError(problem)
-    for record in records:
-        record.pop("context", None)
     return records
 
 
