@@ -98,8 +98,8 @@ def random_models(templates: Path, out: Path, device: str, reader_layers: int) -
         with torch.device(device):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         model.save_pretrained(folder)
-        for name in TOKENIZER_FILES[1:]:
-            if (templates / "smollm2" / name).exists():
+        for name in TOKENIZER_FILES:  # the model's own config.json was just saved: keep it
+            if name != "config.json" and (templates / "smollm2" / name).exists():
                 shutil.copy2(templates / "smollm2" / name, folder / name)
         del model
         return str(folder)
