@@ -117,15 +117,18 @@ def random_models(templates: Path, out: Path, device: str, reader_layers: int) -
     return scorer, str(embedder), reader
 
 
-def requests(setup: Setup) -> list[Any]:
-    """The protocol's requests for HotpotQA (or NIAH's packaged essays where the file is absent)."""
+def task_of(setup: Setup, **knobs: Any) -> Any:
+    """HotpotQA from `--hotpot`, or NIAH's packaged essays where the file is absent."""
     from pcbench.api import load_task
 
-    extra = {"max_new_tokens": setup.new_tokens} if setup.new_tokens else {}
     if setup.hotpot.exists():
-        task = load_task("hotpotqa", path=str(setup.hotpot), limit=setup.limit, **extra)
-    else:
-        task = load_task("niah", limit=setup.limit, **extra)
+        return load_task("hotpotqa", path=str(setup.hotpot), limit=setup.limit, **knobs)
+    return load_task("niah", limit=setup.limit, **knobs)
+
+
+def requests(setup: Setup) -> list[Any]:
+    """The protocol's requests, answers as long as `--new-tokens` when the weights are random."""
+    task = task_of(setup, **({"max_new_tokens": setup.new_tokens} if setup.new_tokens else {}))
     return [task.request(e, e.context) for e in task.load()]
 
 
@@ -174,15 +177,11 @@ def compare_readers(rows: list[Row], setup: Setup) -> None:
 
 
 def compare_compressors(rows: list[Row], setup: Setup) -> None:
-    from pcbench.api import load_compressor, load_task
+    from pcbench.api import load_compressor
     from pcbench.compressors.base import Env
     from pcbench.core.tokenizer import load_tokenizer
 
-    if setup.hotpot.exists():
-        task = load_task("hotpotqa", path=str(setup.hotpot), limit=setup.limit)
-    else:
-        task = load_task("niah", limit=setup.limit)
-    examples = list(task.load())
+    examples = list(task_of(setup).load())
     tokenizer = load_tokenizer(setup.scorer)
     device = setup.device
 
