@@ -247,12 +247,16 @@ class CausalLM:
 
     # -- attention ---------------------------------------------------------------------------------
 
-    def attention(self, ids: Sequence[int], layers: Sequence[int], queries: Sequence[int] | None = None) -> np.ndarray:
+    def attention(self, ids: Sequence[int], layers: Sequence[int], queries: Sequence[int] | None = None,
+                  exact_eager: bool = False) -> np.ndarray:
         """Attention probabilities of `layers` for one sequence: [len(layers), heads, len(queries), len(ids)].
 
-        `queries` are the attending positions (default: the last token). Only the chosen layers run
-        eager attention and return weights; every other layer keeps its fast kernel, and the
-        weights stay the one copy the pool holds.
+        `queries` are the attending positions (default: the last token). Every layer keeps its fast
+        kernel for its output; the chosen layers also compute the softmax of the queries' rows only
+        (`_row_attention`: [heads, queries, positions], not the [heads, positions, positions] that
+        eager attention materialises), with eager's mask and scaling, so the weights are eager's. A
+        model whose kernel is not in transformers' registry runs eager attention in the chosen layers
+        instead (`exact_eager=True` forces that path). The weights stay the one copy the pool holds.
         """
         import copy
 
@@ -265,23 +269,27 @@ class CausalLM:
         if bad:
             raise PcbenchError(f"layers={list(layers)}: this model has {count} layers (0..{count - 1}, or negative "
                                f"from the end)")
-        rows = list(queries) if queries is not None else [len(ids) - 1]
+        rows = [q + len(ids) if q < 0 else q for q in queries] if queries is not None else [len(ids) - 1]
         captured: dict[int, Any] = {}
         saved: dict[int, Any] = {}
         hooks = []
         for layer in sorted(set(chosen)):
             module = modules[layer]
             saved[layer] = module.config
+            kernel = module.config._attn_implementation
+            fast = not exact_eager and _row_kernel_ready(kernel)
             config = copy.copy(module.config)  # shallow: the module reads its kernel choice from its config
-            config._attn_implementation = "eager"
+            config._attn_implementation = ROW_KERNEL if fast else "eager"
             module.config = config
+            if fast:
+                _ROW_REQUESTS[id(module)] = (rows, kernel)
+            else:
+                hooks.append(module.register_forward_pre_hook(_eager_mask, with_kwargs=True))
 
-            hooks.append(module.register_forward_pre_hook(_eager_mask, with_kwargs=True))
-
-            def keep(_module: Any, _args: Any, output: Any, layer: int = layer) -> None:
+            def keep(_module: Any, _args: Any, output: Any, layer: int = layer, fast: bool = fast) -> None:
                 weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
                 if weights is not None:
-                    captured[layer] = weights[0][:, rows, :].float().cpu().numpy()
+                    captured[layer] = (weights[0] if fast else weights[0][:, rows, :]).float().cpu().numpy()
 
             hooks.append(module.register_forward_hook(keep))
         tensor = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
@@ -293,6 +301,7 @@ class CausalLM:
                 hook.remove()
             for layer, config in saved.items():
                 modules[layer].config = config
+                _ROW_REQUESTS.pop(id(modules[layer]), None)
         missing = [layer for layer in chosen if layer not in captured]
         if missing:
             raise PcbenchError(f"{self.name}: its attention layers return no weights (layers {missing})")
@@ -363,6 +372,57 @@ def load_causal_lm(path: str, spec: ModelSpec, device: str) -> CausalLM:
         model.to(device)
     model.eval()
     return CausalLM(model, tokenizer, device, spec.name)
+
+
+ROW_KERNEL = "pcbench_rows"  # the registered attention function that also returns the queries' rows
+_ROW_REQUESTS: dict[int, tuple[list[int], str]] = {}  # id(attention module) -> (query rows, its own kernel)
+
+
+def _row_kernel_ready(kernel: str) -> bool:
+    """Register `_row_attention` once; False where this transformers has no attention registry or
+    `kernel` (the model's own choice) is not in it (then eager attention serves instead)."""
+    try:
+        from transformers import AttentionInterface
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    except ImportError:
+        return False
+    # Kernels that take a tensor mask or none; flex attention's block masks and paged caches are not read here.
+    if kernel not in ALL_ATTENTION_FUNCTIONS or not (kernel == "sdpa" or kernel.startswith("flash_attention")):
+        return False
+    if ROW_KERNEL not in ALL_ATTENTION_FUNCTIONS:
+        AttentionInterface.register(ROW_KERNEL, _row_attention)
+    return True
+
+
+def _row_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
+                   **kwargs: Any) -> tuple[Any, Any]:
+    """The module's own kernel gives the output; the weights returned are the softmax rows of the
+    requested queries only, as eager attention computes them: scaled scores (soft-capped where the
+    model soft-caps), its additive mask (the causal one where the kernel got none), float32 softmax."""
+    import torch
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    rows, kernel = _ROW_REQUESTS[id(module)]
+    output, _ = ALL_ATTENTION_FUNCTIONS[kernel](module, query, key, value, attention_mask, **kwargs)
+    groups = query.shape[1] // key.shape[1]
+    keys = key.repeat_interleave(groups, dim=1) if groups > 1 else key  # = transformers' repeat_kv
+    scaling = kwargs.get("scaling")
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query[:, :, rows, :], keys.transpose(2, 3)) * scaling
+    softcap = kwargs.get("softcap")
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
+    n = keys.shape[-2]
+    lowest = torch.finfo(scores.dtype).min
+    if attention_mask is None:  # the kernel was told is_causal: a query sees itself and what precedes it
+        position = torch.arange(n, device=scores.device)
+        after = position[None, :] > torch.tensor(rows, device=scores.device)[:, None]
+        scores = scores.masked_fill(after[None, None], lowest)
+    else:
+        mask = attention_mask[:, :, rows, :n]
+        scores = scores.masked_fill(~mask, lowest) if mask.dtype == torch.bool else scores + mask
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    return output, weights
 
 
 def _eager_mask(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
