@@ -602,3 +602,62 @@ def test_training_labels_gold_sentences_or_whole_gold_passages() -> None:
     assert [label for _, _, label in sentence_labels(built, 0)] == [0, 1, 0]
     assert [label for _, _, label in sentence_labels(built, 0, whole_passages=True)] == [1, 1, 1]
     assert [label for _, _, label in sentence_labels(built, 1, whole_passages=True)] == [0, 0]
+
+
+def test_listwise_batches_hold_whole_questions_and_cover_each_once_per_epoch() -> None:
+    """--rank-loss listwise: a batch never splits a question's passages (the softmax runs over
+    them), fills up to --batch-size pairs, and every question comes once before any comes again."""
+    import random
+
+    from pcbench.runners.train import Pair, next_batch, question_groups
+
+    sizes = [4, 4, 3, 4, 4, 2, 4]  # pairs per question
+    pairs = [Pair("q", "", "t", [], int(k < 2), group) for group, n in enumerate(sizes) for k in range(n)]
+    groups = question_groups(pairs)
+    assert [len(groups[g]) for g in sorted(groups)] == sizes
+    order: list[int] = []
+    rng = random.Random(0)
+    seen: list[int] = []
+    while len(seen) < len(sizes):
+        batch = next_batch(order, pairs, groups, 9, rng)
+        questions = list(dict.fromkeys(p.group for p in batch))
+        assert all(sum(p.group == q for p in batch) == sizes[q] for q in questions)  # whole questions
+        assert len(batch) <= 9 and questions
+        seen += questions
+    assert sorted(seen) == list(range(len(sizes)))  # one epoch: each question once
+    big = next_batch([], pairs, {0: list(range(12))}, 5, rng)  # a question larger than a batch still comes whole
+    assert len(big) == 12
+    flat = next_batch([], pairs, None, 5, random.Random(0))  # pointwise: pairs, exactly the batch size
+    assert len(flat) == 5
+
+
+def test_listwise_rank_loss_is_the_softmax_cross_entropy_over_each_question() -> None:
+    import math
+
+    import torch
+
+    from pcbench.runners.train import rank_loss
+
+    logits = torch.tensor([2.0, 0.0, 1.0, 0.5, -1.0, 3.0])
+    relevant = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 1.0])
+    groups = [0, 0, 0, 1, 1, 2]  # question 2 has only a gold passage: nothing to rank, skipped
+    norm = math.log(math.exp(2) + math.exp(0) + math.exp(1))
+    q0 = -((2 - norm) + (1 - norm)) / 2
+    q1 = -(-1 - math.log(math.exp(0.5) + math.exp(-1)))
+    assert rank_loss(logits, relevant, groups, listwise=True).item() == pytest.approx((q0 + q1) / 2, rel=1e-6)
+    pointwise = torch.nn.functional.binary_cross_entropy_with_logits(logits, relevant).item()
+    assert rank_loss(logits, relevant, groups, listwise=False).item() == pytest.approx(pointwise)
+    assert rank_loss(logits[:1], relevant[:1], [0], listwise=True).item() == 0.0
+
+
+def test_trainer_defaults_follow_the_style_and_flags_override_them(tmp_path: Path) -> None:
+    """The provence style ranks all of a question's passages in one softmax by default; the
+    llmlingua2 style keeps the settings it was measured with; a flag given wins either way."""
+    from pcbench.runners.train import check, parser
+
+    provence = parser().parse_args(["--out", str(tmp_path)])
+    check(provence)
+    assert (provence.rank_loss, provence.negatives, provence.batch_size, provence.lr) == ("listwise", -1, 20, 2e-4)
+    lingua = parser().parse_args(["--out", str(tmp_path), "--style", "llmlingua2", "--negatives", "0"])
+    check(lingua)
+    assert (lingua.negatives, lingua.batch_size, lingua.lr, lingua.epochs) == (0, 16, 1e-4, 1.0)
