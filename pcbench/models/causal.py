@@ -394,7 +394,7 @@ def _row_kernel_ready(kernel: str) -> bool:
     return True
 
 
-def _row_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
+def _row_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, *args: Any,
                    **kwargs: Any) -> tuple[Any, Any]:
     """The module's own kernel gives the output; the weights returned are the softmax rows of the
     requested queries only, as eager attention computes them: scaled scores (soft-capped where the
@@ -403,10 +403,11 @@ def _row_attention(module: Any, query: Any, key: Any, value: Any, attention_mask
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     rows, kernel = _ROW_REQUESTS[id(module)]
-    output, _ = ALL_ATTENTION_FUNCTIONS[kernel](module, query, key, value, attention_mask, **kwargs)
+    output, _ = ALL_ATTENTION_FUNCTIONS[kernel](module, query, key, value, attention_mask, *args, **kwargs)
     groups = query.shape[1] // key.shape[1]
     keys = key.repeat_interleave(groups, dim=1) if groups > 1 else key  # = transformers' repeat_kv
-    scaling = kwargs.get("scaling")
+    # kvpress wraps every registered kernel and passes dropout (and may pass scaling) by position.
+    scaling = kwargs.get("scaling", args[1] if len(args) > 1 else None)
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
     scores = torch.matmul(query[:, :, rows, :], keys.transpose(2, 3)) * scaling
     softcap = kwargs.get("softcap")
