@@ -255,8 +255,9 @@ class CausalLM:
         kernel for its output; the chosen layers also compute the softmax of the queries' rows only
         (`_row_attention`: [heads, queries, positions], not the [heads, positions, positions] that
         eager attention materialises), with eager's mask and scaling, so the weights are eager's. A
-        model whose kernel is not in transformers' registry runs eager attention in the chosen layers
-        instead (`exact_eager=True` forces that path). The weights stay the one copy the pool holds.
+        model whose kernel is not SDPA or flash attention from transformers' registry runs eager
+        attention in the chosen layers instead (`exact_eager=True` forces that path). The weights
+        stay the one copy the pool holds.
         """
         import copy
 
@@ -379,8 +380,9 @@ _ROW_REQUESTS: dict[int, tuple[list[int], str]] = {}  # id(attention module) -> 
 
 
 def _row_kernel_ready(kernel: str) -> bool:
-    """Register `_row_attention` once; False where this transformers has no attention registry or
-    `kernel` (the model's own choice) is not in it (then eager attention serves instead)."""
+    """Register `_row_attention` once; False where this transformers has no attention registry, or
+    `kernel` (the model's own choice) is not in it or is neither SDPA nor flash attention (then
+    eager attention serves instead)."""
     try:
         from transformers import AttentionInterface
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
