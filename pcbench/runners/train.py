@@ -369,8 +369,8 @@ def next_batch(order: list[int], pairs: Sequence[Pair], groups: dict[int, list[i
                rng: random.Random) -> list[Pair]:
     """The next batch, drawn from `order` (refilled with a fresh shuffle when it runs low): `size`
     pairs, or with `groups` whole questions while they fit in `size` pairs (at least one)."""
-    pool = list(groups) if groups is not None else list(range(len(pairs)))
     if len(order) < (1 if groups is not None else size):
+        pool = list(groups) if groups is not None else list(range(len(pairs)))
         rng.shuffle(pool)
         order += pool
     if groups is None:
