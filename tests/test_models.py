@@ -102,14 +102,15 @@ def test_attention_of_chosen_layers_equals_eager_attention(tiny: str) -> None:
     # positions count from the end; forcing eager attention gives the same weights.
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    from pcbench.models.causal import _ROW_REQUESTS, ROW_KERNEL
+    from pcbench.models.causal import ROW_KERNEL
 
-    assert ROW_KERNEL in ALL_ATTENTION_FUNCTIONS and not _ROW_REQUESTS
+    assert ROW_KERNEL in ALL_ATTENTION_FUNCTIONS
     np.testing.assert_allclose(lm.attention(ids, layers=[0, -1], queries=[3, -1]), got, atol=1e-6)
     np.testing.assert_allclose(lm.attention(ids, layers=[0, -1], queries=[3, -1], exact_eager=True), expected,
                                atol=1e-5)
     # The layers' own kernels are back afterwards; a layer that does not exist is one line.
     assert all(m.config is lm.model.config for m in lm._attention_modules())
+    assert not hasattr(lm.model.config, "pcbench_row_request")  # the rows asked for left with the copies
     with pytest.raises(PcbenchError, match=r"layers=\[7\]: this model has 3 layers"):
         lm.attention(ids, layers=[7])
 

@@ -281,10 +281,10 @@ class CausalLM:
             fast = not exact_eager and _row_kernel_ready(kernel)
             config = copy.copy(module.config)  # shallow: the module reads its kernel choice from its config
             config._attn_implementation = ROW_KERNEL if fast else "eager"
+            if fast:  # what `_row_attention` reads; it leaves with the copy
+                config.pcbench_row_request = (rows, kernel)
             module.config = config
-            if fast:
-                _ROW_REQUESTS[id(module)] = (rows, kernel)
-            else:
+            if not fast:
                 hooks.append(module.register_forward_pre_hook(_eager_mask, with_kwargs=True))
 
             def keep(_module: Any, _args: Any, output: Any, layer: int = layer, fast: bool = fast) -> None:
@@ -302,7 +302,6 @@ class CausalLM:
                 hook.remove()
             for layer, config in saved.items():
                 modules[layer].config = config
-                _ROW_REQUESTS.pop(id(modules[layer]), None)
         missing = [layer for layer in chosen if layer not in captured]
         if missing:
             raise PcbenchError(f"{self.name}: its attention layers return no weights (layers {missing})")
@@ -376,7 +375,6 @@ def load_causal_lm(path: str, spec: ModelSpec, device: str) -> CausalLM:
 
 
 ROW_KERNEL = "pcbench_rows"  # the registered attention function that also returns the queries' rows
-_ROW_REQUESTS: dict[int, tuple[list[int], str]] = {}  # id(attention module) -> (query rows, its own kernel)
 
 
 def _row_kernel_ready(kernel: str) -> bool:
@@ -404,7 +402,7 @@ def _row_attention(module: Any, query: Any, key: Any, value: Any, attention_mask
     import torch
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    rows, kernel = _ROW_REQUESTS[id(module)]
+    rows, kernel = module.config.pcbench_row_request  # set by `CausalLM.attention` on the layer's own config copy
     output, _ = ALL_ATTENTION_FUNCTIONS[kernel](module, query, key, value, attention_mask, *args, **kwargs)
     groups = query.shape[1] // key.shape[1]
     keys = key.repeat_interleave(groups, dim=1) if groups > 1 else key  # = transformers' repeat_kv
