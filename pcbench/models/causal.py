@@ -283,9 +283,9 @@ class CausalLM:
             config._attn_implementation = ROW_KERNEL if fast else "eager"
             if fast:  # what `_row_attention` reads; it leaves with the copy
                 config.pcbench_row_request = (rows, kernel)
-            module.config = config
-            if not fast:
+            else:
                 hooks.append(module.register_forward_pre_hook(_eager_mask, with_kwargs=True))
+            module.config = config
 
             def keep(_module: Any, _args: Any, output: Any, layer: int = layer, fast: bool = fast) -> None:
                 weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
