@@ -1,8 +1,12 @@
-"""Speed of the attention probe and the summariser (SmolLM2, CPU) on 8 HotpotQA dev examples.
+"""Speed of the attention probes and the summariser (SmolLM2, CPU) on 8 HotpotQA dev examples.
 
 - attention: seconds per example, and the ratio to one forward pass of the same model's decoder (no
   output head) over the same text (context, then the question with the answer hint), one text at a
   time: the least a probe must do;
+- sentinel: the same, over Sentinel's prompt, with a probe trained here on 16 examples (speed does not
+  depend on how good the probe is; it reads every layer's attention, the attention probe four);
+- recomp_abstractive: not timed. RECOMP's compressors are T5 checkpoints on the hub and no T5 weights
+  are on this machine offline; a random T5 generates until its length limit, which times nothing real;
 - summary (rate 0.25): generated tokens per second, and the ratio of its seconds to generating the
   same number of tokens alone: the model's decode rate measured on the same prompts with an empty
   context (so the ratio is what reading the context and the batching cost on top of the output).
@@ -54,6 +58,10 @@ def run() -> list[tuple[str, str, str]]:
                  f"{probing / forward:.1f}x one forward pass of its decoder over the same text "
                  f"({forward / N:.2f} s per example)"))
 
+    rows.append(_sentinel(examples, env, lm, body))
+    rows.append(("recomp_abstractive: speed", "not timed", "no T5 weights offline (RECOMP's compressors are T5 "
+                 "checkpoints on the hub); tested on a tiny random T5"))
+
     summary = load_compressor("summary", rate=0.25, device="auto")
     start = time.perf_counter()
     out = summary.compress_batch(examples, Env(env.tokenizer, MemoStore()))
@@ -70,6 +78,39 @@ def run() -> list[tuple[str, str, str]]:
                  f"{written} tokens alone (decode {rate_alone:.1f} tokens/s with an empty context); "
                  f"{summarising / N:.2f} s per example"))
     return rows
+
+
+def _sentinel(examples: list[Any], env: Any, lm: Any, body: Any) -> tuple[str, str, str]:
+    import contextlib
+    import io
+    import tempfile
+
+    import torch
+
+    from pcbench.api import load_compressor
+    from pcbench.compressors.base import Env
+    from pcbench.compressors.sentinel import PROMPT_HEAD, PROMPT_TAIL
+    from pcbench.runners.train import main as train
+
+    with tempfile.TemporaryDirectory() as folder:
+        small = ["--limit", "16", "--eval-limit", "1", "--threads", str(torch.get_num_threads())]
+        with contextlib.redirect_stdout(io.StringIO()):  # its training summary, not a bench row
+            code = train(["--style", "sentinel", "--path", str(HOTPOT), "--out", folder, *small])
+        if code != 0:
+            return ("sentinel: speed", "failed", "training its probe failed")
+        texts = [PROMPT_HEAD + e.context + PROMPT_TAIL.format(question=e.question) for e in examples]
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for text in texts:  # the decoder alone over Sentinel's prompt, one text at a time
+                body(input_ids=torch.tensor([[lm.bos_id, *lm.encode(text)]], device=lm.device))
+        forward = time.perf_counter() - start
+        sentinel = load_compressor("sentinel", model=folder, rate=0.25, device="auto")
+        start = time.perf_counter()
+        sentinel.compress_batch(examples, Env(env.tokenizer, MemoStore()))
+        probing = time.perf_counter() - start
+    return (f"sentinel: {N} HotpotQA examples at rate 0.25", f"{probing / N:.2f} s per example",
+            f"{probing / forward:.1f}x one forward pass of its proxy's decoder over its prompt "
+            f"({forward / N:.2f} s per example); all {lm.layer_count} layers' last attention row")
 
 
 def main() -> None:
