@@ -124,7 +124,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     rows.extend(llmlingua2_reference.run())  # ours against llmlingua 0.2.2's LLMLingua-2, one tiny XLM-R
     rows.extend(codezip_reference.run())  # ours against LongCodeZip's source, where a copy of it is given
     rows.extend(codezip_reference.speed())
-    rows.extend(new_families.run())  # the attention probe and the summariser
+    rows.extend(new_families.run())  # the attention probe, Sentinel and the summariser
     rows.extend(break_even.run())  # compress + read against reading everything, per family and rate
     for name, row in trained_pruners.run().items():
         rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
