@@ -8,6 +8,7 @@ with exit code 2 (runners/cli.py). From a checkout, `python run.py ...` is the s
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import traceback
@@ -20,7 +21,6 @@ from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from hydra_plugins.pcbench_sweeper.sweeper import PcbenchSweeper
 from pcbench.analysis.wandb_log import log_to_wandb
 from pcbench.core.errors import PcbenchError
 from pcbench.core.files import shown, write_atomically
@@ -32,9 +32,26 @@ from pcbench.runners.logs import headline, quiet_third_party
 
 log = logging.getLogger("pcbench")
 
-# Hydra finds plugins by scanning the hydra_plugins namespace, which an editable install hides:
-# registering the sweeper here makes `conf/config.yaml`'s `hydra/sweeper: pcbench` resolve either way.
-Plugins.instance().register(PcbenchSweeper)
+
+
+def register_sweeper() -> None:
+    """Make `conf/config.yaml`'s `hydra/sweeper: pcbench` resolve on every install.
+
+    Hydra finds plugins by scanning the hydra_plugins namespace, which an editable install hides, so
+    the sweeper is registered by hand. Hydra's one scan (the first `Plugins.instance()`) re-executes
+    its own plugin modules in place, which replaces `BasicSweeper` with a new class: a sweeper class
+    created before the scan subclasses the old one and fails in `super().__init__()`. So the scan
+    runs first, and a sweeper module imported before it (by a test, say) is executed again.
+    """
+    plugins = Plugins.instance()
+    basic = importlib.import_module("hydra._internal.core_plugins.basic_sweeper").BasicSweeper
+    module = importlib.import_module("hydra_plugins.pcbench_sweeper.sweeper")
+    if not issubclass(module.PcbenchSweeper, basic):
+        module = importlib.reload(module)
+    plugins.register(module.PcbenchSweeper)
+
+
+register_sweeper()
 
 
 # The configs ship inside the package (pcbench/conf), so the installed command finds them too.

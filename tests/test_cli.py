@@ -259,3 +259,22 @@ def test_sweeps_run_and_are_checked_under_the_submitit_launcher(tmp_path: Path) 
     assert len(list((tmp_path / "sweep").rglob("metrics.json"))) == 2
     # The cells ran in other processes: their headlines come back through the sweeper.
     assert sorted(line[:4] for line in good.stdout.splitlines() if line.startswith("[#")) == ["[#0]", "[#1]"]
+
+
+def test_an_error_line_ending_in_a_colon_carries_its_cause() -> None:
+    """Hydra's `Error in call to target 'X':` keeps its reason in the chained exception."""
+    from hydra.errors import InstantiationException
+
+    from pcbench.runners.cli import one_line
+
+    try:
+        try:
+            raise TypeError("super(type, obj): obj must be an instance or subtype of type")
+        except TypeError as cause:
+            raise InstantiationException("Error in call to target 'x.Sweeper':") from cause
+    except InstantiationException as exc:
+        line = one_line(exc)
+    assert line == ("Error in call to target 'x.Sweeper': TypeError: super(type, obj): obj must be an instance "
+                    "or subtype of type")
+    assert one_line(InstantiationException("Error in call to target 'x.Y':\nValueError('bad')")) == (
+        "Error in call to target 'x.Y': ValueError('bad')")

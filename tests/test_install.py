@@ -129,3 +129,36 @@ def test_console_scripts_run_a_cell_a_sweep_and_the_report_outside_the_checkout(
                     "--metric", "evidence_recall", "--out", "report")
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "report" / "report.html").exists()
+
+
+# -- the editable install `make` creates ----------------------------------------------------------
+
+
+def editable_script(name: str) -> str:
+    """The console script on PATH, which must be the one `make install` made for this checkout."""
+    script = shutil.which(name)
+    if script is None:
+        pytest.skip(f"{name} is not on PATH: the checkout is not installed (make install)")
+    return script
+
+
+@pytest.mark.parametrize("import_sweeper_first", [False, True])
+def test_the_editable_console_script_sweeps_from_a_folder_outside_the_checkout(tmp_path: Path,
+                                                                               import_sweeper_first: bool) -> None:
+    """`pcbench -m` on the editable install: Hydra's plugin scan re-executes its BasicSweeper in place,
+    so a sweeper class made before the scan failed in `super().__init__()` (with an empty error line).
+    The second case imports the sweeper module before pcbench.app, as a test or a user's script may."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYDRA_FULL_ERROR")}
+    env.update(HF_HUB_OFFLINE="1", PCBENCH_CACHE=str(tmp_path / "cache"))
+    args = ["-m", "reader=none", "compressor=none,truncate", "compressor.rate=0.5", "task.lengths=[300]",
+            "task.depths=[50]", "study=editable"]
+    if import_sweeper_first:
+        code = ("import sys, hydra_plugins.pcbench_sweeper.sweeper; from pcbench.app import entry; "
+                "sys.argv[0] = 'pcbench'; sys.exit(entry())")
+        command = [sys.executable, "-c", code, *args]
+    else:
+        command = [editable_script("pcbench"), *args]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sweep: 2 done, 0 skipped (already finished), 0 failed" in result.stdout
+    assert len(list((tmp_path / "multirun" / "editable").rglob("metrics.json"))) == 2

@@ -184,7 +184,23 @@ def _composition(exc: BaseException) -> str:
         isinstance(cause, OmegaConfBaseException) and "not in struct" in str(cause)
     ):
         return _unknown_key(exc, cause)
-    return _first_line(str(exc))
+    return _with_cause(exc)
+
+
+def _with_cause(exc: BaseException) -> str:
+    """The exception's first line, followed by its causes' where it ends in a colon (Hydra's
+    `Error in call to target 'X':` puts the reason on a later line or in the chained exception)."""
+    line = _first_line(str(exc))
+    seen = {id(exc)}
+    cause = exc.__cause__ or exc.__context__
+    while line.endswith(":") and cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        line = f"{line} {type(cause).__name__}: {_first_line(str(cause))}"
+        cause = cause.__cause__ or cause.__context__
+    if line.endswith(":"):  # no chained cause: the reason is on the message's later lines
+        rest = [part.strip() for part in str(exc).strip().splitlines()[1:] if part.strip()]
+        line = " ".join([line, *rest[:1]]) if rest else line
+    return line
 
 
 def _unknown_key(exc: BaseException, cause: OmegaConfBaseException) -> str:
