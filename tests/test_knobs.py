@@ -35,6 +35,11 @@ def test_every_option_builds_from_its_yaml(group: str, option: str) -> None:
         with pytest.raises(PcbenchError, match="has no value"):
             make(group, option)
         return
+    if (group, option) == ("task", "custom"):  # the user's data must come from the command line or a YAML
+        with pytest.raises(PcbenchError, match="task=custom needs its data"):
+            make(group, option)
+        make(group, option, path="qa.jsonl")
+        return
     make(group, option)
 
 
