@@ -26,6 +26,7 @@ from pcbench.core.errors import PcbenchError
 from pcbench.core.files import shown, write_atomically
 from pcbench.core.redact import redact
 from pcbench.runners.cache import remove_stale_temporaries
+from pcbench.runners.catalog import run_list
 from pcbench.runners.cell import run_cell
 from pcbench.runners.cli import cli, failed, progress, write_error
 from pcbench.runners.logs import headline, quiet_third_party
@@ -121,8 +122,32 @@ def redact_files(folder: Path | None) -> None:
 
 
 def entry() -> int:
-    """The console script: Hydra reads sys.argv; bad input is one line (runners/cli.py)."""
+    """The console script: Hydra reads sys.argv; bad input is one line (runners/cli.py).
+
+    `pcbench list [KIND ...]` and `pcbench --version` are answered before Hydra sees the arguments.
+    """
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["list"]:
+        code, text = run_list(arguments[1:])
+        print(text, file=sys.stderr if code else sys.stdout)
+        return code
+    if arguments[:1] in (["--version"], ["-V"]):
+        print(f"pcbench {version()}")
+        return 0
     return cli(main)
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), else the package's own."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("pcbench")
+    except PackageNotFoundError:
+        import pcbench
+
+        return pcbench.__version__
 
 
 if __name__ == "__main__":

@@ -278,3 +278,58 @@ def test_an_error_line_ending_in_a_colon_carries_its_cause() -> None:
                     "or subtype of type")
     assert one_line(InstantiationException("Error in call to target 'x.Y':\nValueError('bad')")) == (
         "Error in call to target 'x.Y': ValueError('bad')")
+
+
+def pcbench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `pcbench` entry point itself (what the console script runs), from a folder outside the checkout."""
+    code = "import sys; from pcbench.app import entry; sys.argv[0] = 'pcbench'; sys.exit(entry())"
+    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_list_names_every_option_with_a_line_from_its_yaml(tmp_path: Path) -> None:
+    from pcbench.runners.catalog import options
+
+    result = pcbench(tmp_path, "list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    blocks = {block.splitlines()[0]: block.splitlines()[1:] for block in result.stdout.split("\n\n")}
+    for heading, group in (("compressors", "compressor"), ("tasks", "task"), ("readers", "reader"),
+                           ("presets", "experiment")):
+        rows = blocks[f"{heading} ({group}=NAME):"]
+        assert [row.split()[0] for row in rows] == options(group)
+        assert all(len(row.split()) > 2 for row in rows), rows  # a description follows each name
+    assert any(line.split()[:1] == ["bm25"] and "BM25" in line for line in lines)
+    assert "longbench/_base" not in result.stdout  # a base, not an option
+    only_readers = pcbench(tmp_path, "list", "readers")
+    assert only_readers.returncode == 0 and "compressors (" not in only_readers.stdout
+    one_line_error(pcbench(tmp_path, "list", "tsks"), "cannot list 'tsks'; did you mean 'tasks'?")
+
+
+def test_version_is_pcbench_s_own(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = pcbench(tmp_path, "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"pcbench {version('pcbench')}"
+
+
+def test_help_says_what_to_type(tmp_path: Path) -> None:
+    result = pcbench(tmp_path, "--help")
+    assert result.returncode == 0
+    assert "pcbench list [compressors|tasks|readers|presets]" in result.stdout
+    assert "compressor: attention, bm25" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "needles", "absent"), [
+    (["task=hotpot"], ["unknown task 'hotpot'; did you mean 'hotpotqa'?"], ["niah,"]),
+    (["task=longbench/qaspr"], ["did you mean 'longbench/qasper'?"], []),
+    (["compressor=llmlingu2"], ["did you mean 'llmlingua2'?"], []),
+    (["task.limt=3"], ["task has no key 'limt'; did you mean 'limit'?"], ["+task.limt"]),
+    (["compressor=bm25", "compressor.ratee=0.5"], ["did you mean 'rate'?"], ["+compressor.ratee"]),
+])
+def test_a_likely_typo_gets_a_did_you_mean_and_no_hint_to_add_it(tmp_path: Path, args: list[str],
+                                                                  needles: list[str], absent: list[str]) -> None:
+    line = one_line_error(run(tmp_path, *args), *needles)
+    for text in absent:
+        assert text not in line

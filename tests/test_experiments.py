@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.pcbench_sweeper.sweeper import expand
 from pcbench.runners.build import build_cell
-from pcbench.runners.cli import group_options
+from pcbench.runners.catalog import options as group_options
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from pcbench.core.errors import PcbenchError
-from pcbench.runners.cli import group_options
+from pcbench.runners.catalog import options as group_options
 
 OPTIONS = [(group, option) for group in ("task", "reader") for option in group_options(group)]
 
@@ -57,5 +57,5 @@ def test_values_outside_the_annotation_name_what_is_allowed(group: str, option: 
 
 
 def test_unknown_keys_list_the_allowed_ones() -> None:
-    with pytest.raises(PcbenchError, match=r"task has no key 'lenghts'; allowed: .*lengths"):
+    with pytest.raises(PcbenchError, match=r"task has no key 'lenghts'; did you mean 'lengths'\? allowed: .*lengths"):
         make("task", "niah", lenghts=[1])

@@ -22,7 +22,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from pcbench.core.errors import PcbenchError
+from pcbench.core.errors import PcbenchError, closest
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,9 @@ def check_knobs(cls: type, values: dict[str, Any], prefix: str) -> dict[str, Any
     fields = hints(cls)
     unknown = [k for k in values if k not in fields and not k.startswith("_")]
     if unknown:
-        raise PcbenchError(f"{prefix} has no key {unknown[0]!r}; allowed: {', '.join(fields)}")
+        guess = closest(unknown[0], fields)
+        hint = f"did you mean {guess!r}? " if guess else ""
+        raise PcbenchError(f"{prefix} has no key {unknown[0]!r}; {hint}allowed: {', '.join(fields)}")
     missing = [k for k, f in ((f.name, f) for f in dataclasses.fields(cls) if f.init)
                if k not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:

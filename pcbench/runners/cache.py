@@ -452,7 +452,7 @@ def check_stage(root: Path, stage: str) -> None:
 
 def check_compressor(name: str, conf_dir: Path | None = None) -> None:
     """`--compressor` names a conf/compressor option, or a compressor module or class of pcbench."""
-    from pcbench.runners.cli import group_options
+    from pcbench.runners.catalog import options as group_options
 
     options = group_options("compressor", conf_dir or CONF_DIR)
     code = Path(__file__).resolve().parents[1] / "compressors"

@@ -33,9 +33,9 @@ from typing import Any
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from pcbench.conf import CONF_DIR
-from pcbench.core.errors import PcbenchError
+from pcbench.core.errors import PcbenchError, closest
 from pcbench.core.redact import redact
+from pcbench.runners.catalog import options as group_options
 
 # Cells of this process's run or sweep that failed, as (one-line message, is it a bug). A cell
 # records its failure and returns instead of raising: Hydra would otherwise add its own "Error
@@ -165,17 +165,12 @@ def _unknown_option(exc: MissingConfigException) -> str:
     if not option:  # the primary config itself (-cn nope): Hydra's first line says which
         return _first_line(str(exc))
     allowed = sorted(set(exc.options or []) | set(group_options(group)))
-    return f"unknown {group} {option!r}; allowed: {', '.join(allowed) or '(none)'}"
-
-
-def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    """Every option of a config group, nested ones as `sub/name` (Hydra lists only the top level);
-    files named `_*.yaml` are bases that options extend, not options."""
-    root = conf_dir / group
-    if not root.is_dir():
-        return []
-    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml")
-                  if not p.name.startswith("_"))
+    guess = closest(option, allowed)
+    if guess is None:
+        return f"unknown {group} {option!r}; allowed: {', '.join(allowed) or '(none)'}"
+    # With a likely meaning, a long list only hides it: `pcbench list` describes every option.
+    listed = f"allowed: {', '.join(allowed)}" if len(allowed) <= 25 else f"`pcbench list` shows all {len(allowed)}"
+    return f"unknown {group} {option!r}; did you mean {guess!r}? {listed}"
 
 
 def _composition(exc: BaseException) -> str:
@@ -212,6 +207,9 @@ def _unknown_key(exc: BaseException, cause: OmegaConfBaseException) -> str:
     keys = [str(k) for k in parent.keys()] if parent is not None else []
     keys = [k for k in keys if k not in ("hydra", "defaults") and not k.startswith("_")]
     where = head or "the config"
+    guess = closest(key, keys)
+    if guess is not None:  # a likely typo: no hint to add it as a new key
+        return f"{where} has no key {key!r}; did you mean {guess!r}? allowed: {', '.join(keys)}"
     return (f"{where} has no key {key!r}; allowed: {', '.join(keys) or '(none)'} "
             f"(or +{full_key}=... to add a new key)")
 

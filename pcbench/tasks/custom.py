@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pcbench.core.errors import PcbenchError
+from pcbench.core.errors import PcbenchError, closest
 from pcbench.core.example import Example, Passage
 from pcbench.core.local_models import hub_reachable
 from pcbench.tasks.base import Task
@@ -62,8 +61,8 @@ class CustomTask(Task):
         super().__post_init__()
         for key in self.fields:
             if key not in FIELDS:
-                close = difflib.get_close_matches(key, FIELDS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                guess = closest(key, FIELDS)
+                hint = f" (did you mean {guess!r}?)" if guess else ""
                 raise PcbenchError(f"task.fields has no key {key!r}{hint}; allowed: {', '.join(FIELDS)}")
         for key in REQUIRED_FIELDS:
             if not self.fields.get(key):
