@@ -38,7 +38,7 @@ bench: install
 	[ -d .bench-env/selective_context ] || $(PIP) install -q --no-deps --target .bench-env selective-context==0.1.4
 	$(PY) benchmarks/bench.py
 
-# On a machine with a CUDA GPU (and `pip install 'pcbench[vllm]'` for the vLLM part): readers, bf16,
+# On a machine with a CUDA GPU (and `pip install vllm` for the vLLM part): readers, bf16,
 # batched compressors on CUDA vs CPU, and break-even with a 1.5B reader. A few minutes.
 gpu-check: install
 	$(PY) benchmarks/gpu_check.py

@@ -36,6 +36,14 @@ from pcbench.models.pool import ModelSpec
 
 @dataclass
 class AttentionProbe(ScoredCompressor):
+    """An attention probe (AttentionRAG, Fang et al. 2025; training-free).
+
+    A small causal LM reads the context, then the question with an answer hint; each unit scores the
+    attention the last token (or the question's tokens) pays to its tokens over the chosen `layers`
+    and `heads`, aggregated by `aggregation`. Knobs: the budget, `level`, `layers`, `heads`, `query`,
+    `answer_hint`, `aggregation`, the model block.
+    """
+
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16", "auto"]

@@ -14,6 +14,13 @@ from pcbench.core.knobs import Range
 
 @dataclass
 class BM25Compressor(ScoredCompressor):
+    """Lexical relevance (Robertson and Zaragoza 2009, via bm25s): BM25 of each unit against the question.
+
+    The example's units are the corpus and the question the query; a question sharing no word with
+    the context scores every unit 0. Knobs: the budget, `level`, `order`, `k1`, `b`, `stopwords`,
+    `method` (lucene, robertson, atire, bm25l, bm25+).
+    """
+
     k1: Annotated[float, Range(0)]
     b: Annotated[float, Range(0, 1)]
     stopwords: Literal["en"] | None  # None keeps every word

@@ -17,6 +17,13 @@ from pcbench.core.example import Example
 
 @dataclass
 class Chain(Compressor):
+    """Coarse to fine (DSPC-style when configured as `dspc`): stages in sequence, each
+    compressing what the previous one kept.
+
+    `stages` maps a name to a compressor config; each stage's budget applies to its own input, so
+    bm25 passages at 0.5 then a token pruner at 0.5 keep about a quarter. Knobs: `stages`.
+    """
+
     stages: dict[str, Compressor]  # name -> stage, run in the order given
 
     def __post_init__(self) -> None:

@@ -93,6 +93,15 @@ _DP_ITEMS, _DP_CAPACITY = 100, 2000
 
 @dataclass
 class CodeZip(ScoredCompressor):
+    """LongCodeZip (Shi et al., ASE 2025), from its official code: compress long code for code LMs.
+
+    Code is cut into function/class chunks, ranked by how much each lowers the query's perplexity
+    under a causal LM, kept by rank up to the budget; then (unless `rank_only`) lines inside kept
+    chunks are pruned in entropy-defined blocks chosen by a 0/1 knapsack at `fine_ratio`. Knobs:
+    the budget, `language`, `rank_only`, `fine_ratio`, `importance_beta`, `entropy_k`, `line_ppl`,
+    `context_budget`, `strict_budget`, `query`, the model block.
+    """
+
     level: Literal["function"]  # type: ignore[assignment]  # chunks are functions/classes
     order: Literal["original"]  # code stays in reading order
     model: str

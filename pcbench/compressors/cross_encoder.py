@@ -26,6 +26,13 @@ from pcbench.models.pool import ModelSpec
 
 @dataclass
 class CrossEncoderCompressor(ScoredCompressor):
+    """Extractive compression with a reranker (Jha et al. 2024's strongest extractive method).
+
+    A sentence-transformers CrossEncoder scores every (question, unit) pair; units are ~128-token
+    chunks ending at sentence ends (`level=chunk`, `chunk_tokens`), sentences or passages, kept by
+    the shared selector. Knobs: the budget, `level`, `chunk_tokens`, the model block.
+    """
+
     level: Literal["chunk", "sentence", "passage"]  # type: ignore[assignment]  # chunk: sentences up to chunk_tokens
     model: str  # any sentence-transformers CrossEncoder: hub id or local folder
     revision: str | None

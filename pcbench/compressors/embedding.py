@@ -18,6 +18,13 @@ from pcbench.models.pool import ModelSpec
 
 @dataclass
 class EmbeddingCompressor(ScoredCompressor):
+    """Semantic relevance (Sentence-BERT, Reimers and Gurevych 2019): cosine similarity of each
+    unit's embedding to the question's.
+
+    Any sentence-transformers model (`model`; all-MiniLM-L6-v2 offline by default), batched across
+    examples. Knobs: the budget, `level`, `order`, the model block.
+    """
+
     model: str  # "minilm" (packaged all-MiniLM-L6-v2), a hub id or a local path
     revision: str | None  # a hub commit or tag; part of the score cache key like every knob
     batch_size: Annotated[int, Range(1)]

@@ -92,6 +92,14 @@ class Layout:
 
 @dataclass
 class LLMLingua(Compressor, Budget):
+    """LLMLingua (Jiang et al., EMNLP 2023): budget controller, then iterative token-level compression.
+
+    A small causal LM's perplexity ranks whole documents to the budget (plus `context_budget`
+    slack), then tokens of the kept documents are dropped segment by segment where their
+    self-information, conditioned on what was kept, is lowest. Knobs: the budget, the coarse and
+    sentence filters, `iterative_size`, `context_budget`, the model block.
+    """
+
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16", "auto"]

@@ -59,6 +59,14 @@ _DIGIT = re.compile(r"\d")
 
 @dataclass
 class LLMLingua2(ScoredCompressor):
+    """LLMLingua-2 (Pan et al., Findings ACL 2024): an encoder classifies each token preserve/discard.
+
+    512-token chunks cut at "." and newline, a word's probability the mean of its subwords', words
+    kept in order by llmlingua's per-chunk percentile rule (`selection=chunk`) or globally under the
+    honest budget. Knobs: the budget, `selection`, `words`, `force_tokens`, `force_reserve_digit`,
+    `drop_consecutive`, `question_aware`, the model block.
+    """
+
     threshold: Annotated[float, Range(0, 1)] | None  # keep words whose probability reaches it
     level: Literal["word"]
     order: Literal["original"]

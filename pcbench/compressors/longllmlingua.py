@@ -41,6 +41,14 @@ ANSWER_HINT = " We can get the answer to this question in the given documents."
 
 @dataclass
 class LongLLMLingua(LLMLingua):
+    """LongLLMLingua (Jiang et al., ACL 2024): LLMLingua made question-aware for long contexts.
+
+    Documents ranked by the question's perplexity given each document, contrastive token scores
+    (surprisal without minus with the question), dynamic per-document rates, document reordering
+    and recovery of cut answer spans. Knobs: those of LLMLingua plus `condition_in_question`,
+    `condition_compare`, `dynamic_context_compression_ratio`, `reorder_context`.
+    """
+
     condition_in_question: Literal["none", "before", "after", "none_condition", "before_condition",
                                    "after_condition"]
     condition_compare: bool

@@ -14,6 +14,13 @@ TASKS_WITH_EVIDENCE = "hotpotqa, nq, niah"
 
 @dataclass
 class Oracle(Compressor):
+    """The ceiling: exactly the gold evidence, to show what perfect selection would score.
+
+    Keeps the gold sentences (`level=sentence`) or gold passages (`level=passage`) the task marks
+    (HotpotQA supporting facts, NQ answer sentences, the needle); no budget. A task without gold
+    evidence is refused with one line.
+    """
+
     # query_aware stays True: the gold evidence is chosen for this question, more so than any scorer.
     level: Literal["passage", "sentence"]  # sentence: the gold sentences under their titles; passage: whole
 

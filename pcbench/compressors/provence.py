@@ -105,6 +105,14 @@ def sentence_score(probs: list[float], rule: str) -> float:
 
 @dataclass
 class Provence(ScoredCompressor):
+    """Provence (Chirkova et al., ICLR 2025): rerank passages and prune their sentences in one pass.
+
+    A cross-encoder reads (question, passage) and gives each sentence a keep probability and the
+    passage a reranking score; sentences above `threshold` are kept (or the best under a rate).
+    Runs the checkpoint's own `process()` or pcbench's native rule (`implementation`). Knobs:
+    `threshold` or the budget, `implementation`, `reorder`, `top_k`, the model block.
+    """
+
     threshold: Annotated[float, Range(0, 1)] | None  # keep probability T (0.1 conservative, 0.5 prunes more)
     level: Literal["sentence", "passage"]  # sentence: prune sentences; passage: rank whole passages (rerank mode)
     model: str  # hub id, local folder, or a folder from `pcbench-train`

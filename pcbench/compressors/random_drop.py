@@ -14,6 +14,12 @@ from pcbench.core.example import Example
 
 @dataclass
 class RandomDrop(ScoredCompressor):
+    """The control: random units kept up to the budget, so any method must beat chance.
+
+    Units are scored from a hash of `seed` and the example id (the same draw in every process) and
+    kept by the shared selector. Knobs: the budget, `level`, `order`, `seed`.
+    """
+
     seed: int
 
     query_aware: ClassVar[bool] = False

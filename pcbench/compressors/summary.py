@@ -46,6 +46,14 @@ _WORD_END = re.compile(r"\S+")
 
 @dataclass
 class Summary(Compressor, Budget):
+    """Abstractive compression (as compared by Jha et al. 2024): an instruction LM writes a summary.
+
+    Query-focused by default (`query_focused=false` for a generic one), batched under the readers'
+    prompt protocol; the budget sets the generation length and is never exceeded; long contexts are
+    summarised in chunks, then merged. Knobs: the budget, `query_focused`, `max_input_tokens`,
+    the model block.
+    """
+
     model: str
     revision: str | None
     dtype: Literal["float32", "bfloat16", "float16", "auto"]

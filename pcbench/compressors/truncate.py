@@ -16,6 +16,12 @@ from pcbench.core.example import Example
 
 @dataclass
 class Truncate(Compressor, Budget):
+    """A positional baseline (LongBench's own rule for over-long prompts is `side=middle`).
+
+    Keeps the first (`side=head`), last (`tail`) or both ends (`middle`) of the context, cut in the
+    reader's tokens to the budget; no model, no question. Knobs: the budget, `side`.
+    """
+
     side: Literal["head", "tail", "middle"]  # head keeps the start, tail the end, middle both ends
 
     query_aware: ClassVar[bool] = False

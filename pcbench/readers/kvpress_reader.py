@@ -38,7 +38,8 @@ from pcbench.readers.transformers_reader import TransformersReader
 
 log = logging.getLogger(__name__)
 
-INSTALL = "reader=kvpress needs the kvpress package: pip install 'pcbench[kvpress]'"
+INSTALL = ("reader=kvpress needs the kvpress package: pip install --no-deps kvpress cachetools fire termcolor "
+           "(kvpress pins an older transformers; see docs/readers.md)")
 
 # Prefill presses, built as kvpress's own evaluation builds them (evaluation/evaluate_registry.py's
 # PRESS_REGISTRY, same names, same wrappers and arguments), so a cell's numbers compare with

