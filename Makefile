@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 LOCK := requirements.lock
 STAMP := .make/installed
 
-.PHONY: install demo test bench gpu-check lint typecheck lock clean
+.PHONY: install demo test bench gpu-check lint typecheck docs lock clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ lint: install
 typecheck: install
 	$(PY) -m mypy
 
+# The manual (docs/, mkdocs-material from the lock), built strictly into site/; `mkdocs serve` shows it live.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
+
 # Re-resolve pyproject.toml's ranges in a fresh virtual environment and write the lock; review the diff.
 lock:
 	rm -rf .make/lockenv && $(PY) -m venv .make/lockenv
@@ -62,4 +66,4 @@ lock:
 	rm -rf .make/lockenv
 
 clean:
-	rm -rf .make outputs multirun
+	rm -rf .make outputs multirun site

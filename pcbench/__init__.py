@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Compression", "PcbenchError", "compress", "compress_many", "load_compressor", "load_reader",
            "load_task", "run_cell"]
 
