@@ -162,3 +162,12 @@ def test_the_editable_console_script_sweeps_from_a_folder_outside_the_checkout(t
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sweep: 2 done, 0 skipped (already finished), 0 failed" in result.stdout
     assert len(list((tmp_path / "multirun" / "editable").rglob("metrics.json"))) == 2
+
+
+def test_the_package_version_is_pyproject_s_and_the_changelog_names_it() -> None:
+    import pcbench
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert pcbench.__version__ == version
+    assert f"## {version} (" in (ROOT / "CHANGELOG.md").read_text()
+    assert f"version: {version}" in (ROOT / "CITATION.cff").read_text()

@@ -503,7 +503,7 @@ def hotpot_records(n: int) -> list[dict[str, Any]]:
 
 
 @needs_minilm
-def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path) -> None:
+def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from pcbench.runners.train import main
 
     data = tmp_path / "hotpot.jsonl"
@@ -513,6 +513,9 @@ def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path) -> None
                  "--negatives", "1", "--max-length", "64", "--seed", "3", "--checkpoint-every", "8",
                  "--heldout", "0.2"])
     assert code == 0
+    # stderr is not a terminal here, as in a SLURM log: plain progress lines, the last one complete.
+    log = capsys.readouterr().err
+    assert "train: 16 steps" in log and "train: 16/16 steps (100%)" in log and "loss " in log and "\r" not in log
     summary = json.loads((out / "training.json").read_text())
     losses = summary["losses"]
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4  # it learns

@@ -263,11 +263,58 @@ def encode(pairs: Sequence[Pair], tokenizer: Any, max_length: int) -> dict[str, 
 
 # --- training -------------------------------------------------------------------------------------
 
+
+class progress:  # noqa: N801 - used like tqdm, which it wraps on a terminal
+    """Progress over `items`: tqdm's bar on a terminal; in a log file (a SLURM job, `> train.log`),
+    one plain line at most every `every` seconds and at the end (step, share, rate, ETA, loss), since a
+    bar drawn with carriage returns shows nothing there until the run ends."""
+
+    def __init__(self, items: Sequence[Any], what: str, unit: str, every: float = 30.0) -> None:
+        self.items, self.what, self.unit, self.every = items, what, unit, every
+        self.total = len(items)
+        self.postfix = ""
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(items, desc=what, unit=unit)
+
+    def __iter__(self) -> Any:
+        if self.bar is not None:
+            yield from self.bar
+            return
+        start = last = time.monotonic()
+        print(f"{self.what}: {self.total} {self.unit}s", file=sys.stderr, flush=True)
+        for done, item in enumerate(self.items, start=1):
+            yield item
+            now = time.monotonic()
+            if now - last >= self.every or done == self.total:
+                last = now
+                rate = (now - start) / done
+                eta = "" if done == self.total else f", ETA {_duration(rate * (self.total - done))}"
+                loss = f", {self.postfix}" if self.postfix else ""
+                print(f"{self.what}: {done}/{self.total} {self.unit}s ({100 * done // self.total}%), "
+                      f"{rate:.2f} s/{self.unit}{eta}{loss}", file=sys.stderr, flush=True)
+
+    def set_postfix(self, **values: Any) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(**values)
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+        f"{seconds / 3600:.1f} h"
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
     from safetensors.torch import save_file
-    from tqdm import tqdm
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from pcbench.core.local_models import resolve
@@ -320,7 +367,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     losses: list[float] = []
     order: list[int] = []  # what the next batches draw from: pair indices, or question numbers (listwise)
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc="train", unit="step", disable=None)
+    bar = progress(range(steps), "train", "step")
     for step in bar:
         batch = next_batch(order, pairs, groups, args.batch_size, rng)
         enc = encode(batch, tokenizer, args.max_length)
@@ -408,7 +455,6 @@ def train_sentinel(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
-    from tqdm import tqdm
 
     from pcbench.compressors.sentinel import Probe, sentence_features
     from pcbench.compressors.units import split_units
@@ -423,7 +469,7 @@ def train_sentinel(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     features: list[Any] = []
     labels: list[int] = []
-    for example in tqdm(train_set, desc="attention features", unit="q", disable=None):
+    for example in progress(train_set, "attention features", "question"):
         units = split_units(example, "sentence")
         if units:
             features.append(sentence_features(lm, example, units, max_tokens))
@@ -536,6 +582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if not sys.stderr.isatty():  # a log file: no carriage-return bars from the libraries (see `progress`)
+        from huggingface_hub.utils import disable_progress_bars
+        from transformers.utils import logging as transformers_logging
+
+        disable_progress_bars()
+        transformers_logging.disable_progress_bar()
     try:
         summary = train(args)
     except PcbenchError as exc:
