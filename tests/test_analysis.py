@@ -140,19 +140,68 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.startswith("error: no finished cells under")
 
 
-def test_figures_are_as_wide_as_asked_so_their_text_prints_at_its_point_size(tmp_path: Path) -> None:
-    """Saved at 150 dpi with the legend below the panels: the width is --figure-width inches (the
-    tight bounding box moves it a little), so a figure included at 100% prints its 7-8 pt text as such."""
+def test_figures_are_exactly_as_wide_as_asked_with_truetype_fonts(tmp_path: Path) -> None:
+    """Saved at the figure's own size (no tight bounding box), the legend inside below the panels: a
+    figure included at 100% is --figure-width inches wide and prints its 7-8 pt text as such; the PDFs
+    embed TrueType (Type 42) fonts, not the Type 3 fonts that ACL's and IEEE's checks reject."""
+    import re
+
     import matplotlib.pyplot as plt
 
     root = study(tmp_path)
     for width in (3.3, 7.0):
         out = tmp_path / f"report-{width}"
         assert main([str(root), "--out", str(out), "--figure-width", str(width)]) == 0
-        for name in ("tradeoff.png", "speed.png"):
-            inches = plt.imread(out / name).shape[1] / 150
-            assert 0.85 * width <= inches <= 1.15 * width, (name, width, inches)
+        for name in ("tradeoff", "speed"):
+            assert plt.imread(out / f"{name}.png").shape[1] == round(150 * width), (name, width)
+            pdf = (out / f"{name}.pdf").read_bytes()
+            box = re.search(rb"/MediaBox \[ *0 0 ([0-9.]+) ([0-9.]+) *\]", pdf)
+            assert box is not None and abs(float(box.group(1)) - 72 * width) < 0.5, (name, width)
+            assert b"/Subtype /Type3" not in pdf and b"/Subtype /CIDFontType2" in pdf, name
     assert main([str(root), "--out", str(tmp_path / "bad"), "--figure-width", "0"]) == 2
+    assert main([str(root), "--out", str(tmp_path / "bad"), "--figure-width", "1e6"]) == 2
+
+
+def test_log_ticks_are_plain_numbers_and_axes_fit_the_data() -> None:
+    import numpy as np
+
+    from pcbench.analysis.plot import _score_range, minor_label, plain_number
+
+    assert [plain_number(v) for v in (0.04, 0.4, 0.6, 4, 40, 4000)] == ["0.04", "0.4", "0.6", "4", "40", "4,000"]
+    label = minor_label(np.array([0.3, 2.5]))  # one decade: 2 and 5 times each power of ten labelled
+    assert [label(v) for v in (0.2, 0.5, 0.6, 2.0, 3.0)] == ["0.2", "0.5", "", "2", ""]
+    assert minor_label(np.array([0.01, 500.0]))(0.5) == ""  # more than two decades: majors only
+    rows = pd.DataFrame({"m": [40.0, 60.0], "m.lo": [30.0, 50.0], "m.hi": [50.0, 70.0]})
+    low, high = _score_range(rows, "m")
+    assert 20 < low < 30 and 70 < high < 80  # fitted to points and intervals, not 0-100
+
+
+def test_intervals_are_error_bars_at_measured_points_unless_bands_are_asked(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    from pcbench.analysis.plot import Style, _draw_variant
+
+    rows = pd.DataFrame({"variant": ["bm25", "bm25"], "role": ["method", "method"], "kept_ratio": [0.25, 0.5],
+                         "m": [40.0, 60.0], "m.lo": [30.0, 50.0], "m.hi": [50.0, 70.0]})
+    for bands, kind in ((False, LineCollection), (True, PolyCollection)):
+        fig, ax = plt.subplots()
+        _draw_variant(ax, rows, "m", "bm25", (0.0, 0.0, 1.0, 1.0), style=Style(bands=bands))
+        assert any(isinstance(c, kind) for c in ax.collections), bands
+        assert not any(isinstance(c, PolyCollection) for c in ax.collections) if not bands else True
+        plt.close(fig)
+
+
+def test_labels_name_a_local_folder_by_its_last_part_and_keep_hub_ids(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pcbench.analysis.collect import knob_label
+
+    (tmp_path / "multirun" / "demo-probe").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert knob_label("sentinel", {"model": "multirun/demo-probe"}) == "sentinel model=demo-probe"
+    assert knob_label("provence", {"model": "naver/provence-reranker-debertav3-v1"}) == (
+        "provence model=naver/provence-reranker-debertav3-v1")
+    assert knob_label("x", {"model": "/abs/folder/probe"}) == "x model=probe"
 
 
 def test_figure_options_palette_and_compression_factor_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -68,10 +68,21 @@ def knob_label(option: str, knobs: dict[str, Any], skip: frozenset[str] = frozen
         if key.rsplit(".", 1)[-1] in skip or key == "_target_":
             continue
         value = knobs[key]
-        if key.rsplit(".", 1)[-1] in PATH_KNOBS and isinstance(value, str):
+        if isinstance(value, str) and (key.rsplit(".", 1)[-1] in PATH_KNOBS or _local_path(value)):
             value = Path(value).name
         parts.append(f"{key}={_short(value)}")
     return " ".join(parts)
+
+
+def _local_path(value: str) -> bool:
+    """A folder or file on this machine (`model=multirun/demo-probe`), named in labels by its last
+    part; a hub id (`org/name`) that is not also a local path stays whole: it is the model's name."""
+    if "/" not in value and "\\" not in value:
+        return False
+    try:
+        return value.startswith(("/", "./", "../", "~")) or Path(value).expanduser().exists()
+    except OSError:
+        return False
 
 
 def _digest(value: Any) -> str:

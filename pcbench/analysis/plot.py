@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from pcbench.analysis.metric import Metric, resolve  # noqa: E402
 
@@ -69,16 +69,18 @@ class Style:
     """How the figures look. width: inches (the figure is saved that wide, text at 7-8 pt);
     palette: `colorblind` (Okabe-Ito, the default) or any matplotlib colormap name (tab10, tab20,
     viridis, ...); x_axis: `ratio` (achieved kept ratio, linear) or `factor` (compression factor,
-    original / kept, log scale)."""
+    original / kept, log scale); bands: 95% intervals drawn as bands between budgets (interpolated,
+    and they overlap where methods are close) instead of error bars at the measured points."""
 
     width: float = FIGURE_WIDTH
     palette: str = "colorblind"
     x_axis: str = "ratio"
+    bands: bool = False  # intervals as bands between the measured points (interpolated) instead of error bars
 
     def __post_init__(self) -> None:
-        if not self.width > 0:
-            raise StyleError(f"--figure-width={self.width:g} is not allowed; give inches > 0 (7 for a page's "
-                             "width, 3.3 for one column)")
+        if not (0 < self.width <= 40):
+            raise StyleError(f"--figure-width={self.width:g} is not allowed; give inches in (0, 40] (7 for a "
+                             "page's width, 3.3 for one column)")
         if self.x_axis not in X_AXES:
             raise StyleError(f"--x-axis={self.x_axis} is not allowed; give one of {', '.join(X_AXES)}")
         if self.palette != "colorblind" and self.palette not in plt.colormaps():
@@ -111,7 +113,11 @@ class Style:
     def set_x(self, ax: Axes, ratios: Any) -> None:
         ax.set_xlabel(self.x_label, fontsize=LABEL_PT)
         if self.x_axis == "ratio":
-            ax.set_xlim(0, 1.05)
+            values = np.asarray(ratios, float)
+            values = values[np.isfinite(values)]
+            low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+            pad = max(0.03, 0.06 * (high - low))
+            ax.set_xlim(max(0.0, low - pad), min(1.05, high + pad))
             return
         factors = self.x(ratios)
         top = np.nanmax(factors) if np.isfinite(factors).any() else 10.0
@@ -181,17 +187,21 @@ def _grid(table: pd.DataFrame, width: float) -> tuple[Figure, np.ndarray, list[s
     tasks = sorted(table["task_label"].unique())
     readers = sorted(table["reader_label"].unique())
     panel = width / len(readers)
-    fig, axes = plt.subplots(len(tasks), len(readers), figsize=(width, 0.72 * panel * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(tasks), len(readers), figsize=(width, 0.72 * panel * len(tasks)), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.tick_params(which="both", labelsize=SMALL_PT)
     return fig, axes, tasks, readers
 
 
 def _save(fig: Figure, out: Path) -> Path:
+    """PNG and PDF at exactly the figure's size (no tight bounding box: the width is the paper's), with
+    TrueType (Type 42) fonts in the PDF, which ACL's and IEEE's checks require (Type 3 is refused)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
-    fig.savefig(png, dpi=150, bbox_inches="tight")
-    fig.savefig(out.with_suffix(".pdf"), bbox_inches="tight")
+    with matplotlib.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
+        fig.savefig(png, dpi=150)
+        fig.savefig(out.with_suffix(".pdf"))
     plt.close(fig)
     return png
 
@@ -201,10 +211,12 @@ def _legend(fig: Figure, axes: np.ndarray) -> None:
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    if handles:  # below the panels: the figure keeps its width
-        fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                   ncol=max(1, min(3, len(handles), int(fig.get_figwidth() / 2.2))), fontsize=SMALL_PT,
-                   frameon=False)
+    if handles:  # below the panels, inside the figure: it keeps its width, and grows taller by the legend's rows
+        columns = max(1, min(3, len(handles), int(fig.get_figwidth() / 2.2)))
+        rows = -(-len(handles) // columns)
+        fig.set_figheight(fig.get_figheight() + 0.16 * rows + 0.1)
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=columns,
+                   fontsize=SMALL_PT, frameon=False)
 
 
 def _bounds(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -229,16 +241,19 @@ def _draw_variant(ax: Axes, rows: pd.DataFrame, column: str, name: str, colour: 
         ax.scatter(x, y, marker="*", s=180, color="gold", edgecolor="black", linewidth=0.8,
                    label=f"{name} (gold evidence)", zorder=5)
         if bounds is not None:
-            ax.errorbar(x, y, yerr=[y - bounds[0], bounds[1] - y], fmt="none", ecolor="black", capsize=3, zorder=4)
+            ax.errorbar(x, y, yerr=[np.clip(y - bounds[0], 0, None), np.clip(bounds[1] - y, 0, None)], fmt="none",
+                        ecolor="black", capsize=3, zorder=4)
         return
     control = family == "control"
     ax.plot(x, y, label=f"{name} (control)" if control else name, color=colour, marker="x" if control else marker,
             markersize=6 if control else 5, linestyle=":" if control else "-", linewidth=1.6, zorder=3)
     if bounds is not None:
-        if len(x) > 1:
+        if (style or Style()).bands and len(x) > 1:
             ax.fill_between(x, bounds[0], bounds[1], color=colour, alpha=0.15, linewidth=0, zorder=2)
-        else:
-            ax.errorbar(x, y, yerr=[y - bounds[0], bounds[1] - y], fmt="none", ecolor=colour, capsize=3, zorder=3)  # type: ignore[arg-type]
+        else:  # at the measured points only: nothing is claimed between two budgets
+            below, above = np.clip(y - bounds[0], 0, None), np.clip(bounds[1] - y, 0, None)
+            ax.errorbar(x, y, yerr=[below, above], fmt="none", ecolor=colour, capsize=2.5, linewidth=1.0,  # type: ignore[arg-type]
+                        zorder=3)
 
 
 def _panels(rows_all: pd.DataFrame, axes: Any, tasks: list[str], readers: list[str]) -> Iterator[
@@ -277,13 +292,34 @@ def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path, style: S
         for name, group in rows.groupby("variant"):
             _draw_variant(ax, group, column, str(name), colours[str(name)], markers.get(str(name), "o"), style)
         ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=TITLE_PT)
-        style.set_x(ax, rows["kept_ratio"])
+        style.set_x(ax, _placed(rows)["kept_ratio"])
         ax.set_ylabel(found.label, fontsize=LABEL_PT)
-        ax.set_ylim(-3, 103)
+        ax.set_ylim(*_score_range(rows, column))
         ax.grid(alpha=0.3)
     _legend(fig, axes)
-    fig.tight_layout()
     return _save(fig, out)
+
+
+def _placed(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows drawn at their kept ratio: the full context is a horizontal line (or the 1x line), so
+    it does not stretch the x axis to 1 when every method kept far less."""
+    placed = rows[rows["variant"].map(roles(rows)) != "baseline"]
+    return placed if not placed.empty else rows
+
+
+def _score_range(rows: pd.DataFrame, column: str) -> tuple[float, float]:
+    """The y range of a 0-100 score fitted to what is drawn (points and intervals), padded, within [-3, 103]."""
+    values = [rows[column].to_numpy(float)]
+    bounds = _bounds(rows, column)
+    if bounds is not None:
+        values += list(bounds)
+    drawn = np.concatenate(values)
+    drawn = drawn[np.isfinite(drawn)]
+    if not drawn.size:
+        return -3.0, 103.0
+    low, high = float(drawn.min()), float(drawn.max())
+    pad = max(3.0, 0.08 * (high - low))
+    return max(-3.0, low - pad), min(103.0, high + pad)
 
 
 def reused_cached_work(rows: pd.DataFrame) -> pd.Series:
@@ -319,8 +355,8 @@ def plot_speed(table: pd.DataFrame, out: Path, style: Style | None = None) -> Pa
         for name, group in rows.groupby("variant"):
             group = group.sort_values("kept_ratio")
             family = roles(group).get(str(name), "method")
-            if read and family == "baseline":
-                continue  # it is the 1x line
+            if family == "baseline":
+                continue  # the 1x line; reader-free, it compresses nothing, so it has no time to show
             ax.plot(style.x(group["kept_ratio"]), group[column], color=colours[str(name)],
                     marker="*" if family == "ceiling" else "x" if family == "control" else markers.get(str(name), "o"),
                     markersize=9 if family == "ceiling" else 5,
@@ -336,17 +372,43 @@ def plot_speed(table: pd.DataFrame, out: Path, style: Style | None = None) -> Pa
             ax.set_ylabel("compression time per example (ms)", fontsize=LABEL_PT)
         ax.set_yscale("log")
         # Plain numbers (0.4, 4, 40), not 4x10^-1; minor ticks labelled only when few decades show.
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
+        ax.yaxis.set_major_formatter(FuncFormatter(plain_number))
+        ax.yaxis.set_minor_formatter(FuncFormatter(minor_label(_placed(rows)[column].to_numpy(float))))
         ax.set_title(f"{task} · {reader_title(reader)} · {_n_label(rows)}", fontsize=TITLE_PT)
         if reused_cached_work(rows).any():  # said once, in the legend below the panels
             ax.scatter([], [], s=110, facecolors="none", edgecolors="#555", linewidths=1.2,
                        label="ringed: reused an earlier cell's cached work (not its full cost)")
-        style.set_x(ax, rows["kept_ratio"])
+        style.set_x(ax, _placed(rows)["kept_ratio"])
         ax.grid(alpha=0.3, which="both")
     _legend(fig, axes)
-    fig.tight_layout()
     return _save(fig, out)
+
+
+def plain_number(value: float, _: Any = None) -> str:
+    """0.04, 0.4, 4, 40, 4000: a log axis's tick in plain digits, never 4e-02 or 4x10^-1."""
+    if value == 0 or not np.isfinite(value):
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:g}"
+    digits = -int(np.floor(np.log10(abs(value))))  # 0.04 -> 2 decimals
+    return f"{value:.{digits}f}"
+
+
+def minor_label(values: np.ndarray) -> Any:
+    """Labels for the minor ticks of a log axis: 2 and 5 times each power of ten where the data span
+    at most two decades (more would crowd the axis), in plain digits; none otherwise."""
+    finite = values[np.isfinite(values) & (values > 0)]
+    decades = np.log10(finite.max() / finite.min()) if finite.size else 0.0
+
+    def label(value: float, _: Any = None) -> str:
+        if decades > 2 or value <= 0:
+            return ""
+        mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
+        return plain_number(value) if mantissa in (2.0, 5.0) else ""
+
+    return label
 
 
 def plot_heatmaps(table: pd.DataFrame, metric: str | Metric, out: Path, style: Style | None = None) -> Path | None:
@@ -378,7 +440,8 @@ def plot_heatmaps(table: pd.DataFrame, metric: str | Metric, out: Path, style: S
     width = (style or Style()).width
     cols = max(1, min(len(panels), int(width / 2.3)))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, rows * 0.8 * width / cols + 0.3), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, rows * 0.8 * width / cols + 0.3), squeeze=False,
+                             layout="constrained")
     image = None
     for k, (ax, (title, lengths, depths, values)) in enumerate(zip(axes.flat, panels)):
         image = ax.imshow(values, vmin=0, vmax=100, cmap="viridis", aspect="auto")
@@ -396,7 +459,6 @@ def plot_heatmaps(table: pd.DataFrame, metric: str | Metric, out: Path, style: S
     for ax in axes.flat[len(panels):]:
         ax.set_axis_off()
     fig.suptitle(f"{found.label} by context length and needle depth", fontsize=TITLE_PT)
-    fig.tight_layout()
     if image is not None:
         fig.colorbar(image, ax=list(axes.flat), shrink=0.8).ax.tick_params(labelsize=SMALL_PT)
     return _save(fig, out)

@@ -8,7 +8,7 @@ Writes to --out (default `report/`):
   its metric-vs-ratio curve and its mean rank at matched budgets;
 - table.csv (one row per cell: task, reader, variant, budget, kept ratio, the metric and its 95%
   interval) and table.tex (methods x tasks, booktabs, each cell "mean (kept ratio)") for a paper;
-- tradeoff.png/.pdf, speed.png/.pdf (--figure-width, --palette, --x-axis ratio|factor), heatmap for
+- tradeoff.png/.pdf, speed.png/.pdf (--figure-width, --palette, --x-axis ratio|factor, --bands), heatmap for
   needle cells, report.html (sortable tables, the plots, links to the cells and to inspect pages of
   the examples the cells disagree on most under examples/, and the provenance: when it was made,
   the cells' commits, package versions, hardware).
@@ -579,6 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--x-axis", default="ratio", metavar="|".join(X_AXES),
                         help="x axis of the trade-off and speed plots: ratio (achieved kept ratio, default) or "
                              "factor (compression factor original/kept, log scale)")
+    parser.add_argument("--bands", action="store_true",
+                        help="draw 95%% intervals as bands between budgets (interpolated) instead of error bars at "
+                             "the measured points")
     parser.add_argument("--examples", type=int, default=3,
                         help="inspect pages per task and reader, linked from report.html: the examples the cells "
                              "disagree on most, as each cell compressed them (default 3; 0: none)")
@@ -588,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.table_metrics.split(",") if n.strip()] if args.table_metrics else None
     try:
-        style = Style(args.figure_width, args.palette, args.x_axis)
+        style = Style(args.figure_width, args.palette, args.x_axis, args.bands)
         report = build_report(args.roots, args.metric, Path(args.out), style, args.examples, names)
     except (ReportError, StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
