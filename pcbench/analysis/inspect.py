@@ -243,13 +243,16 @@ def _header(run: Path, metrics: dict[str, Any], record: dict[str, Any], position
     ]
 
 
-HTML_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>
+HTML_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }}
+@media (max-width: 700px) {{ body {{ margin: 0.6em; }} }}
+nav {{ margin-bottom: 1em; font-size: 14px; }} nav a {{ margin-right: 0.8em; }}
 th {{ text-align: left; vertical-align: top; padding-right: 1em; }}
 .ctx {{ white-space: pre-wrap; font-family: Georgia, serif; line-height: 1.5; border-top: 1px solid #ccc; }}
 .drop {{ color: #999; text-decoration: line-through; }}
 .ev {{ background: #d7f5d0; text-decoration: underline; }} .ev.drop {{ background: #f9d0d0; }}
-</style></head><body><table>{rows}</table>
+</style></head><body>{nav}<table>{rows}</table>
 <p>Legend: kept text plain, <span class="drop">dropped</span>, <span class="ev">gold evidence kept</span>,
 <span class="ev drop">gold evidence dropped</span>.</p>{written}<div class="ctx">{context}</div></body></html>
 """
@@ -273,14 +276,17 @@ def marked(metrics: dict[str, Any], record: dict[str, Any], example: Example) ->
     return words, written
 
 
-def html_page(run: Path, metrics: dict[str, Any], record: dict[str, Any], example: Example, position: str) -> str:
-    """The whole inspect page of one example of a cell."""
+def html_page(run: Path, metrics: dict[str, Any], record: dict[str, Any], example: Example, position: str,
+              nav: str = "") -> str:
+    """The whole inspect page of one example of a cell. The cell is named by its folder's name, not
+    its path, so a page copied elsewhere (a published report) says nothing about this machine; `nav`
+    is HTML put above it (the report's links back and across cells)."""
     words, written = marked(metrics, record, example)
-    header = _header(run, metrics, record, position, summary(words), written)
+    header = _header(Path(run.name), metrics, record, position, summary(words), written)
     rows = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
     shown = WRITTEN_HTML.format(text=html.escape(str(record.get("context") or ""))) if written else ""
-    return HTML_PAGE.format(title=html.escape(f"{record.get('id')}: {run}"), rows=rows, written=shown,
-                            context=render_html(example.context, words))
+    return HTML_PAGE.format(title=html.escape(f"{record.get('id')}: {run.name}"), rows=rows, written=shown,
+                            context=render_html(example.context, words), nav=nav)
 
 
 def main(argv: list[str] | None = None) -> int:

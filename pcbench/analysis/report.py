@@ -22,6 +22,7 @@ import html
 import math
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from pcbench.analysis.plot import (
     plot_heatmaps,
     plot_speed,
     plot_tradeoff,
+    reader_title,
     roles,
 )
 from pcbench.analysis.speed import speed_board, speed_table
@@ -92,6 +94,37 @@ def cells_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
         if f"vs_{baseline}.diff" in rows and rows[f"vs_{baseline}.diff"].notna().any():
             board[f"Δ vs {baseline}"] = [_versus(r, baseline) for _, r in rows.iterrows()]
     return board.reset_index(drop=True)
+
+
+def summary(table: pd.DataFrame, metric: Metric) -> list[tuple[str, list[str]]]:
+    """What won, in sentences: per task and reader, the full context's score, then per requested
+    budget the best method (controls, the ceiling and the full context aside) with its interval and
+    whether it differs from random and from the full context (paired test, p < 0.05)."""
+    panels = []
+    rows = table.dropna(subset=[metric.column])
+    for (task, reader), panel in rows.groupby(["task_label", "reader_label"]):
+        kinds = panel["variant"].map(roles(panel))
+        full = panel[kinds == "baseline"]
+        head = f"{task} · {reader_title(str(reader))}: "
+        if not full.empty:
+            head += f"the full context scores {_with_ci(full.iloc[0], metric.column)} {metric.name}."
+        lines: list[str] = []
+        panels.append((head, lines))
+        methods = panel[kinds == "method"]
+        for budget, group in methods.groupby("budget", sort=True):
+            best = group.sort_values([metric.column, "kept_ratio"], ascending=[False, True]).iloc[0]
+            said = [f"at {budget}, best is {best['variant']}: {_with_ci(best, metric.column)} "
+                    f"(kept {_fmt(best['kept_ratio'], 2)}, {len(group)} method{'s' if len(group) > 1 else ''})"]
+            for baseline, name in (("random", "random"), ("none", "the full context")):
+                diff, p = best.get(f"vs_{baseline}.diff"), best.get(f"vs_{baseline}.p")
+                if diff is None or pd.isna(diff):
+                    continue
+                if p < 0.05:
+                    said.append(f"{'above' if diff > 0 else 'below'} {name} by {abs(diff):.1f} ({p_value(p)})")
+                else:
+                    said.append(f"not distinguishable from {name} ({diff:+.1f}, {p_value(p)})")
+            lines.append("; ".join(said)[0].upper() + "; ".join(said)[1:] + ".")
+    return panels
 
 
 def area_under_curve(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
@@ -315,9 +348,13 @@ def markdown(table: pd.DataFrame, metric: Metric, speed: pd.DataFrame | None = N
 
 
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>pcbench report: {{ metric }}</title>
+<html lang="en"><head><meta charset="utf-8"><title>pcbench report: {{ metric }}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }
+@media (max-width: 700px) { body { margin: 0.6em; } h1 { font-size: 1.4em; } }
+.scroll { overflow-x: auto; max-width: 100%; margin-bottom: 2em; } .scroll table { margin-bottom: 0.5em; }
+ul.summary li { margin-bottom: 0.3em; }
 table { border-collapse: collapse; font-size: 13px; margin-bottom: 2em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; }
 th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; }
@@ -326,27 +363,35 @@ table.sortable th { cursor: pointer; user-select: none; } table.sortable th:hove
 th[aria-sort=ascending]::after { content: " ▲"; } th[aria-sort=descending]::after { content: " ▼"; }
 </style></head><body>
 <h1>pcbench report: {{ metric }}</h1>
-<p class="note">{{ cells }} cells from {{ roots }}. {{ explain_cells }} Click a column head to sort.</p>
+<p class="note">{{ cells }} cells from {{ roots }}.</p>
+<h2>Summary</h2>
+<ul class="summary">{% for head, lines in summary %}<li><b>{{ head }}</b>
+<ul>{% for line in lines %}<li>{{ line }}</li>{% endfor %}</ul></li>{% endfor %}</ul>
+<p class="note">Best method per requested budget (controls, the gold-evidence ceiling and the full context aside),
+with its 95% interval; "above" or "below" where a paired permutation test gives p &lt; 0.05 on the examples
+both cells hold. Small studies give wide intervals: read the tables below before any claim.</p>
+<h2>Trade-off</h2>
+<img src="{{ tradeoff }}" alt="metric against kept ratio"> <p><a href="{{ tradeoff_pdf }}">PDF</a></p>
 <h2>Cells</h2>
-{{ cells_table }}
+<p class="note">{{ explain_cells }} Click a column head to sort.</p>
+<div class="scroll">{{ cells_table }}</div>
 <h2>Methods x tasks</h2>
 <p class="note">As table.csv and table.tex hold it: a row per method and budget, a column per task and metric;
 the first metric's column also gives the achieved kept ratio.</p>
-{{ paper_table }}
+<div class="scroll">{{ paper_table }}</div>
 <h2>Variants</h2>
 <p class="note">{{ explain_variants }}</p>
-{{ variants_table }}
-<h2>Trade-off</h2>
-<img src="{{ tradeoff }}" alt="metric against kept ratio"> <p><a href="{{ tradeoff_pdf }}">PDF</a></p>
+<div class="scroll">{{ variants_table }}</div>
 <h2>Speed</h2>
 {% if speed_table %}<p class="note">{{ speed_note }}</p>
-{{ speed_table }}{% endif %}
+<div class="scroll">{{ speed_table }}</div>{% endif %}
 <img src="{{ speed }}" alt="speed against kept ratio"> <p><a href="{{ speed_pdf }}">PDF</a></p>
 {% if heatmap %}<h2>Needle grid</h2>
 <img src="{{ heatmap }}" alt="metric by context length and needle depth">
 <p><a href="heatmap.pdf">PDF</a></p>{% endif %}
 <h2>Provenance</h2>
-<table>{% for k, v in provenance %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
+<div class="scroll"><table>{% for k, v in provenance %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}
+</table></div>
 <p class="note">Paper tables: <a href="table.csv">table.csv</a> (one row per cell), <a href="table.tex">table.tex</a>
 (methods x tasks, booktabs).</p>
 {% if notes %}<h2>Left out</h2><ul class="note">{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
@@ -381,6 +426,29 @@ document.querySelectorAll("table.sortable").forEach(table => {
 
 
 EXAMPLES = "examples"  # the report's sub-folder of inspect pages
+CELLS = "cells"  # the report's sub-folder of each cell's config.yaml and metrics.json
+
+
+def cell_copies(paths: Any, out: Path) -> list[str]:
+    """Each cell's config.yaml and metrics.json copied under out/cells/, and the links to them,
+    relative to the report: a report copied or published elsewhere still opens what it links."""
+    links = []
+    for i, path in enumerate(sorted(paths)):
+        folder = out / CELLS / cell_folder_name(i, path)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("config.yaml", "metrics.json"):
+            if (Path(path) / name).is_file():
+                shutil.copyfile(Path(path) / name, folder / name)
+    order = {path: i for i, path in enumerate(sorted(paths))}
+    for path in paths:
+        links.append(f"{CELLS}/{cell_folder_name(order[path], path)}/metrics.json")
+    return links
+
+
+def cell_folder_name(index: int, path: str) -> str:
+    from pcbench.analysis.inspect import safe_name
+
+    return f"{index:03d}-{safe_name(Path(path).name)}"
 
 
 def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int) -> tuple[
@@ -398,7 +466,9 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
     if per_panel <= 0:
         return links, notes
     rows = table.dropna(subset=[metric.column])
-    folders = {path: f"{i:03d}-{safe_name(Path(path).name)}" for i, path in enumerate(sorted(rows["path"]))}
+    folders = {path: cell_folder_name(i, path) for i, path in enumerate(sorted(rows["path"]))}
+    labels = dict(zip(rows["path"], rows["variant"].astype(str) + " @ " + rows["kept_ratio"].map(lambda v: f"{v:.2f}")))
+    written: list[tuple[Path, str, str, dict[str, Any], dict[str, Any], Any, str]] = []
     examples: dict[str, dict[str, Any]] = {}  # each task rebuilt once, keyed by its config
     for _, panel in rows.groupby(["task_label", "reader_label"]):
         cells: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
@@ -436,9 +506,21 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
                     continue
                 page = folder / f"{safe_name(example_id)}.html"
                 position = f"{ids.index(example_id) + 1} of {len(ids)}"
-                page.write_text(html_page(Path(path), metrics, by_id[example_id], examples[key][example_id],
-                                          position), encoding="utf-8")
+                written.append((page, path, example_id, metrics, by_id[example_id], examples[key][example_id],
+                                position))
                 links.setdefault(path, []).append((example_id, os.path.relpath(page, out)))
+    # Each page links back to the report and across to the same example in the panel's other cells.
+    pages_of: dict[str, list[tuple[str, Path]]] = {}
+    for page, path, example_id, *_ in written:
+        pages_of.setdefault(example_id, []).append((path, page))
+    for page, path, example_id, metrics, record, example, position in written:
+        across = " ".join(
+            f'<a href="../{html.escape(other.parent.name)}/{html.escape(other.name)}">'
+            f"{html.escape(labels.get(other_path, other.parent.name))}</a>"
+            for other_path, other in pages_of[example_id] if other != page)
+        nav = (f'<nav><a href="../../report.html">&larr; report</a> · this example in other cells: '
+               f"{across or 'none'}</nav>")
+        page.write_text(html_page(Path(path), metrics, record, example, position, nav), encoding="utf-8")
     return links, notes
 
 
@@ -450,18 +532,20 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
     cells = cells_board(table, metric)
     ordered = table.dropna(subset=[metric.column]).sort_values(
         ["task_label", "reader_label", metric.column], ascending=[True, True, False])
-    links = [os.path.relpath(p, out.resolve()) for p in ordered["path"]]
+    links = cell_copies(ordered["path"], out)
     # Every value is escaped (knob values are user text: a template may hold markup); only the links
     # built here are HTML.
     cells = cells.map(lambda v: html.escape(v) if isinstance(v, str) else v)
     cells.columns = [html.escape(str(c)) for c in cells.columns]
-    cells["cell"] = [f'<a href="{html.escape(link)}/">{html.escape(Path(link).name)}</a>' for link in links]
+    cells["cell"] = [f'<a href="{html.escape(link)}">{html.escape(Path(path).name)}</a>'
+                     for link, path in zip(links, ordered["path"])]
     if pages:  # the examples the cells disagree on most, each cell's view of them
         cells["examples"] = [" ".join(f'<a href="{html.escape(href)}" title="{html.escape(i)}">{k + 1}</a>'
                                       for k, (i, href) in enumerate(pages.get(p, [])))
                              for p in ordered["path"]]
     text = Template(PAGE, autoescape=False).render(
         metric=html.escape(metric.label), cells=len(ordered), roots=html.escape(", ".join(roots)),
+        summary=[(html.escape(head), [html.escape(line) for line in lines]) for head, lines in summary(table, metric)],
         explain_cells="Mean with 95% bootstrap interval; Δ: paired difference against the matched-ratio baseline, "
                       "[95% paired bootstrap], permutation p, @ the baseline's kept ratio."
                       + (" Examples: the task's examples on which the cells disagree most, as this cell compressed "
