@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
