@@ -1,7 +1,7 @@
 """Run one cell from a checkout: `python run.py task=hotpotqa compressor=bm25 compressor.rate=0.5`.
 
-The same command as the installed `pcbench` console script (pcbench/runners/app.py); every Hydra
-flag works (`--cfg job`, `-p compressor`, `-m`, ...).
+The same command as the installed `pcbench` console script (pcbench/app.py); every Hydra
+flag works (`--cfg job`, `--cfg job -p compressor`, `-m`, ...).
 """
 
 import sys

@@ -2,7 +2,7 @@
 
 Sweeps: `pcbench -m compressor=none,bm25 compressor.rate=0.5,0.25` (add `hydra/launcher=slurm` to
 run each cell as a SLURM job). Hydra parses the command line, so every Hydra flag works (`--cfg
-job`, `-p compressor`, `--info`, `-cn`, `-cd`, `--help`); bad input ends as one `error: ...` line
+job` and with it `-p compressor`, `--info`, `-cn`, `-cd`, `--help`); bad input ends as one `error: ...` line
 with exit code 2 (runners/cli.py). From a checkout, `python run.py ...` is the same command.
 """
 
