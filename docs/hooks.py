@@ -1,6 +1,10 @@
-"""mkdocs hook: `<!-- include: ../FILE -->` shows a root file (the changelog) as a page; each `<!-- knobs: GROUP/OPTION -->` becomes that option's class, docstring and knob
-table, and `<!-- compressors-table -->` the list of compressors with their pages, both made from the
-YAML and the classes at build time (pcbench/runners/catalog.py), so the manual cannot drift."""
+"""mkdocs hook: the manual's generated parts, made at build time so they cannot drift.
+
+- `<!-- include: ../FILE -->` shows a root file (the changelog) as a page;
+- `<!-- knobs: GROUP/OPTION -->` becomes that option's class, docstring and knob table, from its YAML
+  and its class (pcbench/runners/catalog.py);
+- `<!-- compressors-table -->` lists every compressor with its page.
+"""
 
 from __future__ import annotations
 
