@@ -140,3 +140,36 @@ def test_a_cell_on_own_data_from_the_command_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()[0])
     assert record["context"] == "Mill\nThe mill is on the Dee." and record["evidence_recall"] == 1.0
+
+
+def test_a_hub_dataset_is_read_at_its_pinned_revision_with_nested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub path (not reachable here): load_dataset gets the name, config, split and revision, and
+    SQuAD-style nested answers map with a dotted key. The rows are SQuAD's schema, written by hand."""
+    import datasets
+
+    calls: list[dict[str, Any]] = []
+
+    def fake_load(hub_id: str, config: str | None, split: str, revision: str | None) -> list[dict[str, Any]]:
+        calls.append({"id": hub_id, "config": config, "split": split, "revision": revision})
+        return [{"id": "5733be28", "question": "To whom did the Virgin Mary appear?", "context": "It is a replica. "
+                 "The Virgin Mary appeared to Saint Bernadette Soubirous in 1858.",
+                 "answers": {"text": ["Saint Bernadette Soubirous"], "answer_start": [46]}}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    task = make("task", "custom", path=None, hub_id="rajpurkar/squad", split="validation", revision="7b6d24c",
+                fields={"id": "id", "answers": "answers.text"})
+    (example,) = task.load()
+    assert calls == [{"id": "rajpurkar/squad", "config": None, "split": "validation", "revision": "7b6d24c"}]
+    assert example.id == "5733be28" and example.answers == ("Saint Bernadette Soubirous",)
+
+
+def test_a_hub_failure_is_one_line_naming_the_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    def offline(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("hub unreachable\nsecond line")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(PcbenchError) as caught:
+        make("task", "custom", path=None, hub_id="org/data", revision="abc123").load()
+    assert "org/data" in str(caught.value) and "revision abc123" in str(caught.value) and "\n" not in str(caught.value)
