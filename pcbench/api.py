@@ -83,6 +83,13 @@ def compress_many(compressor: Compressor | str, contexts: Sequence[Context], que
     the budget unless the compressor's `budget_tokenizer` names another; with `budget_scope=prompt`
     the question's tokens count against the budget (there is no task template here)."""
     method = load_compressor(compressor) if isinstance(compressor, str) else compressor
+    if not isinstance(method, Compressor):
+        raise PcbenchError(f"compressor: a {type(method).__name__}; give a name (\"bm25\") or load_compressor(...)")
+    if isinstance(contexts, str) or not isinstance(contexts, Sequence):
+        raise PcbenchError(f"contexts: a {type(contexts).__name__}; compress_many takes a list of contexts "
+                           "(compress takes one)")
+    if isinstance(questions, str):
+        raise PcbenchError("questions: a string; compress_many takes a list of questions, one per context")
     asked = list(questions) if questions is not None else [""] * len(contexts)
     if len(asked) != len(contexts):
         raise PcbenchError(f"questions: {len(asked)} given for {len(contexts)} contexts; give one per context")
@@ -130,6 +137,8 @@ def named_tokenizer(name: str) -> Tokenizer:
 
 
 def _load(group: str, name: str, knobs: Mapping[str, Any]) -> Any:
+    if not isinstance(name, str) or not name.strip():
+        raise PcbenchError(f"{group}: {name!r} is no {group} name; give one of `pcbench list` (e.g. \"bm25\")")
     node = _compose([f"{group}={name}"])[group]
     OmegaConf.set_struct(node, False)  # an unknown knob reaches the knob check, which lists the allowed ones
     try:
@@ -166,19 +175,28 @@ def _hydra() -> Iterator[None]:
 
 
 def _example(index: int, context: Context, question: str) -> Example:
-    items: Sequence[PassageLike] = [context] if isinstance(context, str) else context
-    return Example(id=str(index), question=question, passages=tuple(_passage(p) for p in items), answers=())
+    """One context and question as an Example; anything else than the types documented is one
+    PcbenchError naming the argument (str() would turn None into the text "None")."""
+    if not isinstance(question, str):
+        raise PcbenchError(f"question {index}: a {type(question).__name__}; give a string (\"\" for none)")
+    if isinstance(context, str):
+        items: Sequence[PassageLike] = [context]
+    elif isinstance(context, Sequence) and not isinstance(context, bytes | bytearray):
+        items = context
+    else:
+        raise PcbenchError(f"context {index}: a {type(context).__name__}; give text or a list of passages")
+    return Example(id=str(index), question=question, passages=tuple(_passage(p, index) for p in items), answers=())
 
 
-def _passage(item: PassageLike) -> Passage:
+def _passage(item: PassageLike, index: int = 0) -> Passage:
     if isinstance(item, str):
         return Passage(item)
-    if isinstance(item, tuple) and len(item) == 2:
-        return Passage(str(item[1]), title=str(item[0]))
-    if isinstance(item, Mapping) and "text" in item:
-        return Passage(str(item["text"]), title=str(item.get("title", "")))
-    raise PcbenchError(f"context: a passage must be text, a (title, text) pair or a map with 'text'; "
-                       f"got {type(item).__name__}")
+    if isinstance(item, tuple) and len(item) == 2 and all(isinstance(v, str) for v in item):
+        return Passage(item[1], title=item[0])
+    if isinstance(item, Mapping) and isinstance(item.get("text"), str) and isinstance(item.get("title", ""), str):
+        return Passage(item["text"], title=item.get("title", ""))
+    raise PcbenchError(f"context {index}: a passage must be text, a (title, text) pair of strings or a map with "
+                       f"a string 'text' (and 'title'); got {type(item).__name__} {str(item)[:40]!r}")
 
 
 __all__ = ["Compression", "compress", "compress_many", "load_compressor", "load_reader", "load_task",

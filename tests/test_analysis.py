@@ -320,3 +320,38 @@ def test_numbers_are_parsed_once_without_contexts_and_reparsed_when_the_file_cha
     path.write_text(json.dumps({"id": "a", "scores": {"em": 0.0}}) + "\n" + '{"id": "b", "sc')  # a cut last line
     records, problem = read_numbers(tmp_path)
     assert records == [{"id": "a", "scores": {"em": 0.0}}] and problem and "line 2 is cut" in problem
+
+
+@pytest.mark.parametrize("damage", ["identity", "count", "list", "nul-config"])
+def test_damaged_result_files_are_left_out_with_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       damage: str) -> None:
+    """A metrics.json of the wrong shape (edited, cut, written by something else), or a config.yaml
+    holding a NUL byte: the report leaves the cell out (or its example pages) with a note, the
+    inspector says so in one line, and a rerun of the cell recomputes it rather than trusting it."""
+    from pcbench.analysis.inspect import main as inspect_main
+    from pcbench.runners.record import finished
+
+    root = study(tmp_path)
+    cell = root / "niah" / "bm25" / "bm25_rate=0.5"
+    metrics = json.loads((cell / "metrics.json").read_text())
+    real_key = metrics["identity"]["cell_key"]
+    assert finished(cell, real_key) is not None
+    if damage == "identity":
+        metrics["identity"] = "not an object"
+    elif damage == "count":
+        metrics["n_examples"] = "many"
+    elif damage == "list":
+        metrics = [metrics]
+    if damage == "nul-config":
+        (cell / "config.yaml").write_bytes(b"task:\x00 broken\n")
+    else:
+        (cell / "metrics.json").write_text(json.dumps(metrics))
+    out = tmp_path / "report"
+    assert main([str(root), "--out", str(out), "--metric", "evidence_recall"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "bm25_rate=0.5" in err  # named in a note
+    code = inspect_main([str(cell), "--color", "never"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    if damage != "nul-config":
+        assert finished(cell, real_key) is None

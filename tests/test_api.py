@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import needs_smollm2
@@ -118,3 +119,21 @@ def test_a_budget_the_papers_way_from_python() -> None:
     out = pcbench.compress(gpt35, CONTEXT, "When was it finished?", tokenizer="cl100k")
     assert out.tokenizer == "cl100k" and out.compressed_tokens <= round(0.5 * out.original_tokens)
     assert out.kept_ratio > 0.4
+
+
+@pytest.mark.parametrize(("call", "needle"), [
+    (lambda: pcbench.compress("bm25", None, "q"), "context 0: a NoneType; give text or a list of passages"),
+    (lambda: pcbench.compress("bm25", "Some text.", None), "question 0: a NoneType; give a string"),
+    (lambda: pcbench.compress("bm25", [("title", 3)], "q"), "context 0: a passage must be text"),
+    (lambda: pcbench.compress("bm25", [{"text": None}], "q"), "a string 'text'"),
+    (lambda: pcbench.compress_many("bm25", "one text", ["q"]), "contexts: a str; compress_many takes a list"),
+    (lambda: pcbench.compress_many("bm25", ["a", "b"], "q"), "questions: a string"),
+    (lambda: pcbench.compress(None, "text", "q"), "compressor: a NoneType; give a name"),
+    (lambda: pcbench.compress(42, "text", "q"), "compressor: a int"),
+    (lambda: pcbench.load_task(None), "task: None is no task name"),
+])
+def test_arguments_of_the_wrong_type_are_one_pcbench_error(call: Any, needle: str) -> None:
+    """None or a number where text goes was a TypeError deep inside, or the text "None" compressed."""
+    with pytest.raises(pcbench.PcbenchError) as caught:
+        call()
+    assert needle in str(caught.value) and "\n" not in str(caught.value)

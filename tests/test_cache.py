@@ -247,6 +247,7 @@ def _keep_writing(root: str, stop: float) -> None:
 
 
 def test_prune_is_safe_while_another_process_writes(tmp_path: Path) -> None:
+    Cache(tmp_path)  # the folder is a cache (tagged) before the writer starts
     ctx = mp.get_context("fork")
     writer = ctx.Process(target=_keep_writing, args=(str(tmp_path), time.time() + 1.5))
     writer.start()
@@ -386,3 +387,36 @@ def test_entries_are_created_with_the_users_umask(tmp_path: Path) -> None:
                    check=True)
     (shared,) = (tmp_path / "shared" / "scores").rglob("*.json")
     assert shared.stat().st_mode & 0o777 == 0o664
+
+
+# -- a cache proves it is one before anything under it is deleted -----------------------------------
+
+
+def test_prune_refuses_a_folder_that_is_not_a_cache_and_deletes_nothing(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    project = tmp_path / "project"
+    package = project / "web" / "app" / "package.json"
+    package.parent.mkdir(parents=True)
+    package.write_text("{}")
+    stale = project / "web" / "app" / ".tmp-build.json"
+    stale.write_text("{}")
+    os.utime(package, (time.time() - 90 * 86400,) * 2)
+    os.utime(stale, (time.time() - 2 * 3600,) * 2)
+    for argv in (["prune", "--older-than", "0"], ["prune"], ["prune", "--stage", "web"]):
+        assert cache_cli(["--root", str(project), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is not a pcbench cache (no CACHEDIR.TAG" in err[0], err
+    with pytest.raises(PcbenchError, match="not a pcbench cache"):
+        prune(project, older_than_days=0)
+    assert package.exists() and stale.exists()
+
+
+def test_inside_a_cache_only_entry_files_are_entries(tmp_path: Path) -> None:
+    keys = filled(tmp_path)
+    assert (tmp_path / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    foreign = tmp_path / "scores" / "ab" / "package.json"
+    foreign.parent.mkdir(parents=True, exist_ok=True)
+    foreign.write_text("{}")
+    os.utime(foreign, (time.time() - 90 * 86400,) * 2)
+    assert cache_cli(["--root", str(tmp_path), "prune", "--older-than", "0"]) == 0
+    assert foreign.exists() and not any(tmp_path.rglob(f"{digest(keys['bm25'])}.json"))

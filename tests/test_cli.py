@@ -333,3 +333,71 @@ def test_a_likely_typo_gets_a_did_you_mean_and_no_hint_to_add_it(tmp_path: Path,
     line = one_line_error(run(tmp_path, *args), *needles)
     for text in absent:
         assert text not in line
+
+
+def test_ctrl_c_is_one_line_exit_130_and_keeps_what_finished(tmp_path: Path) -> None:
+    """Ctrl-C in a sweep (Python raises KeyboardInterrupt; here raised at the second cell, so the
+    test does not race a signal): no traceback, exit 130, how far it got; the rerun skips the first."""
+    code = ("import os, sys\nimport pcbench.app as app\nreal, calls = app.run_cell, []\n"
+            "def run_cell(*args, **kwargs):\n    calls.append(1)\n"
+            "    if str(len(calls)) == os.environ.get('INTERRUPT_AT'):\n        raise KeyboardInterrupt\n"
+            "    return real(*args, **kwargs)\n"
+            "app.run_cell = run_cell\nsys.argv[0] = 'pcbench'\nsys.exit(app.entry())\n")
+    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "INTERRUPT_AT": "2"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    args = ["-m", "reader=none", "compressor=bm25", "compressor.rate=0.5,0.25", *TINY_NIAH, "study=ctrl"]
+    result = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and lines[-1].startswith("interrupted: sweep: 1 of 2 cells ended"), lines
+    again = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env={**env, "INTERRUPT_AT": ""},
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "sweep: 1 done, 1 skipped (already finished), 0 failed" in again.stdout
+
+
+def test_a_sweep_with_credentials_leaves_no_trace_of_them(tmp_path: Path) -> None:
+    """A password in the URL, a key in its query and a key in the environment: no file under the
+    sweep (multirun.yaml, .hydra/ files in Hydra's escaped form, folder names, config, error.txt,
+    run.log) and no line of output holds any of them; the endpoint (a closed port on 127.0.0.1)
+    fails each cell."""
+    password, query_key, env_key = "PassW0rdXYZ", "QueryTokenXYZ", "sk-EnvKeyXYZ123"
+    url = f"http://ann:{password}@127.0.0.1:9/v1?api_key={query_key}"
+    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "MY_KEY": env_key}
+    env.pop("HYDRA_FULL_ERROR", None)
+    # Quoted, as Hydra needs a value holding `=` to be: the override is kept in that form.
+    result = subprocess.run([sys.executable, "run.py", "-m", "reader=openai", f"reader.base_url='{url}'",
+                             "reader.model=m", "reader.api_key_env=MY_KEY", "reader.max_retries=0",
+                             "reader.retry_seconds=5", *TINY_NIAH, "task.limit=1,2",
+                             f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "2 failed" in result.stderr
+    written = [p for p in (tmp_path / "sweep").rglob("*") if p.is_file()]
+    assert any(p.name == "multirun.yaml" for p in written) and any(p.name == "overrides.yaml" for p in written)
+    for secret in (password, query_key, env_key):
+        assert secret not in result.stdout + result.stderr, secret
+        for path in written:
+            assert secret not in str(path.relative_to(tmp_path)), path
+            assert secret not in path.read_text(encoding="utf-8", errors="replace"), (secret, path)
+
+
+def test_a_study_that_is_a_path_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    for args in (["study=../../escaped", "reader=none"], ["-m", "study=ok,../../escaped", "reader=none"]):
+        result = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=work, env=env,
+                                capture_output=True, text=True, timeout=300)
+        one_line_error(result, "study='../../escaped' is not allowed; allowed: a plain name")
+        assert not (tmp_path / "escaped").exists() and not list(work.rglob("*")), list(work.rglob("*"))
+
+
+def test_an_empty_out_is_refused_by_the_report_and_the_trainer(tmp_path: Path) -> None:
+    for module in ("pcbench.analysis.report", "pcbench.runners.train"):
+        extra = [str(tmp_path)] if module.endswith("report") else []
+        result = subprocess.run([sys.executable, "-m", module, *extra, "--out", ""], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=300)
+        one_line_error(result, "--out='' is empty")
+        assert not list(tmp_path.iterdir())

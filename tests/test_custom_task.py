@@ -173,3 +173,23 @@ def test_a_hub_failure_is_one_line_naming_the_revision(monkeypatch: pytest.Monke
     with pytest.raises(PcbenchError) as caught:
         make("task", "custom", path=None, hub_id="org/data", revision="abc123").load()
     assert "org/data" in str(caught.value) and "revision abc123" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_million_character_context_runs_through_a_cell(tmp_path: Path) -> None:
+    """RULER at 256k, NIAH at 1M and LongBench v2 give such contexts: every count (the reader's, the
+    papers' cl100k ratios) works at that length, reader-free, through compression and the record."""
+    sentences = [f"Record {i} of the archive notes that the harbour was quiet that year." for i in range(16000)]
+    sentences[12345] = "The lighthouse keeper was named Ada Quill."
+    context = " ".join(sentences)
+    assert len(context) > 1_000_000
+    data = write_jsonl(tmp_path / "long.jsonl", [{"question": "Who was the lighthouse keeper?", "context": context,
+                                                  "answers": ["Ada Quill"]}])
+    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "task=custom", f"task.path={data}",
+                             "compressor=bm25", "compressor.rate=0.01", "reader=none",
+                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()[0])
+    assert record["answer_in_context"] == 1.0 and 0 < record["kept_ratio"] <= 0.01
+    assert 0 < record["kept_ratio_cl100k"] < 0.05 and record["original_tokens"] > 200_000

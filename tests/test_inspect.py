@@ -106,3 +106,26 @@ def test_written_text_is_shown_beside_the_source(tmp_path: Path, capsys: pytest.
     assert main([str(written), "--html", str(page)]) == 0
     text = page.read_text()
     assert summary_text.replace("'", "&#x27;") in text and 'class="drop"' not in text.split("</p>", 1)[1]
+
+
+def test_control_characters_in_the_data_never_reach_the_terminal(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A context holding a window-title and a clear-screen sequence: shown as U+FFFD, one for one."""
+    import os
+    import subprocess
+    import sys
+
+    hostile = "Ann wrote it.\x1b]0;pwned\x07 Then\x1b[2J Bob read it.\x9b31m"
+    data = tmp_path / "qa.jsonl"
+    data.write_text(json.dumps({"id": "q1", "question": "Who wrote it?\x1b[5m", "context": hostile,
+                                "answers": ["Ann"]}) + "\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(root / "run.py"), "task=custom", f"task.path={data}",
+                             "compressor=bm25", "compressor.rate=0.5", "reader=none",
+                             f"hydra.run.dir={tmp_path / 'run'}"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert main([str(tmp_path / "run"), "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x07\x9b") and "\ufffd]0;pwned\ufffd" in out and "Ann wrote it." in out

@@ -351,3 +351,17 @@ def test_yaml_composes_in_the_real_config() -> None:
     with hydra.initialize_config_dir(config_dir=str(conf), version_base=None):
         cfg = hydra.compose("config", overrides=["task=longbench/hotpotqa"])
     assert build(cfg.task, "task").datasets == ("hotpotqa",)
+
+
+def test_repeated_ids_and_null_fields_are_one_line(tmp_path: Path) -> None:
+    """A file repeating an `_id` (ids pair examples across cells) and a null input or context (it was
+    asked as an empty question) are refused with the file and line."""
+    write_rows(tmp_path / "hotpotqa.jsonl", [row(_id="x"), row(_id="y"), row(_id="x")])
+    with pytest.raises(PcbenchError, match=r"hotpotqa\.jsonl: line 3: id 'x' was already used at line 1"):
+        task(dataset="hotpotqa", path=str(tmp_path)).load()
+    for field in ("input", "context"):
+        write_rows(tmp_path / "hotpotqa.jsonl", [row(), row(**{field: None})])
+        with pytest.raises(PcbenchError, match=rf"line 2: input and context must be strings.*{field} (is )?null"):
+            task(dataset="hotpotqa", path=str(tmp_path)).load()
+    write_rows(tmp_path / "hotpotqa.jsonl", [row(input="")])  # "" is a dataset without a question: fine
+    assert task(dataset="hotpotqa", path=str(tmp_path)).load()[0].question == ""

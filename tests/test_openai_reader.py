@@ -110,6 +110,11 @@ class Endpoint:
                 self.in_flight -= 1
         if action in ("429", "500", "400"):
             return self.reply(h, int(action), {"error": {"message": f"scripted {action}"}})
+        if action == "401echo":  # a careless endpoint that quotes the key it refused
+            return self.reply(h, 401, {"error": {"message": f"invalid key {h.headers.get('Authorization')}"}})
+        if action in ("301", "302", "303", "307"):
+            return self.reply(h, int(action), {"moved": True},
+                              headers={"Location": "http://127.0.0.2:9/v1/chat/completions"})
         if action == "malformed":
             return self.reply(h, 200, b'{"choices": [{"text": "cut sho')
         chat = h.path.endswith("/chat/completions")
@@ -119,7 +124,11 @@ class Endpoint:
             (gen,) = self.backend_generate([request])
         choice = {"index": 0, "finish_reason": "stop"}
         choice.update({"message": {"role": "assistant", "content": gen.text}} if chat else {"text": gen.text})
-        usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.new_tokens}
+        usage: Any = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.new_tokens}
+        if action == "badusage":
+            usage = {"prompt_tokens": -5, "completion_tokens": "many"}
+        elif action == "nousage":
+            usage = "none"
         self.reply(h, 200, {"object": "chat.completion" if chat else "text_completion", "choices": [choice],
                             "usage": usage})
 
@@ -128,10 +137,12 @@ class Endpoint:
         return gen(requests) if gen else [self.backend(r) for r in requests]
 
     @staticmethod
-    def reply(h: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
+    def reply(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         try:
             h.send_response(status)
+            for name, value in (headers or {}).items():
+                h.send_header(name, value)
             h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(data)))
             h.end_headers()
@@ -330,3 +341,40 @@ def test_concurrency_is_bounded_and_order_kept(tmp_path: Path) -> None:
         out = reader.generate([Request(f"word{i} w{i}x", 2) for i in range(6)])
     assert [g.text for g in out] == [f"x{i}w" for i in range(6)]
     assert server.most_in_flight == 3
+
+
+@pytest.mark.parametrize("status", ["301", "302", "303", "307"])
+def test_a_redirect_is_refused_and_the_key_goes_nowhere_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            status: str) -> None:
+    """urllib would follow it with the Authorization header (a 303 as a body-less GET to another
+    host) and record that reply as the answer: the reader refuses every redirect in one line."""
+    monkeypatch.setenv("PCBENCH_TEST_KEY", KEY)
+    with Endpoint(echo, script=[status]) as server:
+        reader = client(server.url, api_key_env="PCBENCH_TEST_KEY")
+        with pytest.raises(PcbenchError) as caught:
+            run_cell(reader, [Request("hello dlrow", 4)], tmp_path)
+    message = str(caught.value)
+    assert f"redirected (HTTP {status}) to http://127.0.0.2:9/v1/chat/completions" in message and "\n" not in message
+    assert len(server.seen) == 1 and KEY not in message  # one request, to the endpoint named, and no other
+
+
+def test_an_endpoint_that_echoes_the_key_gets_it_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("PCBENCH_TEST_KEY", KEY)
+    with caplog.at_level(logging.DEBUG), Endpoint(echo, script=["401echo"]) as server:
+        reader = client(server.url, api_key_env="PCBENCH_TEST_KEY")
+        with pytest.raises(PcbenchError) as caught:
+            run_cell(reader, [Request("hello dlrow", 4)], tmp_path)
+    assert "HTTP 401" in str(caught.value)
+    assert KEY not in str(caught.value) and "Bearer ***" in str(caught.value)
+    assert not any(KEY in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("script", ["badusage", "nousage"])
+def test_a_usage_that_is_no_count_is_replaced_by_the_local_count(tmp_path: Path, script: str) -> None:
+    with Endpoint(echo, script=[script]) as server:
+        reader = client(server.url)
+        (record,) = run_cell(reader, [Request("say olleh", 4)], tmp_path)
+    prompt = reader.prompt(Request("say olleh", 4))
+    assert record["prompt_tokens"] == len(prompt.ids) and record["new_tokens"] == len(reader.tokenizer.encode("hello"))
+

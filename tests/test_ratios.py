@@ -24,6 +24,31 @@ def test_cl100k_is_openais_gpt35_tokenizer() -> None:
     assert openai_tokenizer("o200k").count(["Hello world"]) == [2]
 
 
+@pytest.mark.parametrize("name", ["cl100k", "o200k"])
+def test_openai_counts_are_exact_at_any_length(name: str) -> None:
+    """bpe-openai refuses 1,000,000 characters and 200,000 tokens per call; pieces cut where the
+    pre-tokenizer splits anyway give exactly the whole text's tokens, and any length counts."""
+    import random
+
+    from pcbench.core.tokenizer import bpe_pieces
+
+    tokenizer = openai_tokenizer(name)
+    rng = random.Random(0)
+    words = ["alpha", "beta.", "Gamma,", "42", "2024-12-06", "\n", "\n\n", "  ", "\t", "naïve", "“quoted”", "x" * 30]
+    text = " ".join(rng.choice(words) for _ in range(30000))
+    whole = list(tokenizer.encoding.encode_ordinary(text))  # under both limits: one call
+    for size in (997, 5000, 40000):
+        pieces = bpe_pieces(text, size)
+        assert "".join(pieces) == text and max(map(len, pieces)) <= size and len(pieces) > 1
+        assert [i for p in pieces for i in tokenizer.encoding.encode_ordinary(p)] == whole
+        one_line = text.replace("\n", " ")  # no newline to cut at: cut before a word's space
+        assert sum(len(tokenizer.encoding.encode_ordinary(p)) for p in bpe_pieces(one_line, size)) == \
+            len(tokenizer.encoding.encode_ordinary(one_line))
+    million = text * (1_100_000 // len(text) + 1)
+    assert len(million) > 1_000_000
+    assert tokenizer.count([million]) == [len(tokenizer.encode(million))] and len(tokenizer.encode(million)) > 200_000
+
+
 def budget(**knobs: object) -> Budget:
     base = {"rate": None, "target_tokens": None, "threshold": None, "budget_tokenizer": "reader",
             "budget_scope": "context"}

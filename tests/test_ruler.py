@@ -101,16 +101,25 @@ def test_input_without_question_stays_whole_with_a_warning(tmp_path: Path, caplo
     assert task.prompt(ex, "") == ""
 
 
-def test_outputs_as_list_literal_or_bare_string(tmp_path: Path) -> None:
+def test_outputs_as_a_list_or_a_list_literal_and_nothing_else(tmp_path: Path) -> None:
     rows = [
         {"index": 0, "input": INPUT, "outputs": ["v1", "v2"]},
         {"index": 1, "input": INPUT, "outputs": "['v1', 'v2']"},
-        {"index": 2, "input": INPUT, "outputs": "v2"},
-        {"index": 3, "input": INPUT, "outputs": "1234"},
+        {"index": 2, "input": INPUT, "outputs": [1234]},
     ]
     examples = ruler(write_jsonl(tmp_path / "r.jsonl", rows)).load()
-    assert [e.answers for e in examples] == [("v1", "v2"), ("v1", "v2"), ("v2",), ("1234",)]
+    assert [e.answers for e in examples] == [("v1", "v2"), ("v1", "v2"), ("1234",)]
     assert len(examples[0].evidence) == 2
+    # A bare value, a mapping, null, or a list holding null: taken as it came it would be a gold answer
+    # nobody wrote. A null input would be an empty prompt. Each is one line naming file and line.
+    for bad, needle in (({"outputs": "v2"}, "'outputs' is the string 'v2', which is no list"),
+                        ({"outputs": "1234"}, "'outputs' is int"), ({"outputs": {"a": 1}}, "'outputs' is dict"),
+                        ({"outputs": None}, "'outputs' is null"), ({"outputs": ["v", None]}, "'outputs' is list"),
+                        ({"input": None}, "'input' is null")):
+        path = write_jsonl(tmp_path / "bad.jsonl", [{"index": 0, "input": INPUT, "outputs": ["v"], **bad}])
+        with pytest.raises(PcbenchError, match="bad.jsonl: line 1: ") as caught:
+            ruler(path).load()
+        assert needle in str(caught.value), str(caught.value)
 
 
 def test_real_file_round_trips_every_prompt() -> None:

@@ -111,3 +111,21 @@ def test_unknown_metric_lists_the_ones_found() -> None:
     with pytest.raises(ValueError, match="found: f1, evidence_recall, avg, code"):
         resolve(table, "match")
     assert resolve(table, "code").column == "categories.code"
+
+
+def test_an_interval_holds_the_rounded_mean_shown_beside_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every example at F1 2/3: metrics.json says 66.67 (rounded), the bootstrap gives [66.666...,
+    66.666...]. The interval is widened to hold the mean, so error bars are never negative and the
+    report draws."""
+    from pcbench.analysis.plot import plot_tradeoff
+    from pcbench.analysis.stats import add_intervals
+
+    records = {"cell": [{"id": str(i), "scores": {"f1": 2 / 3}} for i in range(5)]}
+    table = pd.DataFrame({"path": ["cell"], "metrics.f1": [66.67], "variant": ["bm25"], "role": ["method"],
+                          "task_label": ["t"], "reader_label": ["r"], "kept_ratio": [0.5], "n_examples": [5]})
+    metric = Metric("f1", "metrics.f1", "score")
+    widened = add_intervals(table, records, [metric])
+    assert widened["metrics.f1.lo"][0] <= 66.67 <= widened["metrics.f1.hi"][0]
+    found = interval(plain(np.array([66.6666, 66.6666, 66.6666])))
+    assert found.lo <= found.mean <= found.hi
+    assert plot_tradeoff(widened, metric, tmp_path / "tradeoff").exists()

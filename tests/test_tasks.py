@@ -210,6 +210,33 @@ def test_hotpotqa_bad_record_names_file(tmp_path: Path) -> None:
         make("task", "hotpotqa", path=str(path)).load()
 
 
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"context": [["Alpha", "One sentence given as a string."]]}, "context paragraph 1 sentences are str"),
+    ({"context": [["Alpha", ["A sentence.", 12, None]]]}, "context paragraph 1 sentences are list"),
+    ({"context": [[None, ["A sentence."]]]}, "context paragraph 1 title is null"),
+    ({"context": [["Alpha"]]}, "context paragraph 1 is list"),
+    ({"supporting_facts": [["Alpha", "1"]]}, "supporting fact 1 sentence index is str"),
+    ({"supporting_facts": "Alpha"}, "supporting_facts are str"),
+])
+def test_hotpotqa_fields_of_the_wrong_type_are_one_line(tmp_path: Path, change: dict, needle: str) -> None:
+    """Sentences as one string were read character by character, numbers and nulls written into the
+    text, null titles became "None": each is now refused, naming the file, line and field."""
+    path = write_jsonl(tmp_path / "bad.jsonl", [{**OFFICIAL_RECORD, **change}])
+    with pytest.raises(PcbenchError) as caught:
+        make("task", "hotpotqa", path=str(path)).load()
+    message = str(caught.value)
+    assert "bad.jsonl: line 1: not in the HotpotQA schema" in message and needle in message and "\n" not in message
+
+
+def test_hotpotqa_facts_naming_nothing_are_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    facts = [["Alpha", 1], ["Germany", 0], ["Nowhere", 0], ["Germany", 99], ["Germany", -1]]
+    path = write_jsonl(tmp_path / "dev.jsonl", [{**OFFICIAL_RECORD, "supporting_facts": facts}])
+    with caplog.at_level("WARNING"):
+        (example,) = make("task", "hotpotqa", path=str(path)).load()
+    assert "3 supporting facts name no paragraph or a sentence past its end" in caplog.text
+    assert example.evidence == (" He was born in Germany.", "Germany's capital is Berlin.")
+
+
 def test_hotpotqa_shared_file() -> None:
     path = shared("hotpotqa/hotpot_dev_distractor_800.jsonl")
     task = make("task", "hotpotqa", path=str(path))
@@ -490,3 +517,26 @@ def test_records_and_lines_are_counted_from_one(tmp_path: Path) -> None:
     lines.write_text(json.dumps(OFFICIAL_RECORD) + "\n\n" + json.dumps({"question": "q"}) + "\n", encoding="utf-8")
     with pytest.raises(PcbenchError, match=r"dev\.jsonl: line 3: not in the HotpotQA schema"):
         make("task", "hotpotqa", path=str(lines)).load()
+
+
+@pytest.mark.parametrize(("ctxs", "needle"), [
+    (["a bare string"], "ctxs entry 1 is str; expected a {title, text} object"),
+    ([{"title": "t", "text": 12}], "ctxs entry 1 text is int"),
+    ("not a list", "ctxs is str"),
+])
+def test_nq_ctxs_of_the_wrong_shape_are_one_line(tmp_path: Path, ctxs: object, needle: str) -> None:
+    path = write_jsonl(tmp_path / "nq.jsonl", [{"question": "q?", "answers": ["a"], "ctxs": ctxs}])
+    with pytest.raises(PcbenchError, match="nq.jsonl: line 1: ") as caught:
+        make("task", "nq", path=str(path), num_documents=1, gold_position=0).load()
+    assert needle in str(caught.value)
+
+
+def test_records_nested_past_the_recursion_limit_are_one_line(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    as_list = tmp_path / "deep.json"
+    as_list.write_text(deep)
+    as_lines = tmp_path / "deep.jsonl"
+    as_lines.write_text('{"question": "q"}\n{"context": ' + deep + "}\n")
+    for path, where in ((as_list, "deep.json: nested too deeply"), (as_lines, "deep.jsonl: line 2: nested too deeply")):
+        with pytest.raises(PcbenchError, match=where):
+            read_records(path)

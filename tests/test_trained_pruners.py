@@ -5,6 +5,7 @@ tokenizers built here), plus a local folder carrying its own modeling code for t
 from __future__ import annotations
 
 import json
+import os
 import string
 import subprocess
 import sys
@@ -338,6 +339,31 @@ def test_remote_code_without_trust_is_one_line(tmp_path: Path, caplog: pytest.Lo
     assert [r.getMessage() for r in caplog.records if "trust_remote_code=true" in r.getMessage()]
 
 
+def test_a_local_folder_named_like_naver_s_id_runs_no_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """from_pretrained reads a local folder before the hub: a folder named like naver's published id,
+    holding its own modeling file, is trusted for where it comes from (here), not for its name."""
+    import shutil
+
+    (tmp_path / "built").mkdir()
+    folder = remote_folder(tmp_path / "built")
+    marker = tmp_path / "foreign-code-ran"
+    modeling = folder / "modeling_tinyprovence.py"
+    modeling.write_text(f"open({str(marker)!r}, 'w').close()\n" + modeling.read_text())
+    work = tmp_path / "work"
+    shutil.copytree(folder, work / "naver" / "provence-reranker-debertav3-v1")
+    monkeypatch.chdir(work)
+    published = "naver/provence-reranker-debertav3-v1"
+    with caplog.at_level("WARNING"):
+        out = make("compressor", "provence", model=published, device="cpu").compress(example(), env())
+    assert out.extras["implementation"] == "native" and not marker.exists()
+    assert any("has naver's name" in r.getMessage() for r in caplog.records)
+    with pytest.raises(PcbenchError, match="has naver's name") as error:
+        make("compressor", "provence", model=published, device="cpu", implementation="remote").compress(
+            example(), env())
+    assert "\n" not in str(error.value) and not marker.exists()
+
+
 def test_a_checkpoint_that_needs_nltk_data_is_one_line_before_any_example(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     folder = remote_folder(tmp_path)
@@ -517,6 +543,10 @@ def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path, capsys:
     log = capsys.readouterr().err
     assert "train: 16 steps" in log and "train: 16/16 steps (100%)" in log and "loss " in log and "\r" not in log
     summary = json.loads((out / "training.json").read_text())
+    mask = os.umask(0)
+    os.umask(mask)
+    for weights in (out / "model.safetensors", out / RANKING_FILE):  # the umask, as every result (not 0600)
+        assert weights.stat().st_mode & 0o777 == 0o666 & ~mask, weights
     losses = summary["losses"]
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4  # it learns
     assert (out / RANKING_FILE).exists() and (out / "checkpoint" / "config.json").exists()

@@ -130,7 +130,10 @@ class PcbenchSweeper(BasicSweeper):
         PROGRESS.update(total=len(jobs), started=time.monotonic(), finished=0)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as BasicSweeper does
+        # As BasicSweeper does, with credentials masked (core/redact.py), the escaped forms too.
+        from pcbench.core.redact import redact
+
+        (sweep_dir / "multirun.yaml").write_text(redact(OmegaConf.to_yaml(self.config)), encoding="utf-8")
         size = self.max_batch_size if self.max_batch_size and self.max_batch_size > 0 else len(jobs)
         remote = not isinstance(self.launcher, BasicLauncher)
         outcomes: List[Tuple[str, Optional[Path]]] = []

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from pcbench.core.results import complete
+from pcbench.core.results import complete, read_metrics
 
 # Knobs that change speed, not results (the cache keys leave them out too).
 RUNTIME_KNOBS = frozenset({"device", "batch_size", "compress_chunk"})
@@ -109,12 +109,9 @@ def read_cell(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     path = folder / "metrics.json"
     if not path.exists():
         return None, f"{folder}: unfinished (no metrics.json)"
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"{folder}: unreadable metrics.json ({type(exc).__name__})"
-    if not isinstance(metrics, dict):
-        return None, f"{folder}: metrics.json is not an object"
+    metrics, problem = read_metrics(folder)
+    if metrics is None:
+        return None, f"{folder}: left out ({problem})"
     status = metrics.get("status")
     if status != "finished":
         why = "no status: written before cells recorded their identity; rerun it" if status is None else status

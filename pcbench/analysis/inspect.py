@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import re
 import sys
 from dataclasses import dataclass, replace
@@ -28,7 +27,7 @@ from typing import Any
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import PASSAGE_SEPARATOR, Example
-from pcbench.core.results import read_predictions
+from pcbench.core.results import read_metrics, read_predictions
 
 _WORD = re.compile(r"\S+")
 
@@ -162,16 +161,14 @@ def load_cell(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     metrics_path = run / "metrics.json"
     if not run.is_dir():
         raise InspectError(f"{run} is not a folder; give a cell folder (it holds metrics.json)")
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not metrics_path.exists():
         failed = " (it failed: see error.txt)" if (run / "error.txt").exists() else ""
-        raise InspectError(f"{run} is not a finished cell: no metrics.json{failed}") from None
-    except ValueError:
-        raise InspectError(f"{metrics_path} is not valid JSON") from None
-    if not isinstance(metrics, dict) or metrics.get("status") != "finished":
-        status = metrics.get("status") if isinstance(metrics, dict) else "metrics.json is not an object"
-        raise InspectError(f"{run} is not a finished cell (status: {status})")
+        raise InspectError(f"{run} is not a finished cell: no metrics.json{failed}")
+    metrics, problem = read_metrics(run)
+    if metrics is None:
+        raise InspectError(str(problem))
+    if metrics.get("status") != "finished":
+        raise InspectError(f"{run} is not a finished cell (status: {metrics.get('status')})")
     records, problem = read_predictions(run)
     if problem and not records:
         raise InspectError(problem)
@@ -197,7 +194,11 @@ def task_node(run: Path, metrics: dict[str, Any]) -> Any:
     config = run / "config.yaml"
     if not config.exists():
         raise InspectError(f"{config} is missing: the original context cannot be rebuilt")
-    node = OmegaConf.load(config).task
+    try:
+        node = OmegaConf.load(config).task
+    except Exception as exc:  # YAML's errors (a NUL byte, a cut file), or no task in it
+        reason = " ".join(str(exc).split())[:120]
+        raise InspectError(f"{config} cannot be read ({type(exc).__name__}: {reason})") from None
     # A relative task.path is relative to where the cell ran (metrics.json's cwd), not to here.
     launched = str(metrics.get("cwd") or "")
     if launched and isinstance(node.get("path"), str) and not Path(node.path).expanduser().is_absolute():
@@ -332,17 +333,27 @@ def main(argv: list[str] | None = None) -> int:
     header = _header(run, metrics, record, position, summary(words), written)
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     for key, value in header:
-        print(f"{key:>10}: {value}")
+        print(f"{key:>10}: {visible(value)}")
     legend = ("kept plain · \x1b[2;9mdropped\x1b[0m · \x1b[1;4;32mevidence kept\x1b[0m · "
               "\x1b[4;9;31mevidence dropped\x1b[0m") if colour else "kept plain · [-dropped-] · «evidence»"
     print(f"{'legend':>10}: {legend}")
     if written:
-        print("-" * 80 + "\nwritten by the compressor (what the reader got):\n" + str(record["context"] or ""))
+        print("-" * 80 + "\nwritten by the compressor (what the reader got):\n" + visible(str(record["context"] or "")))
         print("-" * 80 + "\nsource:")
     else:
         print("-" * 80)
-    print(render_text(example.context, words, colour))
+    print(render_text(visible(example.context), words, colour))
     return 0
+
+
+# Terminal control characters (C0 but newline and tab, DEL, C1): in data they could retitle the window,
+# clear the screen or recolour the output, so each is shown as U+FFFD, one character for one, which
+# keeps the kept/dropped marks' offsets.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    return CONTROL.sub("\ufffd", text)
 
 
 if __name__ == "__main__":

@@ -644,7 +644,7 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     pages, page_notes = example_pages(table, metric, out, examples)
     files["html"] = html_page(table, metric, out, roots, collected.notes + page_notes, heatmap is not None, pages,
                               speed, in_tables)
-    return Report(table, metric, out, collected.notes, files)
+    return Report(table, metric, out, collected.notes + page_notes, files)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -675,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.table_metrics.split(",") if n.strip()] if args.table_metrics else None
     try:
+        if not str(args.out).strip():  # Path("") is the current folder: the report's files would land there
+            raise ReportError("--out='' is empty; give a folder for the report")
         style = Style(args.figure_width, args.palette, args.x_axis, args.bands)
         report = build_report(args.roots, args.metric, Path(args.out), style, args.examples, names)
     except (ReportError, StyleError) as exc:

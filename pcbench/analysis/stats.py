@@ -79,7 +79,8 @@ def interval(values: Values, n_boot: int = N_BOOT, seed: int = SEED, level: floa
     boot = _resampled_means(values.values[None, :], values.strata, values.stratum_weights, n_boot, rng)[0]
     alpha = (1 - level) / 2
     lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-    return Interval(values.mean, float(lo), float(hi), n)
+    # The interval holds its own point estimate, whatever the quantiles' floating-point error.
+    return Interval(values.mean, min(float(lo), values.mean), max(float(hi), values.mean), n)
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,15 @@ def add_intervals(table: pd.DataFrame, records: dict[str, list[dict[str, Any]]],
     table = table.copy()
     for metric in metrics:
         lo, hi = [], []
-        for path in table["path"]:
+        shown = table[metric.column] if metric.column in table else pd.Series(math.nan, index=table.index)
+        for path, mean in zip(table["path"], shown):
             values = per_example(records[path], metric)
             found = interval(values) if values is not None else None
-            lo.append(found.lo if found else math.nan)
-            hi.append(found.hi if found else math.nan)
+            # metrics.json rounds its means (x100, 2 decimals): every score 2/3 gives 66.67 beside an
+            # interval [66.666..., 66.666...]. The interval is widened to hold the mean shown with it.
+            mean = float(mean) if mean is not None and not pd.isna(mean) else math.nan
+            lo.append(min(found.lo, mean) if found and not math.isnan(mean) else found.lo if found else math.nan)
+            hi.append(max(found.hi, mean) if found and not math.isnan(mean) else found.hi if found else math.nan)
         table[f"{metric.column}.lo"] = lo
         table[f"{metric.column}.hi"] = hi
     return table

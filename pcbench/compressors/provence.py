@@ -65,6 +65,11 @@ log = logging.getLogger(__name__)
 PUBLISHED = ("naver/provence-reranker-debertav3-v1", "naver/xprovence-reranker-bgem3-v1")
 
 
+def shadowed(name: str) -> bool:
+    """A hub id that a local file or folder of the same name would stand in for when loaded."""
+    return Path(name).expanduser().exists()
+
+
 def load_remote(path: str, spec: ModelSpec, device: str) -> Any:
     """The checkpoint's own model class (its modeling file), which brings `process()`."""
     from transformers import AutoModel
@@ -152,8 +157,11 @@ class Provence(ScoredCompressor):
     # --- which implementation -----------------------------------------------------------------
 
     def trusted(self) -> bool:
-        """Run the checkpoint's own code? Only for the authors' published ids, or when the user says so."""
-        return self.trust_remote_code or self.model in PUBLISHED
+        """Run the checkpoint's own code? When the user says so, or for the authors' published ids
+        fetched from the hub. Trust follows where the files come from, not what the name says:
+        `from_pretrained` reads a local folder of the same name first, so a folder named
+        `naver/provence-reranker-debertav3-v1` under the working folder is anyone's code."""
+        return self.trust_remote_code or (self.model in PUBLISHED and not shadowed(self.model))
 
     def _spec(self, trust: bool) -> ModelSpec:
         return ModelSpec(self.model, self.revision, self.dtype, self.device, trust)
@@ -174,9 +182,11 @@ class Provence(ScoredCompressor):
                 why = (f"compressor.model={self.model!r} ships no modeling code (no auto_map in its config.json); "
                        "use compressor.implementation=native")
             elif not self.trusted():
+                where = (f" (a local folder {Path(self.model).expanduser().resolve()} has naver's name, so it is not "
+                         "naver's published checkpoint)") if shadowed(self.model) else ""
                 why = (f"compressor.model={self.model!r} ships its own modeling code (auto_map in config.json), which "
-                       "runs only for naver's published checkpoints or with compressor.trust_remote_code=true; not "
-                       "running it")
+                       f"runs only for naver's published checkpoints from the hub or with "
+                       f"compressor.trust_remote_code=true{where}; not running it")
             elif self.threshold is None:
                 why = _REMOTE_BUDGET
             elif self.level == "passage":

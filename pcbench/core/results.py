@@ -69,3 +69,41 @@ def complete(folder: Path, expected: Any) -> str | None:
     if len(records) != expected:
         return f"{folder / 'predictions.jsonl'} holds {len(records)} records, metrics.json counts {expected}"
     return None
+
+
+# What a finished metrics.json holds, by key, as the readers of it rely on: a file of another shape
+# (edited by hand, cut, written by something else) is left out with a note, never a traceback.
+_MAPPINGS = ("identity", "environment", "compressor_info", "requested", "seconds", "cache_hits")
+
+
+def read_metrics(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(metrics, None) for a readable metrics.json of the expected shape, else (None, what is wrong)."""
+    path = folder / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, f"{path} is missing"
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        return None, f"{path} is unreadable ({type(exc).__name__})"
+    problem = metrics_problem(metrics)
+    return (None, f"{path}: {problem}") if problem else (metrics, None)
+
+
+def metrics_problem(metrics: Any) -> str | None:
+    """What is wrong with the shape of a metrics.json's content, or None."""
+    if not isinstance(metrics, dict):
+        return f"not an object but a {type(metrics).__name__}"
+    if not isinstance(metrics.get("status", ""), str):
+        return "status is not a string"
+    n = metrics.get("n_examples", 0)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        return f"n_examples is {n!r}, not a count"
+    for key in _MAPPINGS:
+        if key in metrics and metrics[key] is not None and not isinstance(metrics[key], dict):
+            return f"{key} is a {type(metrics[key]).__name__}, not an object"
+    identity = metrics.get("identity") or {}
+    for key, value in identity.items():
+        if key in ("task", "compressor", "reader", "variant", "git") and value is not None \
+                and not isinstance(value, dict):
+            return f"identity.{key} is a {type(value).__name__}, not an object"
+    return None

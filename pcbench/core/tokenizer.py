@@ -52,7 +52,7 @@ class OpenAITokenizer:
         self.encoding = bpe_openai.get_encoding(OPENAI_ENCODINGS.get(name, name))
 
     def encode(self, text: str) -> list[int]:
-        return list(self.encoding.encode_ordinary(text)) if text else []
+        return [i for piece in bpe_pieces(text) for i in self.encoding.encode_ordinary(piece)]
 
     def decode(self, ids: list[int]) -> str:
         return str(self.encoding.decode(list(ids))) if ids else ""
@@ -60,7 +60,36 @@ class OpenAITokenizer:
     def count(self, texts: list[str]) -> list[int]:
         # One text after another: the package's batch call starts a thread pool per call, which costs
         # more than it saves for the few texts a call here holds.
-        return [len(self.encoding.encode_ordinary(text)) if text else 0 for text in texts]
+        return [sum(len(self.encoding.encode_ordinary(piece)) for piece in bpe_pieces(text)) for text in texts]
+
+
+# bpe-openai refuses a string of 1,000,000 characters or more, and a call giving over 200,000 tokens.
+# A piece of at most this many characters gives at most as many tokens, under both limits.
+PIECE_CHARS = 150_000
+
+
+def bpe_pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
+    """`text` cut into pieces of at most `size` characters where OpenAI's pre-tokenizer splits anyway,
+    so that encoding the pieces one by one gives exactly the tokens of the whole: after a run of
+    newlines before a non-space character, else before a space that starts a word (" word" is one
+    pre-token), else (a run of `size` characters with neither) anywhere, where the count can be off
+    by a token at the seam."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        window = text[start:start + size]
+        cut = max(window.rfind("\n", 0, size - 1), -1)
+        while cut > 0 and window[cut + 1:cut + 2].isspace():  # the end of a run of blank lines
+            cut = window.rfind("\n", 0, cut)
+        if cut > 0:
+            cut += 1
+        else:
+            cut = next((i for i in range(size - 1, 0, -1) if window[i] == " " and not window[i - 1].isspace()
+                        and not window[i + 1:i + 2].isspace()), size)
+        pieces.append(text[start:start + cut])
+        start += cut
+    if start < len(text) or not pieces:
+        pieces.append(text[start:])
+    return [piece for piece in pieces if piece]
 
 
 @lru_cache(maxsize=4)

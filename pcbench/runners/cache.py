@@ -65,6 +65,11 @@ STALE_SECONDS = 3600
 # How often a cache open may look for such leftovers: at most once an hour per cache, across
 # every process sharing it (a marker file's mtime says when it last happened).
 SWEEP_MARKER = ".last-temporary-sweep"
+# What proves a folder is a cache before anything under it is deleted: the Cache Directory Tagging
+# convention's file (backup tools skip such folders too), written when a cache is first opened.
+CACHE_TAG = "CACHEDIR.TAG"
+TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+ENTRY_NAME = re.compile(r"^([0-9a-f]{2})[0-9a-f]{62}\.json$")
 # What this process has already warned about ("unreadable", "newer"), so each is said once.
 _WARNED: set[str] = set()
 
@@ -145,6 +150,13 @@ class Cache:
             os.unlink(probe)
         except OSError as exc:
             raise PcbenchError(f"cache_dir={self.root} is not writable ({exc.strerror or exc}); {hint}") from None
+        tag = self.root / CACHE_TAG
+        if not is_cache(self.root):
+            try:
+                tag.write_text(f"{TAG_SIGNATURE}\n# A pcbench cache (https://bford.info/cachedir/): pcbench-cache "
+                               "deletes files only under a folder holding this tag.\n", encoding="utf-8")
+            except OSError:
+                pass  # the probe above wrote: a race with another process writing the same tag
 
     def _sweep_temporaries(self) -> None:
         """Remove killed writers' `.tmp-*` files, at most hourly per cache and off the caller's path.
@@ -371,8 +383,25 @@ def _newer_on_disk(path: Path) -> bool:
 # -- the command line: stats, prune, show ------------------------------------------------------
 
 
+def is_cache(root: Path) -> bool:
+    """Does `root` hold a cache's tag (CACHE_TAG)? Nothing is deleted under a folder that does not."""
+    try:
+        return (root / CACHE_TAG).read_text(encoding="utf-8", errors="replace").startswith(TAG_SIGNATURE)
+    except OSError:
+        return False
+
+
+def require_cache(root: Path) -> None:
+    """One line, and nothing deleted, for a --root that is not a cache (a project folder, a typo)."""
+    if not is_cache(root):
+        raise PcbenchError(f"{root} is not a pcbench cache (no {CACHE_TAG} in it), so nothing was deleted; give the "
+                           "cache folder (--root, PCBENCH_CACHE or ~/.cache/pcbench). A cache made before pcbench "
+                           "0.2.0 gets its tag the next time a cell uses it")
+
+
 def entries(root: Path, stage: str | None = None) -> Iterator[tuple[str, Path]]:
-    """(stage, path) of every entry file under root (temporary files of running writers skipped)."""
+    """(stage, path) of every entry file under root: `STAGE/ab/ab<62 hex>.json`, so nothing else that
+    a folder holds (a package.json, temporary files of running writers) is ever taken for one."""
     if not root.is_dir():
         return
     stages = [root / stage] if stage else sorted(p for p in root.iterdir() if p.is_dir())
@@ -380,7 +409,8 @@ def entries(root: Path, stage: str | None = None) -> Iterator[tuple[str, Path]]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*/*.json")):
-            if not path.name.startswith("."):
+            match = ENTRY_NAME.match(path.name)
+            if match is not None and match.group(1) == path.parent.name:
                 yield folder.name, path
 
 
@@ -472,6 +502,7 @@ def prune(root: Path, older_than_days: float | None = None, compressor: str | No
     miss), files that vanish meanwhile are skipped, and running writers' temporary files are left
     alone unless older than an hour (leftovers of killed runs).
     """
+    require_cache(root)
     cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
     wanted = compressor_targets(compressor) if compressor else None
     report = {"deleted": 0, "bytes": 0, "kept": 0, "no_stored_key": 0, "stale_temporary": 0}
@@ -530,8 +561,9 @@ def remove_stale_temporaries(folder: Path, pattern: str, dry_run: bool = False,
 
 
 def remove_cache_temporaries(root: Path, dry_run: bool = False) -> int:
-    """Stale `.tmp-*` files of every stage folder of a cache (see remove_stale_temporaries)."""
-    if not root.is_dir():
+    """Stale `.tmp-*` files of every stage folder of a cache (see remove_stale_temporaries); none
+    under a folder that is not a tagged cache."""
+    if not root.is_dir() or not is_cache(root):
         return 0
     return remove_stale_temporaries(root, "*/*/.tmp-*", dry_run)
 
@@ -599,6 +631,7 @@ def _run(args: argparse.Namespace, root: Path) -> int:
             check_stage(root, args.stage)
         if args.compressor is not None:
             check_compressor(args.compressor)
+        require_cache(root)
         verb = "would delete" if args.dry_run else "deleted"
         if args.older_than is None and args.compressor is None and args.stage is None:
             # No filter: entries are all kept (deleting every entry takes an explicit --older-than 0);

@@ -98,7 +98,11 @@ def cli(main: Callable[[], object]) -> int:
         repeated = repeated_override(sys.argv[1:])
         if repeated:
             raise PcbenchError(repeated)
+        check_study(sys.argv[1:])
         main()
+    except KeyboardInterrupt:
+        print(interrupted_line(), file=sys.stderr, flush=True)
+        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     except Exception as exc:
         message = one_line(exc, _task_code(main))
         if message is None:
@@ -117,6 +121,29 @@ def cli(main: Callable[[], object]) -> int:
     if not FAILED:
         return 0
     return 1 if any(bug for _, bug in FAILED) else 2
+
+
+def interrupted_line() -> str:
+    """What Ctrl-C leaves: how far a sweep got, and that nothing finished is lost."""
+    finished = int(PROGRESS.get("finished", 0))
+    total = int(PROGRESS.get("total", 0))
+    failed = len(FAILED)
+    so_far = f"sweep: {finished} of {total} cells ended ({failed} failed) before the interrupt; " if total else ""
+    return (f"interrupted: {so_far}finished cells are kept and the cache holds the rest of the work; "
+            "the same command again goes on from there")
+
+
+def check_study(arguments: list[str]) -> None:
+    """`study=../../x` refused before Hydra makes the run folder (it writes .hydra/ and run.log there
+    before any config check runs); each value of a swept `study=a,b` too."""
+    from pcbench.runners.build import PLAIN_NAME
+
+    for argument in arguments:
+        key, sep, value = argument.partition("=")
+        if sep and key.lstrip("+~") == "study":
+            for name in value.split(","):
+                if not PLAIN_NAME.allows(name):
+                    raise PcbenchError(f"study={name!r} is not allowed; allowed: {PLAIN_NAME.meaning}")
 
 
 def repeated_override(arguments: list[str]) -> str | None:

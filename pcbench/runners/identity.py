@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pcbench.conf import CONF_DIR
+from pcbench.core.redact import redact
 from pcbench.runners.cache import digest
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -38,10 +39,13 @@ def cell_dir(overrides: str) -> str:
 
 
 def _short_path(item: str) -> str:
+    """A path or URL value as its last part and a short hash of the whole; a credential in it (a URL's
+    user-info, an `api_key=` query) never reaches the folder's name, though the hash still tells two
+    endpoints apart."""
     key, sep, value = item.partition("=")
-    if not sep or "/" not in value:
+    if not sep or ("/" not in value and redact(value) == value):
         return item
-    return f"{key}={Path(value).name or 'path'}-{hashlib.sha256(value.encode()).hexdigest()[:6]}"
+    return f"{key}={Path(redact(value)).name or 'path'}-{hashlib.sha256(value.encode()).hexdigest()[:6]}"
 
 
 # Hydra resolves the run and sweep folders (conf/config.yaml) with this; registered on import,

@@ -17,7 +17,7 @@ from typing import Any
 from pcbench.core.example import Example
 from pcbench.core.files import write_atomically
 from pcbench.core.redact import redact_value
-from pcbench.core.results import complete
+from pcbench.core.results import complete, read_metrics
 from pcbench.runners.diagnostics import yes_no_only
 from pcbench.tasks.base import Task
 
@@ -187,13 +187,10 @@ def finished(out_dir: Path, cell_key: str) -> dict[str, Any] | None:
     Finished means metrics.json says so and predictions.jsonl holds one readable record for each of
     its examples: a folder whose records were cut, garbled or mixed with another run's is redone.
     """
-    try:
-        metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    metrics, _ = read_metrics(out_dir)  # a damaged or foreign file: not finished, so the cell is redone
+    if metrics is None or metrics.get("status") != "finished":
         return None
-    if not isinstance(metrics, dict) or metrics.get("status") != "finished":
-        return None
-    if metrics.get("identity", {}).get("cell_key") != cell_key:
+    if (metrics.get("identity") or {}).get("cell_key") != cell_key:
         return None
     return metrics if complete(out_dir, metrics.get("n_examples")) is None else None
 

@@ -31,6 +31,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -123,6 +124,8 @@ def check(args: argparse.Namespace) -> None:
     device_problem = DeviceName().problem(args.device)
     if device_problem:
         raise PcbenchError(f"--device={args.device!r} is not allowed; allowed: {device_problem}")
+    if not str(args.out).strip():  # Path("") is the current folder: a trainer would write its files there
+        raise PcbenchError("--out='' is empty; give a folder for the trained pruner")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise PcbenchError(f"--out={out} is a file, not a folder; give a folder for the trained pruner")
@@ -507,6 +510,17 @@ def save(folder: Path, model: Any, ranking: Any, tokenizer: Any, save_file: Any,
     if ranking is not None:
         state = {k: v.detach().cpu().contiguous() for k, v in ranking.state_dict().items()}
         save_file(state, str(folder / ranking_file))
+    follow_umask(folder)
+
+
+def follow_umask(folder: Path) -> None:
+    """The files in `folder` readable as the user's umask says, as every result pcbench writes: the
+    weights' writer creates them 0600, so a group-shared project could not read its own pruner."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for file in folder.iterdir():
+        if file.is_file():
+            file.chmod(0o666 & ~mask)
 
 
 # --- evaluation -----------------------------------------------------------------------------------

@@ -57,6 +57,10 @@ class HotpotQATask(Task):
             source = f"{self.hub_id}/{self.hub_config}:{self.split}"
             records = [(hub_origin(source, i), record) for i, record in enumerate(self._hub_records())]
         examples = [example_from_record(record, origin, index) for index, (origin, record) in enumerate(records)]
+        unmatched = sum(unmatched_facts(record) for _, record in records)
+        if unmatched:
+            log.warning("%s: %d supporting facts name no paragraph or a sentence past its end; they give no "
+                        "evidence (evidence recall leaves them out)", source, unmatched)
         refuse_duplicate_ids([e.id for e in examples], [origin for origin, _ in records], source)
         return drop_unaskable(examples, source)
 
@@ -98,6 +102,8 @@ def example_from_record(record: dict[str, Any], origin: str, index: int) -> Exam
         paragraphs = _paragraphs(record["context"])
         facts = _supporting_facts(record.get("supporting_facts", []))
         question = text_field(origin, record, "question")
+    except SchemaError as err:
+        raise PcbenchError(f"{origin}: not in the HotpotQA schema: {err}") from None
     except (KeyError, TypeError, ValueError) as err:
         raise PcbenchError(
             f"{origin}: not in the HotpotQA schema (context or supporting_facts: {type(err).__name__}: {err})"
@@ -107,7 +113,6 @@ def example_from_record(record: dict[str, Any], origin: str, index: int) -> Exam
     for title, sentences in paragraphs:
         if not "".join(sentences).strip():
             continue  # an empty paragraph adds nothing but a stray title
-        # A supporting fact whose sent_id is out of range is skipped: the official data has a few.
         evidence = tuple(sentences[i] for t, i in facts if t == title and 0 <= i < len(sentences))
         passages.append(
             Passage(
@@ -128,13 +133,61 @@ def example_from_record(record: dict[str, Any], origin: str, index: int) -> Exam
     )
 
 
+class SchemaError(ValueError):
+    """A field of the wrong type, said in words (which field, what it is, what was expected)."""
+
+
+def unmatched_facts(record: dict[str, Any]) -> int:
+    """Supporting facts of a record (already read by example_from_record) that name no paragraph, or
+    a sentence past its end: they give no evidence. The official data has a few; read() counts them."""
+    lengths = {title: len(sentences) for title, sentences in _paragraphs(record["context"])}
+    return sum(not 0 <= i < lengths.get(t, 0) for t, i in _supporting_facts(record.get("supporting_facts", [])))
+
+
+def _shown(value: Any) -> str:
+    import json
+
+    return f"{'null' if value is None else type(value).__name__} {json.dumps(value, default=str)[:40]}"
+
+
+def _title(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise SchemaError(f"{where} title is {_shown(value)}; expected a string")
+    return value
+
+
+def _sentences(value: Any, where: str) -> list[str]:
+    """A paragraph's sentences: a list of strings. A string would be read character by character
+    (its words glued), numbers or nulls would be written into the text: refused."""
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise SchemaError(f"{where} sentences are {_shown(value)}; expected a list of strings")
+    return value
+
+
 def _paragraphs(context: Any) -> list[tuple[str, list[str]]]:
     if isinstance(context, dict):  # hub: {"title": [...], "sentences": [[...], ...]}
-        return [(str(t), [str(s) for s in ss]) for t, ss in zip(context["title"], context["sentences"], strict=True)]
-    return [(str(title), [str(s) for s in sentences]) for title, sentences in context]
+        pairs = list(zip(context["title"], context["sentences"], strict=True))
+    elif isinstance(context, list):
+        pairs = []
+        for n, item in enumerate(context, start=1):
+            if not isinstance(item, list) or len(item) != 2:
+                raise SchemaError(f"context paragraph {n} is {_shown(item)}; expected [title, [sentences]]")
+            pairs.append((item[0], item[1]))
+    else:
+        raise SchemaError(f"context is {_shown(context)}; expected a list of [title, [sentences]]")
+    return [(_title(t, f"context paragraph {n}"), _sentences(ss, f"context paragraph {n}"))
+            for n, (t, ss) in enumerate(pairs, start=1)]
 
 
 def _supporting_facts(facts: Any) -> list[tuple[str, int]]:
     if isinstance(facts, dict):  # hub: {"title": [...], "sent_id": [...]}
-        return [(str(t), int(i)) for t, i in zip(facts["title"], facts["sent_id"], strict=True)]
-    return [(str(title), int(sent_id)) for title, sent_id in facts]
+        pairs = list(zip(facts["title"], facts["sent_id"], strict=True))
+    elif isinstance(facts, list) and all(isinstance(f, list) and len(f) == 2 for f in facts):
+        pairs = [(f[0], f[1]) for f in facts]
+    else:
+        raise SchemaError(f"supporting_facts are {_shown(facts)}; expected a list of [title, sentence index]")
+    for n, (title, sent_id) in enumerate(pairs, start=1):
+        _title(title, f"supporting fact {n}")
+        if not isinstance(sent_id, int) or isinstance(sent_id, bool):
+            raise SchemaError(f"supporting fact {n} sentence index is {_shown(sent_id)}; expected an integer")
+    return [(str(t), int(i)) for t, i in pairs]

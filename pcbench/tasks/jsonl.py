@@ -65,6 +65,9 @@ def _json_list(file: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise PcbenchError(f"{file}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise PcbenchError(f"{file}: nested too deeply to read (brackets inside brackets past Python's "
+                           "recursion limit); no task file has such records") from None
     out = []
     for number, record in enumerate(data, start=1):
         if not isinstance(record, dict):
@@ -82,6 +85,9 @@ def json_lines(file: Path, lines: Iterable[str]) -> Iterator[tuple[str, dict[str
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise PcbenchError(f"{file}: line {lineno}: not valid JSON ({err.msg})") from None
+        except RecursionError:
+            raise PcbenchError(f"{file}: line {lineno}: nested too deeply to read (brackets inside brackets past "
+                               "Python's recursion limit); no task file has such records") from None
         if not isinstance(record, dict):
             raise PcbenchError(f"{file}: line {lineno}: a {type(record).__name__}, expected a JSON object")
         yield f"{file}: line {lineno}", record

@@ -25,7 +25,15 @@ from pcbench.core.knobs import Range
 from pcbench.core.local_models import hub_reachable
 from pcbench.core.requests import Request, context_end
 from pcbench.tasks.base import Task
-from pcbench.tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys, text_list
+from pcbench.tasks.jsonl import (
+    drop_unaskable,
+    folder_problem,
+    hub_origin,
+    json_lines,
+    refuse_duplicate_ids,
+    require_keys,
+    text_list,
+)
 from pcbench.tasks.longbench_protocol import (
     ALL,
     CATEGORIES,
@@ -97,10 +105,15 @@ class LongBenchTask(Task):
 
     def read(self) -> list[Example]:
         examples: list[Example] = []
+        origins: list[str] = []
         for dataset in self.datasets:
             name = self.config_name(dataset)
             rows = self._local_rows(name) if self.path is not None else self._hub_rows(name)
-            examples.extend(self._example(dataset, name, index, row, where) for index, (where, row) in enumerate(rows))
+            for index, (where, row) in enumerate(rows):
+                examples.append(self._example(dataset, name, index, row, where))
+                origins.append(where)
+        # Ids pair examples across cells (paired tests, the inspector): a file repeating an `_id` is refused.
+        refuse_duplicate_ids([e.id for e in examples], origins, str(self.path or self.hub_id))
         return examples
 
     def load(self) -> list[Example]:
@@ -160,9 +173,12 @@ class LongBenchTask(Task):
     def _example(self, dataset: str, name: str, index: int, row: dict[str, Any], where: str) -> Example:
         require_keys(where, row, _REQUIRED, "LongBench")
         answers = text_list(where, row, "answers")
-        if not isinstance(row["input"], str | None) or not isinstance(row["context"], str | None):
-            raise PcbenchError(f"{where}: input and context must be strings (input is "
-                               f"{type(row['input']).__name__}, context {type(row['context']).__name__})")
+        # Strings, "" where a dataset has no question (gov_report, lcc): null would be asked as an empty
+        # question without a word, so it is refused like any other type.
+        if not isinstance(row["input"], str) or not isinstance(row["context"], str):
+            shown = {k: "null" if row[k] is None else type(row[k]).__name__ for k in ("input", "context")}
+            raise PcbenchError(f"{where}: input and context must be strings, \"\" where there is none (input is "
+                               f"{shown['input']}, context {shown['context']})")
         all_classes = row.get("all_classes")
         _id = row.get("_id")
         return Example(

@@ -68,6 +68,7 @@ class NQTask(Task):
             pairs = records_with_origins(self.path)
             for origin, record in pairs:
                 require_keys(origin, record, REQUIRED, "NQ-open (multi-document)")
+                check_ctxs(origin, record["ctxs"])
             records, origins = [record for _, record in pairs], [origin for origin, _ in pairs]
         else:
             records, source = [record_from_hub_row(row) for row in self._hub_rows()], f"{self.hub_id}:{self.split}"
@@ -131,6 +132,18 @@ def record_from_hub_row(row: dict[str, Any]) -> dict[str, Any]:
         "answers": row.get("answers", []),
         "ctxs": [ctx] if text.strip() else [],
     }
+
+
+def check_ctxs(origin: str, ctxs: Any) -> None:
+    """`ctxs`: a list of {title, text, ...} objects with string text (and title, when given)."""
+    if not isinstance(ctxs, list):
+        raise PcbenchError(f"{origin}: ctxs is {type(ctxs).__name__}; expected a list of {{title, text}} objects")
+    for n, ctx in enumerate(ctxs, start=1):
+        if not isinstance(ctx, dict):
+            raise PcbenchError(f"{origin}: ctxs entry {n} is {type(ctx).__name__}; expected a {{title, text}} object")
+        for key in ("text", "title"):
+            if key in ctx and ctx[key] is not None and not isinstance(ctx[key], str):
+                raise PcbenchError(f"{origin}: ctxs entry {n} {key} is {type(ctx[key]).__name__}; expected a string")
 
 
 def _gold_passage(record: dict[str, Any]) -> Passage | None:

@@ -194,7 +194,10 @@ class RulerTask(RulerPrompt, Task):
 
     def _example(self, position: int, row: dict[str, Any], where: str) -> tuple[Example, bool]:
         answers = _outputs(row["outputs"], where)
-        text = str(row["input"])
+        if not isinstance(row["input"], str):  # null would be asked as an empty prompt
+            shown = "null" if row["input"] is None else type(row["input"]).__name__
+            raise PcbenchError(f"{where}: 'input' is {shown}; expected the prompt as a string")
+        text = row["input"]
         parts = split_input(text)
         found = parts is not None
         if parts is None:  # keep everything, so the prompt is still exactly the input
@@ -219,14 +222,18 @@ class RulerTask(RulerPrompt, Task):
 
 
 def _outputs(raw: Any, where: str) -> tuple[str, ...]:
-    """RULER writes `outputs` as a list; some exports store it as the string of a Python list."""
+    """RULER writes `outputs` as a list; some exports store it as the string of a Python list. Anything
+    else (a bare string, a number, a mapping, null, a list holding lists or nulls) is refused: taken
+    as it came, it would become a gold answer nobody wrote."""
     value = raw
     if isinstance(raw, str):
         try:
-            parsed = ast.literal_eval(raw)
+            value = ast.literal_eval(raw)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
-            parsed = None
-        value = parsed if isinstance(parsed, (list, tuple)) else [raw]  # else: one bare value
-    if not isinstance(value, (list, tuple)):
-        raise PcbenchError(f"{where}: 'outputs' must be a list of strings, got {type(value).__name__}")
+            raise PcbenchError(f"{where}: 'outputs' is the string {raw[:40]!r}, which is no list; expected a list "
+                               "of strings (or the string of one, as some RULER exports write it)") from None
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in value):
+        shown = "null" if value is None else type(value).__name__
+        raise PcbenchError(f"{where}: 'outputs' is {shown} {str(value)[:40]!r}; expected a list of strings")
     return tuple(str(v) for v in value)
