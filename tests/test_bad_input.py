@@ -114,7 +114,8 @@ CASES = [
     # -- inspect ---------------------------------------------------------------------------------
     Case("inspect-cut", "inspect", ["{data}/cut/cell"], "warn", ["predictions.jsonl line 2", "cut"]),
     Case("inspect-no-predictions", "inspect", ["{data}/nopred/cell"], "error", ["predictions.jsonl is missing"]),
-    Case("inspect-bad-metrics", "inspect", ["{data}/badmetrics/cell"], "error", ["metrics.json is unreadable (JSONDecodeError)"]),
+    Case("inspect-bad-metrics", "inspect", ["{data}/badmetrics/cell"], "error",
+         ["metrics.json is unreadable (JSONDecodeError)"]),
     Case("inspect-html-file-in-the-way", "inspect", ["{data}/good/cell", "--html", "{data}/a_file/x.html"], "error",
          ["a_file"]),
     Case("inspect-elsewhere", "inspect", ["{data}/good/cell"], "ok"),
