@@ -23,6 +23,16 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     return path
 
 
+def one_cell(tmp_path: Path, data: Path, *overrides: str) -> dict[str, Any]:
+    """A reader-free cell of task=custom on `data` through run.py; its first record."""
+    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "task=custom", f"task.path={data}", *overrides,
+                             "reader=none", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return dict(json.loads((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()[0]))
+
+
 def custom(path: Path, **knobs: Any) -> Any:
     return make("task", "custom", path=str(path), **knobs)
 
@@ -132,13 +142,7 @@ def test_a_cell_on_own_data_from_the_command_line(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "qa.jsonl", [
         {"question": "Where is the mill?", "answers": ["Dee"], "evidence": ["The mill is on the Dee."],
          "context": [{"title": "Mill", "text": "The mill is on the Dee."}, {"title": "Town", "text": "A market."}]}])
-    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "task=custom", f"task.path={data}",
-                             "task.fields.evidence=evidence", "compressor=oracle", "reader=none",
-                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    record = json.loads((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()[0])
+    record = one_cell(tmp_path, data, "task.fields.evidence=evidence", "compressor=oracle")
     assert record["context"] == "Mill\nThe mill is on the Dee." and record["evidence_recall"] == 1.0
 
 
@@ -149,7 +153,8 @@ def test_a_hub_dataset_is_read_at_its_pinned_revision_with_nested_fields(monkeyp
 
     calls: list[dict[str, Any]] = []
 
-    def fake_load(hub_id: str, config: str | None, split: str, revision: str | None) -> list[dict[str, Any]]:
+    def fake_load(hub_id: str, config: str | None = None, *, split: str,
+                  revision: str | None = None) -> list[dict[str, Any]]:
         calls.append({"id": hub_id, "config": config, "split": split, "revision": revision})
         return [{"id": "5733be28", "question": "To whom did the Virgin Mary appear?", "context": "It is a replica. "
                  "The Virgin Mary appeared to Saint Bernadette Soubirous in 1858.",
@@ -184,12 +189,6 @@ def test_a_million_character_context_runs_through_a_cell(tmp_path: Path) -> None
     assert len(context) > 1_000_000
     data = write_jsonl(tmp_path / "long.jsonl", [{"question": "Who was the lighthouse keeper?", "context": context,
                                                   "answers": ["Ada Quill"]}])
-    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "task=custom", f"task.path={data}",
-                             "compressor=bm25", "compressor.rate=0.01", "reader=none",
-                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-2000:]
-    record = json.loads((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()[0])
+    record = one_cell(tmp_path, data, "compressor=bm25", "compressor.rate=0.01")
     assert record["answer_in_context"] == 1.0 and 0 < record["kept_ratio"] <= 0.01
     assert 0 < record["kept_ratio_cl100k"] < 0.05 and record["original_tokens"] > 200_000

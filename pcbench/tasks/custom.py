@@ -11,9 +11,8 @@ from typing import Any
 
 from pcbench.core.errors import PcbenchError, closest
 from pcbench.core.example import Example, Passage
-from pcbench.core.local_models import hub_reachable
 from pcbench.tasks.base import Task
-from pcbench.tasks.jsonl import drop_unaskable, hub_origin, records_with_origins, refuse_duplicate_ids
+from pcbench.tasks.jsonl import drop_unaskable, hub_origin, hub_rows, records_with_origins, refuse_duplicate_ids
 
 log = logging.getLogger(__name__)
 
@@ -194,21 +193,10 @@ class CustomTask(Task):
         return marked, misses
 
     def _hub_rows(self) -> list[dict[str, Any]]:
-        from datasets import load_dataset  # slow import; only the hub path needs it
-
         if self.revision is None:
             log.warning("task.hub_id=%s has no task.revision: the numbers change when the dataset does; "
                         "pin a commit or tag", self.hub_id)
-        try:
-            hub_reachable()  # offline: fail at once, not after retries
-            dataset = load_dataset(self.hub_id, self.hub_config, split=self.split, revision=self.revision)
-        except Exception as err:  # datasets raises many types (offline, missing config, bad split)
-            raise PcbenchError(
-                f"cannot load {self.hub_id} (config {self.hub_config}, split {self.split}, revision {self.revision}) "
-                f"from the hub: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
-                "pass a local file with task.path=..."
-            ) from None
-        return [dict(row) for row in dataset]
+        return hub_rows(str(self.hub_id), self.hub_config, self.split, self.revision)
 
 
 def _is_csv(path: str) -> bool:

@@ -23,11 +23,11 @@ from typing import Any
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
-from pcbench.core.local_models import hub_reachable
 from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import (
     drop_unaskable,
     hub_origin,
+    hub_rows,
     records_with_origins,
     refuse_duplicate_ids,
     require_keys,
@@ -65,18 +65,7 @@ class HotpotQATask(Task):
         return drop_unaskable(examples, source)
 
     def _hub_records(self) -> list[dict[str, Any]]:
-        from datasets import load_dataset  # slow import; only the hub path needs it
-
-        try:
-            hub_reachable()  # offline: fail at once, not after retries
-            dataset = load_dataset(self.hub_id, self.hub_config, split=self.split)
-        except Exception as err:  # datasets raises many types (offline, missing config, bad split)
-            raise PcbenchError(
-                f"cannot load {self.hub_id} ({self.hub_config}, split {self.split}) from the hub: "
-                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
-                "pass a local file with task.path=..."
-            ) from None
-        return list(dataset)
+        return hub_rows(self.hub_id, self.hub_config, self.split)
 
     def summarize(self, rows: list[tuple[Example, dict[str, Any]]]) -> dict[str, Any]:
         """Metric means (x100, 2 decimals, as metrics.json) per question type: bridge and comparison differ a lot."""

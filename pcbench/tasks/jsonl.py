@@ -22,6 +22,7 @@ from typing import Any
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
+from pcbench.core.local_models import hub_reachable
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,23 @@ def json_lines(file: Path, lines: Iterable[str]) -> Iterator[tuple[str, dict[str
         if not isinstance(record, dict):
             raise PcbenchError(f"{file}: line {lineno}: a {type(record).__name__}, expected a JSON object")
         yield f"{file}: line {lineno}", record
+
+
+def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None = None) -> list[dict[str, Any]]:
+    """A hub dataset's split as plain dicts; offline, missing or refused, one PcbenchError line."""
+    from datasets import load_dataset  # slow import; only the hub path needs it
+
+    where = ", ".join(part for part in (f"config {config}" if config else "", f"split {split}",
+                                        f"revision {revision}" if revision else "") if part)
+    try:
+        hub_reachable()  # offline: fail at once, not after retries
+        named = (hub_id,) if config is None else (hub_id, config)
+        pinned = {"revision": revision} if revision else {}
+        return [dict(row) for row in load_dataset(*named, split=split, **pinned)]
+    except Exception as err:  # datasets raises many types (offline, missing config, bad split)
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise PcbenchError(f"cannot load {hub_id} ({where}) from the hub: {type(err).__name__}: {first}; "
+                           "pass a local file with task.path=...") from None
 
 
 def hub_origin(source: str, index: int) -> str:

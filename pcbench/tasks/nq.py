@@ -27,10 +27,17 @@ from typing import Annotated, Any, Literal
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
-from pcbench.core.local_models import hub_reachable
 from pcbench.core.text import split_sentences
 from pcbench.tasks.base import Task
-from pcbench.tasks.jsonl import drop_unaskable, hub_origin, records_with_origins, require_keys, text_field, text_list
+from pcbench.tasks.jsonl import (
+    drop_unaskable,
+    hub_origin,
+    hub_rows,
+    records_with_origins,
+    require_keys,
+    text_field,
+    text_list,
+)
 from pcbench.tasks.metrics import normalize_answer
 
 # The local file's schema (ctxs: [{title, text, hasanswer, isgold}]); an empty `answers` list is a
@@ -94,16 +101,7 @@ class NQTask(Task):
         return drop_unaskable(examples, source)
 
     def _hub_rows(self) -> list[dict[str, Any]]:
-        from datasets import load_dataset  # slow import; only the hub path needs it
-
-        try:
-            hub_reachable()  # offline: fail at once, not after retries
-            return list(load_dataset(self.hub_id, split=self.split))
-        except Exception as err:  # datasets raises many types (offline, missing split, ...)
-            raise PcbenchError(
-                f"cannot load {self.hub_id} (split {self.split}) from the hub: {type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''}; pass a local file with task.path=..."
-            ) from None
+        return hub_rows(self.hub_id, None, self.split)
 
     def summarize(self, rows: list[tuple[Example, dict[str, Any]]]) -> dict[str, Any]:
         """Metric means (x100, 2 decimals, as metrics.json) per gold position: the lost-in-the-middle curve."""
