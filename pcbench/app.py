@@ -34,7 +34,6 @@ from pcbench.runners.logs import headline, quiet_third_party
 log = logging.getLogger("pcbench")
 
 
-
 def register_sweeper() -> None:
     """Make `conf/config.yaml`'s `hydra/sweeper: pcbench` resolve on every install.
 

@@ -123,7 +123,8 @@ def summary(table: pd.DataFrame, metric: Metric) -> list[tuple[str, list[str]]]:
                     said.append(f"{'above' if diff > 0 else 'below'} {name} by {abs(diff):.1f} ({p_value(p)})")
                 else:
                     said.append(f"not distinguishable from {name} ({diff:+.1f}, {p_value(p)})")
-            lines.append("; ".join(said)[0].upper() + "; ".join(said)[1:] + ".")
+            sentence = "; ".join(said)
+            lines.append(sentence[0].upper() + sentence[1:] + ".")
     return panels
 
 
@@ -432,16 +433,15 @@ CELLS = "cells"  # the report's sub-folder of each cell's config.yaml and metric
 def cell_copies(paths: Any, out: Path) -> list[str]:
     """Each cell's config.yaml and metrics.json copied under out/cells/, and the links to them,
     relative to the report: a report copied or published elsewhere still opens what it links."""
+    order = {path: i for i, path in enumerate(sorted(paths))}  # the folders example_pages names too
     links = []
-    for i, path in enumerate(sorted(paths)):
-        folder = out / CELLS / cell_folder_name(i, path)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ("config.yaml", "metrics.json"):
-            if (Path(path) / name).is_file():
-                shutil.copyfile(Path(path) / name, folder / name)
-    order = {path: i for i, path in enumerate(sorted(paths))}
     for path in paths:
-        links.append(f"{CELLS}/{cell_folder_name(order[path], path)}/metrics.json")
+        name = cell_folder_name(order[path], path)
+        (out / CELLS / name).mkdir(parents=True, exist_ok=True)
+        for file in ("config.yaml", "metrics.json"):
+            if (Path(path) / file).is_file():
+                shutil.copyfile(Path(path) / file, out / CELLS / name / file)
+        links.append(f"{CELLS}/{name}/metrics.json")
     return links
 
 

@@ -77,7 +77,7 @@ def bpe_pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
     pieces, start = [], 0
     while len(text) - start > size:
         window = text[start:start + size]
-        cut = max(window.rfind("\n", 0, size - 1), -1)
+        cut = window.rfind("\n", 0, size - 1)
         while cut > 0 and window[cut + 1:cut + 2].isspace():  # the end of a run of blank lines
             cut = window.rfind("\n", 0, cut)
         if cut > 0:

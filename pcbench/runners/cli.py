@@ -35,6 +35,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 
 from pcbench.core.errors import PcbenchError, closest
 from pcbench.core.redact import redact
+from pcbench.runners.build import PLAIN_NAME
 from pcbench.runners.catalog import options as group_options
 
 # Cells of this process's run or sweep that failed, as (one-line message, is it a bug). A cell
@@ -54,8 +55,14 @@ def progress() -> str:
     PROGRESS["finished"] = PROGRESS.get("finished", 0) + 1
     done, total = int(PROGRESS["finished"]), int(PROGRESS["total"])
     left = (time.monotonic() - PROGRESS["started"]) / done * (total - done)
-    eta = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min" if left < 5400 else f"{left / 3600:.1f} h"
-    return f"{done}/{total}" + (f", ETA {eta}" if done < total else "")
+    return f"{done}/{total}" + (f", ETA {duration(left)}" if done < total else "")
+
+
+def duration(seconds: float) -> str:
+    """`40 s`, `12 min`, `2.5 h`: an ETA as a person reads it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def failed(message: str, folder: Path | None = None, bug: bool = False) -> dict[str, Any]:
@@ -136,8 +143,6 @@ def interrupted_line() -> str:
 def check_study(arguments: list[str]) -> None:
     """`study=../../x` refused before Hydra makes the run folder (it writes .hydra/ and run.log there
     before any config check runs); each value of a swept `study=a,b` too."""
-    from pcbench.runners.build import PLAIN_NAME
-
     for argument in arguments:
         key, sep, value = argument.partition("=")
         if sep and key.lstrip("+~") == "study":

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pcbench.conf import CONF_DIR
+from pcbench.runners.cli import duration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = CHECKOUT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
@@ -294,7 +295,7 @@ class progress:  # noqa: N801 - used like tqdm, which it wraps on a terminal
             if now - last >= self.every or done == self.total:
                 last = now
                 rate = (now - start) / done
-                eta = "" if done == self.total else f", ETA {_duration(rate * (self.total - done))}"
+                eta = "" if done == self.total else f", ETA {duration(rate * (self.total - done))}"
                 loss = f", {self.postfix}" if self.postfix else ""
                 print(f"{self.what}: {done}/{self.total} {self.unit}s ({100 * done // self.total}%), "
                       f"{rate:.2f} s/{self.unit}{eta}{loss}", file=sys.stderr, flush=True)
@@ -307,11 +308,6 @@ class progress:  # noqa: N801 - used like tqdm, which it wraps on a terminal
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
-        f"{seconds / 3600:.1f} h"
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:

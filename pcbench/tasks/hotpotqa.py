@@ -56,8 +56,9 @@ class HotpotQATask(Task):
         else:
             source = f"{self.hub_id}/{self.hub_config}:{self.split}"
             records = [(hub_origin(source, i), record) for i, record in enumerate(self._hub_records())]
-        examples = [example_from_record(record, origin, index) for index, (origin, record) in enumerate(records)]
-        unmatched = sum(unmatched_facts(record) for _, record in records)
+        parsed = [read_record(record, origin, index) for index, (origin, record) in enumerate(records)]
+        examples = [example for example, _ in parsed]
+        unmatched = sum(missing for _, missing in parsed)
         if unmatched:
             log.warning("%s: %d supporting facts name no paragraph or a sentence past its end; they give no "
                         "evidence (evidence recall leaves them out)", source, unmatched)
@@ -86,6 +87,12 @@ def example_from_record(record: dict[str, Any], origin: str, index: int) -> Exam
 
     origin names the record in errors ("FILE: line 3"); index (0-based) is the id of last resort.
     """
+    return read_record(record, origin, index)[0]
+
+
+def read_record(record: dict[str, Any], origin: str, index: int) -> tuple[Example, int]:
+    """The record as an Example, and how many of its supporting facts name no paragraph or a sentence
+    past its end (they give no evidence; the official data has a few, and read() counts them)."""
     require_keys(origin, record, REQUIRED, "HotpotQA")
     try:
         paragraphs = _paragraphs(record["context"])
@@ -98,6 +105,8 @@ def example_from_record(record: dict[str, Any], origin: str, index: int) -> Exam
             f"{origin}: not in the HotpotQA schema (context or supporting_facts: {type(err).__name__}: {err})"
         ) from None
     gold_titles = {title for title, _ in facts}
+    lengths = {title: len(sentences) for title, sentences in paragraphs}
+    unmatched = sum(not 0 <= i < lengths.get(t, 0) for t, i in facts)
     passages = []
     for title, sentences in paragraphs:
         if not "".join(sentences).strip():
@@ -113,24 +122,18 @@ def example_from_record(record: dict[str, Any], origin: str, index: int) -> Exam
             )
         )
     answer = text_field(origin, record, "answer", empty_if_absent=True).strip()
-    return Example(
+    example = Example(
         id=str(record.get("_id") or record.get("id") or index),
         question=question,
         passages=tuple(passages),
         answers=(answer,) if answer else (),
         meta={"type": record.get("type"), "level": record.get("level")},
     )
+    return example, unmatched
 
 
 class SchemaError(ValueError):
     """A field of the wrong type, said in words (which field, what it is, what was expected)."""
-
-
-def unmatched_facts(record: dict[str, Any]) -> int:
-    """Supporting facts of a record (already read by example_from_record) that name no paragraph, or
-    a sentence past its end: they give no evidence. The official data has a few; read() counts them."""
-    lengths = {title: len(sentences) for title, sentences in _paragraphs(record["context"])}
-    return sum(not 0 <= i < lengths.get(t, 0) for t, i in _supporting_facts(record.get("supporting_facts", [])))
 
 
 def _shown(value: Any) -> str:

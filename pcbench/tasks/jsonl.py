@@ -94,8 +94,10 @@ def json_lines(file: Path, lines: Iterable[str]) -> Iterator[tuple[str, dict[str
         yield f"{file}: line {lineno}", record
 
 
-def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None = None) -> list[dict[str, Any]]:
-    """A hub dataset's split as plain dicts; offline, missing or refused, one PcbenchError line."""
+def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None = None,
+             local: str = "a local file with task.path=...") -> list[dict[str, Any]]:
+    """A hub dataset's split as plain dicts; offline, missing or refused, one PcbenchError line that
+    says what to pass instead (`local`)."""
     from datasets import load_dataset  # slow import; only the hub path needs it
 
     where = ", ".join(part for part in (f"config {config}" if config else "", f"split {split}",
@@ -108,7 +110,7 @@ def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None =
     except Exception as err:  # datasets raises many types (offline, missing config, bad split)
         first = str(err).splitlines()[0] if str(err) else ""
         raise PcbenchError(f"cannot load {hub_id} ({where}) from the hub: {type(err).__name__}: {first}; "
-                           "pass a local file with task.path=...") from None
+                           f"pass {local}") from None
 
 
 def hub_origin(source: str, index: int) -> str:

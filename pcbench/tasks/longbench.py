@@ -22,13 +22,13 @@ from typing import Annotated, Any
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
-from pcbench.core.local_models import hub_reachable
 from pcbench.core.requests import Request, context_end
 from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import (
     drop_unaskable,
     folder_problem,
     hub_origin,
+    hub_rows,
     json_lines,
     refuse_duplicate_ids,
     require_keys,
@@ -157,17 +157,7 @@ class LongBenchTask(Task):
             yield from json_lines(file, handle)
 
     def _hub_rows(self, name: str) -> Iterable[tuple[str, dict[str, Any]]]:
-        try:
-            from datasets import load_dataset
-
-            hub_reachable()  # offline: fail at once, not after retries
-            data = load_dataset(self.hub_id, name, split=self.split)
-        except Exception as err:  # network, auth, missing config, loading-script refusal...
-            reason = (str(err).strip().splitlines() or [""])[0]
-            raise PcbenchError(
-                f"could not load LongBench {name!r} (split {self.split!r}) from the hub {self.hub_id!r}: "
-                f"{type(err).__name__}: {reason}; pass task.path=<folder holding {name}.jsonl> to read local files"
-            ) from err
+        data = hub_rows(self.hub_id, name, self.split, local=f"task.path=<folder holding {name}.jsonl>")
         return ((hub_origin(f"{self.hub_id}/{name}", i), dict(row)) for i, row in enumerate(data))
 
     def _example(self, dataset: str, name: str, index: int, row: dict[str, Any], where: str) -> Example:

@@ -23,9 +23,8 @@ from typing import Any, ClassVar, NamedTuple
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
-from pcbench.core.local_models import hub_reachable
 from pcbench.tasks.base import Task
-from pcbench.tasks.jsonl import drop_unaskable, folder_problem, hub_origin, json_lines, require_keys
+from pcbench.tasks.jsonl import drop_unaskable, folder_problem, hub_origin, hub_rows, json_lines, require_keys
 
 log = logging.getLogger(__name__)
 
@@ -172,17 +171,8 @@ class RulerTask(RulerPrompt, Task):
                 yield where, row
 
     def _hub_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        try:
-            from datasets import load_dataset
-
-            hub_reachable()  # offline: fail at once, not after retries
-            data = load_dataset(self.hub_id, self.hub_config, split=self.split)
-        except Exception as err:  # offline, missing config, ...
-            reason = (str(err).strip().splitlines() or [""])[0]
-            raise PcbenchError(
-                f"could not load RULER {self.hub_id!r} config {self.hub_config!r} (split {self.split!r}): "
-                f"{type(err).__name__}: {reason}; pass task.path=<a RULER {self.subtask} .jsonl file>"
-            ) from err
+        data = hub_rows(self.hub_id, self.hub_config, self.split,
+                        local=f"task.path=<a RULER {self.subtask} .jsonl file>")
         index = 0
         for i, row in enumerate(data):
             if row.get("task") != self.subtask:
