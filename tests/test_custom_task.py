@@ -192,3 +192,11 @@ def test_a_million_character_context_runs_through_a_cell(tmp_path: Path) -> None
     record = one_cell(tmp_path, data, "compressor=bm25", "compressor.rate=0.01")
     assert record["answer_in_context"] == 1.0 and 0 < record["kept_ratio"] <= 0.01
     assert 0 < record["kept_ratio_cl100k"] < 0.05 and record["original_tokens"] > 200_000
+
+
+def test_list_separator_splits_an_evidence_cell_too(tmp_path: Path) -> None:
+    """As the knob says (answers or evidence): a CSV evidence cell `A.|B.` is two evidence strings."""
+    (tmp_path / "qa.csv").write_text('question,context,answers,ev\n'
+                                     '"Who?","Ann did it. Bob saw it. Cy left.","Ann","Ann did it.|Bob saw it."\n')
+    (example,) = custom(tmp_path / "qa.csv", list_separator="|", fields={"evidence": "ev"}).load()
+    assert example.evidence == ("Ann did it.", "Bob saw it.")

@@ -168,11 +168,13 @@ class CustomTask(Task):
         if not key or not _has(record, key):  # optional, record by record
             return passages, 0
         value = _get(record, key)
-        items = [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
-        if isinstance(items, str) and self.list_separator:
-            items = items.split(self.list_separator)
         if value is None:
             return passages, 0
+        items: Any
+        if isinstance(value, str):  # one string, or several joined by list_separator (a CSV cell)
+            items = value.split(self.list_separator) if self.list_separator else [value]
+        else:
+            items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
         if not isinstance(items, list) or not all(
                 isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool)) for i in items):
             raise PcbenchError(f"{origin}: {self.fields['evidence']} is {_shown(value)}; expected strings or "
