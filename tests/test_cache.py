@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pcbench.core.errors import PcbenchError
-from pcbench.runners.cache import _MEMORY, _WARNED, FORMAT, SWEEP_MARKER, Cache, CacheKeyError, digest, prune
+from pcbench.core.notices import SAID
+from pcbench.runners.cache import _MEMORY, FORMAT, SWEEP_MARKER, Cache, CacheKeyError, digest, prune
 from pcbench.runners.cache import main as cache_cli
 
 
@@ -120,7 +121,7 @@ def test_newer_format_is_a_miss_said_once_and_never_overwritten(tmp_path: Path,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(newer))
         paths.append(path)
-    _WARNED.clear()
+    SAID.clear()
     with caplog.at_level(logging.WARNING):
         assert [cache.fetch(k, lambda: "recomputed") for k in keys] == ["recomputed", "recomputed"]
     assert caplog.text.count("newer pcbench") == 1
@@ -135,7 +136,7 @@ def test_unreadable_entry_is_a_miss_logged_once(tmp_path: Path, caplog: pytest.L
         path = tmp_path / "scores" / name[:2] / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
-    _WARNED.clear()
+    SAID.clear()
     _MEMORY.clear()
     with caplog.at_level(logging.WARNING):
         assert cache.get("scores", "ab" * 32) is None and cache.get("scores", "ac" * 32) is None
@@ -310,7 +311,7 @@ def compressed_value(text: str) -> dict[str, object]:
 
 def fresh(tmp_path: Path) -> Cache:
     _MEMORY.clear()  # read from disk, as another process would
-    _WARNED.clear()
+    SAID.clear()
     return Cache(tmp_path)
 
 

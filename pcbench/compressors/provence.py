@@ -41,6 +41,7 @@ from pcbench.compressors.units import Unit, group, last_char_anchors, unit_spans
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Device, Range
+from pcbench.core.notices import warn_once
 from pcbench.models.encoders import (
     EDGE_SLACK,
     SPECIALS,
@@ -203,7 +204,7 @@ class Provence(ScoredCompressor):
             if implementation == "remote":
                 raise PcbenchError(why)
             if has_code:
-                _warn_once(f"compressor.implementation=auto runs pcbench's native Provence: {why}")
+                warn_once(log, why, "compressor.implementation=auto runs pcbench's native Provence: %s", why)
         if not self.always_select_title:
             raise PcbenchError("compressor.always_select_title=false needs the remote implementation: natively a "
                                "kept passage is always rendered with its title, as for every other compressor")
@@ -346,15 +347,6 @@ class Provence(ScoredCompressor):
 _REMOTE_BUDGET = ("the checkpoint's process() only takes a threshold: set compressor.threshold (and null "
                   "compressor.rate / compressor.target_tokens), or compressor.implementation=native to rank sentences "
                   "under a rate or token budget")
-
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _WARNED:
-        _WARNED.add(message)
-        log.warning("%s", message)
 
 
 def uses_nltk(path: str, spec: ModelSpec, device: str) -> bool:

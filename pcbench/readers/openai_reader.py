@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.knobs import Range
+from pcbench.core.notices import warn_once
 from pcbench.core.redact import redact, register_secret
 from pcbench.core.requests import Generation, Request
 from pcbench.readers.base import Prompt, Reader
@@ -240,14 +241,9 @@ def _count(value: Any, name: str, ours: int) -> int:
         return ours
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if name not in _BAD_USAGE:
-        _BAD_USAGE.add(name)
-        log.warning("the endpoint reported usage.%s=%r, which is no token count; recording the local tokenizer's "
-                    "count (%d) instead", name, value, ours)
+    warn_once(log, f"usage.{name}", "the endpoint reported usage.%s=%r, which is no token count; recording the "
+              "local tokenizer's count (%d) instead", name, value, ours)
     return ours
-
-
-_BAD_USAGE: set[str] = set()
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):

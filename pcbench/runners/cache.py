@@ -45,6 +45,7 @@ from typing import Any
 from pcbench.conf import CONF_DIR
 from pcbench.core.errors import PcbenchError
 from pcbench.core.files import temporary_beside
+from pcbench.core.notices import warn_once
 from pcbench.core.redact import redact_value
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,6 @@ SWEEP_MARKER = ".last-temporary-sweep"
 CACHE_TAG = "CACHEDIR.TAG"
 TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 ENTRY_NAME = re.compile(r"^([0-9a-f]{2})[0-9a-f]{62}\.json$")
-# What this process has already warned about ("unreadable", "newer"), so each is said once.
-_WARNED: set[str] = set()
 
 
 class CacheKeyError(TypeError):
@@ -120,12 +119,6 @@ def _culprit(value: Any, path: str) -> str:
     if value is None or isinstance(value, str | int | float | bool):
         return ""
     return f"a {type(value).__name__} at {path}"
-
-
-def _warn_once(kind: str, message: str, *args: Any) -> None:
-    if kind not in _WARNED:
-        _WARNED.add(kind)
-        log.warning(message, *args)
 
 
 class Cache:
@@ -198,7 +191,7 @@ class Cache:
             return _MISS
         problem = mismatch(stage, path, entry)
         if problem:
-            _warn_once("mismatch", "cache entry %s %s; recomputing it and rewriting the entry (other such "
+            warn_once(log, "mismatch", "cache entry %s %s; recomputing it and rewriting the entry (other such "
                        "entries are recomputed without a warning)", path, problem)
             return _MISS
         self._remember(slot, entry["value"])
@@ -285,16 +278,16 @@ def read_entry(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
-        _warn_once("unreadable", "cache entry %s is unreadable (%s); recomputing it (other unreadable entries "
+        warn_once(log, "unreadable", "cache entry %s is unreadable (%s); recomputing it (other unreadable entries "
                    "are recomputed without a warning)", path, type(exc).__name__)
         return None
     fmt = entry.get("format", 1) if isinstance(entry, dict) else None
     if not isinstance(entry, dict) or "value" not in entry or not isinstance(fmt, int) or isinstance(fmt, bool):
-        _warn_once("unreadable", "cache entry %s does not hold a {format, key, value} object; recomputing it "
+        warn_once(log, "unreadable", "cache entry %s does not hold a {format, key, value} object; recomputing it "
                    "(other such entries are recomputed without a warning)", path)
         return None
     if fmt > FORMAT:
-        _warn_once("newer", "cache entries of format %d (written by a newer pcbench) are ignored by this one "
+        warn_once(log, "newer", "cache entries of format %d (written by a newer pcbench) are ignored by this one "
                    "(format %d): they are recomputed here and left in place", fmt, FORMAT)
         return None
     key = entry.get("key") if fmt >= 2 else None  # format 1 stored only the hash
