@@ -28,7 +28,7 @@ from pcbench.core.redact import redact
 from pcbench.runners.cache import remove_stale_temporaries
 from pcbench.runners.catalog import run_list
 from pcbench.runners.cell import run_cell
-from pcbench.runners.cli import cli, failed, progress, write_error
+from pcbench.runners.cli import cli, disk_full, failed, progress, write_error
 from pcbench.runners.logs import headline, quiet_third_party
 
 log = logging.getLogger("pcbench")
@@ -79,24 +79,16 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         metrics = run_cell(cfg, out_dir, names)
         if cfg.wandb.enabled:
             log_to_wandb(cfg, metrics, out_dir)
-    except PcbenchError as exc:
-        # Into run.log; the terminal gets it once, as the `error:` line runners/cli.py prints at the end.
-        log.error("%s", exc, extra={"console": False})
-        write_error(out_dir, str(exc))
-        if sweep:
-            print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {exc}  -> {shown(out_dir)}"), flush=True)
-        return failed(f"{where}{exc}", out_dir)
     except Exception as exc:
-        # A bug or an exhausted resource (out of memory): the traceback goes to error.txt and run.log.
-        # A sweep goes on with the next cell; a single run shows the traceback too.
-        trace = traceback.format_exc()
-        message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-        log.error("%s\n%s", message, trace, extra={"console": False})
-        write_error(out_dir, message, trace)
-        if not sweep:
-            raise
-        print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {message}  -> {shown(out_dir)}"), flush=True)
-        return failed(f"{where}{message} (traceback in {out_dir / 'error.txt'})", out_dir, bug=True)
+        known = str(exc) if isinstance(exc, PcbenchError) else disk_full(exc)
+        if known is None:
+            return bug(exc, out_dir, where, sweep)
+        # Into run.log; the terminal gets it once, as the `error:` line runners/cli.py prints at the end.
+        log.error("%s", known, extra={"console": False})
+        write_error(out_dir, known)
+        if sweep:
+            print(redact(f"[#{hydra_cfg.job.num}{_at(progress())}] failed: {known}  -> {shown(out_dir)}"), flush=True)
+        return failed(f"{where}{known}", out_dir)
     line = headline(metrics) + ("  (already finished: skipped)" if metrics.get("skipped") else "")
     if sweep:
         print(f"[#{hydra_cfg.job.num}{_at(progress())}] {line}  -> {shown(out_dir)}", flush=True)
@@ -104,6 +96,20 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         print(line)
         print(f"results: {shown(out_dir)}")
     return metrics
+
+
+def bug(exc: Exception, out_dir: Path, where: str, sweep: bool) -> dict[str, Any]:
+    """A bug or an exhausted resource (out of memory): the traceback goes to error.txt and run.log.
+    A sweep goes on with the next cell; a single run shows the traceback too."""
+    trace = "".join(traceback.format_exception(exc))
+    message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    log.error("%s\n%s", message, trace, extra={"console": False})
+    write_error(out_dir, message, trace)
+    if not sweep:
+        raise exc
+    print(redact(f"[#{HydraConfig.get().job.num}{_at(progress())}] failed: {message}  -> {shown(out_dir)}"),
+          flush=True)
+    return failed(f"{where}{message} (traceback in {out_dir / 'error.txt'})", out_dir, bug=True)
 
 
 def _at(progress_text: str) -> str:

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,6 +253,49 @@ def test_bad_input(case: Case, data: Path) -> None:
     if case.id == "endpoint-down":
         written = "".join(p.read_text() for p in (data / "runs" / case.id).rglob("*") if p.is_file())
         assert "s3cret" not in written + result.stderr + result.stdout
+
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system of its own (tmpfs), where the run folder can fill the disk; skipped
+    where this process may not mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("a full disk needs a small file system of its own: mount -t tmpfs is not allowed here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("free", [0, 2048, 8192, 16384, 65536])
+def test_full_disk_under_the_run_folder(free: int, small_disk: Path, data: Path) -> None:
+    """Whichever write meets the full disk (Hydra's config copies, run.log, records, metrics, error.txt),
+    the cell says so in one line (exit 2), and leaves no empty error.txt or finished-looking folder."""
+    filler = small_disk / "filler"
+    with filler.open("wb") as f:
+        try:
+            f.write(b"x" * (1 << 20))
+        except OSError:
+            pass
+    stat = os.statvfs(small_disk)
+    room = stat.f_bavail * stat.f_frsize
+    if free:
+        filler.write_bytes(b"x" * max(0, filler.stat().st_size + room - free - 4096))
+    case = Case(f"full-{free}", "run", ["compressor=truncate", "compressor.rate=0.5",
+                                         f"hydra.run.dir={small_disk}/cell"], "error", ["No space left on device"])
+    result = run_case(case, data)
+    metrics = small_disk / "cell" / "metrics.json"
+    if result.returncode == 0 and "Traceback" not in result.stderr:  # it fitted: then it finished whole
+        assert json.loads(metrics.read_text())["status"] == "finished"
+        return
+    assert outcome(case, result) == "one line", (result.returncode, result.stderr[-3000:], result.stdout[-1500:])
+    error = small_disk / "cell" / "error.txt"
+    assert not error.exists() or error.read_text().strip(), "an empty error.txt"
+    assert not metrics.exists()
 
 
 if __name__ == "__main__":  # the table's outcome counts, for before/after comparisons

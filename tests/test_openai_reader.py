@@ -41,11 +41,13 @@ class Endpoint:
     """An OpenAI-compatible server on 127.0.0.1:<free port>, answering through `backend`.
 
     `script` lists what the first requests get, in order: "ok", "429", "500", "400", "sleep"
-    (answer only after `sleep` seconds), "gate" (answer once `gate` requests are in flight together,
-    or after 60 s), "malformed" (200 with a body that is not JSON), "close" (drop the connection
-    without a reply); later requests get "ok". It stops by itself after `lifetime` seconds or
-    `max_requests` requests, whichever comes first. `most_in_flight` is the most requests it held
-    at once. No test here reads a clock: what they check holds however loaded the machine is.
+    (answer only after `sleep` seconds), "wait1" / "wait3600" (503 / 429 with Retry-After: 1 / 3600),
+    "trickle" (stream a word each `sleep` seconds, twenty of them), "gate" (answer once `gate`
+    requests are in flight together, or after 60 s), "malformed" (200 with a body that is not
+    JSON), "close" (drop the connection without a reply); later requests get "ok". It stops by
+    itself after `lifetime` seconds or `max_requests` requests, whichever comes first.
+    `most_in_flight` is the most requests it held at once. A clock is read only for lower bounds (a
+    wait that was asked for): what the tests check holds however loaded the machine is.
     """
 
     def __init__(self, backend: Backend, script: list[str] | None = None, sleep: float = 1.0,
@@ -110,6 +112,12 @@ class Endpoint:
                 self.in_flight -= 1
         if action in ("429", "500", "400"):
             return self.reply(h, int(action), {"error": {"message": f"scripted {action}"}})
+        if action == "wait1":
+            return self.reply(h, 503, {"error": {"message": "busy"}}, headers={"Retry-After": "1"})
+        if action == "wait3600":
+            return self.reply(h, 429, {"error": {"message": "quota"}}, headers={"Retry-After": "3600"})
+        if action == "trickle":
+            return self.events(h, ["word "] * 20, {}, chat=True, every=self.sleep)
         if action == "401echo":  # a careless endpoint that quotes the key it refused
             return self.reply(h, 401, {"error": {"message": f"invalid key {h.headers.get('Authorization')}"}})
         if action in ("301", "302", "303", "307"):
@@ -122,6 +130,10 @@ class Endpoint:
         request = Request(prompt, int(body["max_tokens"]), chat=chat, stop_at_newline=body.get("stop") == ["\n"])
         with self.model_lock:
             (gen,) = self.backend_generate([request])
+        if body.get("stream") and action not in ("badusage", "nousage"):
+            usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.new_tokens}
+            include = (body.get("stream_options") or {}).get("include_usage")
+            return self.events(h, gen.text.split(" "), usage if include else None, chat)
         choice = {"index": 0, "finish_reason": "stop"}
         choice.update({"message": {"role": "assistant", "content": gen.text}} if chat else {"text": gen.text})
         usage: Any = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.new_tokens}
@@ -135,6 +147,31 @@ class Endpoint:
     def backend_generate(self, requests: list[Request]) -> list[Generation]:
         gen = getattr(self.backend, "generate", None)
         return gen(requests) if gen else [self.backend(r) for r in requests]
+
+    @staticmethod
+    def events(h: BaseHTTPRequestHandler, words: list[str], usage: dict[str, int] | None, chat: bool,
+               every: float = 0.0) -> None:
+        """A server-sent event stream as vLLM writes it: a chunk per piece, the finish reason, the
+        usage chunk (choices empty) when asked for, then [DONE]; the connection closes at the end."""
+        pieces = [w + " " for w in words[:-1]] + words[-1:]
+        chunks: list[dict[str, Any]] = [
+            {"choices": [{"index": 0, **({"delta": {"content": p}} if chat else {"text": p}), "finish_reason": None}]}
+            for p in pieces]
+        chunks.append({"choices": [{"index": 0, **({"delta": {}} if chat else {"text": ""}), "finish_reason": "stop"}]})
+        if usage is not None:
+            chunks.append({"choices": [], "usage": usage})
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "text/event-stream")
+            h.end_headers()
+            for chunk in chunks:
+                h.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                h.wfile.flush()
+                time.sleep(every)
+            h.wfile.write(b"data: [DONE]\n\n")
+            h.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout): fine
+            pass
 
     @staticmethod
     def reply(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
@@ -221,20 +258,23 @@ REQUESTS = [
 
 
 @needs_smollm2
-@pytest.mark.parametrize("api", ["chat", "completions"])
-def test_http_answers_equal_in_process(api: str, smollm2_pair: tuple[Any, Any]) -> None:
+@pytest.mark.parametrize("api, stream", [("chat", True), ("completions", True), ("chat", False)])
+def test_http_answers_equal_in_process(api: str, stream: bool, smollm2_pair: tuple[Any, Any]) -> None:
     local, backend = smollm2_pair
     expected = local.generate(REQUESTS)
     with Endpoint(backend) as server:
         # A timeout no loaded machine reaches: a retry would be a fourth request.
-        remote = client(server.url, api=api, max_input_tokens=200, timeout=600.0).generate(REQUESTS)
+        remote = client(server.url, api=api, stream=stream, max_input_tokens=200, timeout=600.0).generate(REQUESTS)
     assert [g.text for g in remote] == [g.text for g in expected]
     assert all(g.text.strip() for g in expected)  # a real answer, not an empty match
     assert [g.truncated for g in remote] == [g.truncated for g in expected] == [False, False, True]
     # The server's own counts come back, and they equal what the in-process reader fed its model.
     assert [g.prompt_tokens for g in remote] == [g.prompt_tokens for g in expected]
     assert [g.new_tokens for g in remote] == [g.new_tokens for g in expected]
-    assert all(g.prefill_seconds is None and g.decode_seconds > 0 for g in remote)
+    # Streamed, the time to the first token stands as prefill; unstreamed it is unknown.
+    assert all((g.prefill_seconds is not None and g.prefill_seconds > 0) == stream and g.decode_seconds > 0
+               for g in remote)
+    assert all(bool(s["body"].get("stream")) == stream for s in server.seen)
     paths = [s["path"] for s in server.seen]
     # The raw request (chat=false) goes to /completions whatever the API: a chat endpoint cannot skip its template.
     want = "/v1/chat/completions" if api == "chat" else "/v1/completions"
@@ -250,7 +290,7 @@ def run_cell(reader: OpenAIReader, requests: list[Request], root: Path) -> list[
     return [out[i] for i in range(len(requests))]
 
 
-@pytest.mark.parametrize("script", [["429"], ["500", "429"], ["sleep"], ["malformed"], ["close"]])
+@pytest.mark.parametrize("script", [["429"], ["500", "429"], ["sleep"], ["malformed"], ["close"], ["wait1"]])
 def test_transient_failures_are_retried(script: list[str], tmp_path: Path) -> None:
     # The timeout leaves a loaded machine seconds to answer; a scripted sleep outlasts it twice over.
     with Endpoint(echo, script=script, sleep=6.0) as server:
@@ -268,15 +308,17 @@ FAILED = r"failed after 3 attempts in \d+ s \(reader\.max_retries=2, reader\.ret
 
 @pytest.mark.parametrize("action, line", [
     ("429", FAILED + r"HTTP 429 .*scripted 429"),
-    ("sleep", FAILED + r"no answer within reader\.timeout=2 s"),
+    ("sleep", FAILED + r"no complete answer within reader\.timeout=2 s"),
+    ("trickle", FAILED + r"no complete answer within reader\.timeout=2 s"),
     ("malformed", FAILED + r"malformed JSON in the reply: '\{\"choices\""),
-    ("close", FAILED + r"connection dropped \(RemoteDisconnected\)"),
+    ("close", FAILED + r"connection dropped \(RemoteProtocolError\)"),
 ])
 def test_persistent_failures_are_one_line_and_nothing_is_cached(action: str, line: str, tmp_path: Path) -> None:
     # Request 0 succeeds, request 1 keeps failing: the call fails, and request 0's answer, part of
     # the failed call, is not cached either (the runner caches only what generate returns).
     requests = [Request("first one", 4), Request("second two", 4)]
-    with Endpoint(echo, script=["ok"] + [action] * 3, sleep=5.0) as server:
+    # A trickle sends a word every half second, twenty of them: each read is quick, the whole is not.
+    with Endpoint(echo, script=["ok"] + [action] * 3, sleep=0.5 if action == "trickle" else 5.0) as server:
         reader = client(server.url, timeout=2.0, concurrency=1, max_retries=2)
         with pytest.raises(PcbenchError, match=line) as info:
             run_cell(reader, requests, tmp_path)
@@ -378,3 +420,18 @@ def test_a_usage_that_is_no_count_is_replaced_by_the_local_count(tmp_path: Path,
     prompt = reader.prompt(Request("say olleh", 4))
     assert record["prompt_tokens"] == len(prompt.ids) and record["new_tokens"] == len(reader.tokenizer.encode("hello"))
 
+
+def test_retry_after_is_honoured_and_one_past_the_budget_fails_at_once(tmp_path: Path) -> None:
+    # Retry-After: 1 with a 10 ms backoff: the retry waits the second the endpoint asked for.
+    with Endpoint(echo, script=["wait1"]) as server:
+        reader = client(server.url, concurrency=1)
+        started = time.monotonic()
+        (record,) = run_cell(reader, [Request("say olleh", 4)], tmp_path)
+        assert record["text"] == "hello" and time.monotonic() - started >= 1.0
+    # Retry-After: 3600 is beyond retry_seconds: no hour of waiting, one line at once that says why.
+    with Endpoint(echo, script=["wait3600"] * 3) as server:
+        reader = client(server.url, retry_seconds=60.0)
+        with pytest.raises(PcbenchError, match=r"failed after 1 attempts .*HTTP 429 .*quota.*it asks to retry after "
+                                               r"3600 s, past reader\.retry_seconds=60"):
+            run_cell(reader, [Request("x y", 2)], tmp_path / "b")
+        assert len(server.seen) == 1

@@ -34,6 +34,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from pcbench.core.errors import PcbenchError, closest
+from pcbench.core.files import write_atomically
 from pcbench.core.redact import redact
 from pcbench.runners.build import PLAIN_NAME
 from pcbench.runners.catalog import options as group_options
@@ -85,7 +86,7 @@ def write_error(folder: Path, message: str, details: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "metrics.json").unlink(missing_ok=True)
         text = redact(message.rstrip("\n") + "\n" + (f"\n{details.rstrip()}\n" if details else ""))
-        (folder / "error.txt").write_text(text, encoding="utf-8")
+        write_atomically(folder / "error.txt", text)  # whole or absent: a full disk leaves no empty one
     except OSError:
         pass  # the folder itself is the problem (read-only, gone): the message still reaches the terminal
 
@@ -180,6 +181,9 @@ def one_line(exc: BaseException, task_code: object | None = None) -> str | None:
         return f"cannot parse {exc.override!r}: {_first_line(str(exc))}"
     if isinstance(exc, HydraException | OmegaConfBaseException):
         return _composition(exc)
+    full = disk_full(exc)
+    if full is not None:
+        return full
     if isinstance(exc, OSError) and exc.filename:
         return _os_error(exc)
     if isinstance(exc, ValueError | TypeError) and not _raised_in(exc, task_code):
@@ -249,6 +253,19 @@ def _unknown_key(exc: BaseException, cause: OmegaConfBaseException) -> str:
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else "invalid configuration"
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """One line for a write that met a full disk or quota (Hydra's config copies, run.log, records,
+    metrics: none of them names the file), else None."""
+    if not isinstance(exc, OSError) or exc.errno not in FULL_DISK:
+        return None
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return (f"{exc.strerror or 'No space left on device'}{where}: free space where the results go, or move them "
+            "(hydra.run.dir=..., hydra.sweep.dir=... with -m); finished cells and cache entries are kept")
 
 
 def _os_error(exc: OSError) -> str:

@@ -61,6 +61,14 @@ class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore
             self.handleError(record)
 
 
+class RunLogHandler(logging.FileHandler):
+    """run.log. A line it cannot write (a full disk) is dropped without logging's own traceback on
+    the terminal: the cell's `error:` line says what went wrong."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 class ConsoleFormatter(logging.Formatter):
     """Formats as usual with credentials in URLs masked (core/redact.py)."""
 
