@@ -9,7 +9,11 @@
    same on the CPU (examples/s, kept text compared);
 3. break-even on the device: per family at 2x, 4x and 10x, compress + read seconds against reading
    the full context with `--reader` (default a 1.5B instruct model from the hub; the packaged
-   SmolLM2 when the hub cannot be reached, said in the row), reader in `--reader-dtype`.
+   SmolLM2 when the hub cannot be reached, said in the row), reader in `--reader-dtype`;
+4. the serving card (docs/serving.md) where vLLM is installed: reader-free HotpotQA cells (none,
+   bm25 and LongLLMLingua at rate 0.5, compressed on the device) replayed against vLLM's OpenAI
+   server started on the GPU with SmolLM2, at concurrency 1 to 32; the card's rows are printed and
+   its files kept in the folder printed.
 
 `--random-weights DIR`, for a GPU machine that reaches neither the hub nor the packaged weights: the
 same architectures with random weights, built from the configs and tokenizers in DIR (written here by
@@ -264,6 +268,34 @@ def break_even(rows: list[Row], setup: Setup) -> None:
             setup.add(rows, name, value, note)
 
 
+def serving(rows: list[Row], setup: Setup) -> None:
+    import importlib.util
+
+    from pcbench.runners import serving as card
+
+    if importlib.util.find_spec("vllm") is None:
+        setup.add(rows, "serving card", "skipped", "vLLM is not installed (pip install vllm)")
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="pcbench-gpu-serving-"))
+    task = [*setup.task_overrides(max(setup.limit, 16)), "reader=none"]
+    cell([*task, "compressor=none"], scratch / "cache", scratch / "cells" / "none")
+    cell([*task, "compressor=bm25", "compressor.rate=0.5"], scratch / "cache", scratch / "cells" / "bm25")
+    cell([*task, "compressor=longllmlingua", "compressor.rate=0.5", f"compressor.device={setup.device}",
+          f"compressor.model={setup.scorer}"], scratch / "cache", scratch / "cells" / "longllmlingua")
+    args = card.parse_args([str(scratch / "cells"), "--out", str(scratch / "card"), "--start", "vllm",
+                            "--start-model", "smollm2", "--start-dtype", "bfloat16", "--concurrency", "1,2,4,8,16,32",
+                            "--warmup", "2"])
+    result = card.run(args)
+    for figures in result["levels"]:
+        setup.add(rows, f"serving {figures['cell']} @ {figures['concurrency']}",
+                  f"{figures['e2e_p50_s'] or 0:.3f} s p50", f"TTFT p50 {figures['ttft_p50_s'] or 0:.3f} s, "
+                  f"{figures['requests_per_s'] or 0:.2f} req/s, {figures['errors']} errors")
+    for comparison in result["comparisons"]:
+        if "window" in comparison:
+            setup.add(rows, f"serving window {comparison['method']}", str(comparison["pays_at_concurrency"]),
+                      f"latency pays at these concurrencies; card in {scratch / 'card'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
@@ -281,7 +313,7 @@ def main() -> None:
     parser.add_argument("--export-templates", type=Path, metavar="DIR",
                         help="write the packaged models' configs and tokenizers to DIR, and exit")
     parser.add_argument("--rows", type=Path, help="also append each row to this file as it comes")
-    parser.add_argument("--part", action="append", choices=("readers", "compressors", "break-even"),
+    parser.add_argument("--part", action="append", choices=("readers", "compressors", "break-even", "serving"),
                         help="one part (repeatable; default all)")
     args = parser.parse_args()
     if args.export_templates:
@@ -306,7 +338,8 @@ def main() -> None:
         print(f"random-weight models built in {time.perf_counter() - start:.0f} s; answers run to "
               f"{args.new_tokens} tokens", flush=True)
     rows: list[Row] = []
-    parts = {"readers": compare_readers, "compressors": compare_compressors, "break-even": break_even}
+    parts = {"readers": compare_readers, "compressors": compare_compressors, "break-even": break_even,
+             "serving": serving}
     for part in args.part or list(parts):
         start = time.perf_counter()
         try:

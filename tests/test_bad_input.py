@@ -26,7 +26,7 @@ GOOD = {"_id": "a", "question": "Who wrote it?", "answer": "Ann", "supporting_fa
         "context": [["T", ["Ann wrote it."]], ["U", ["Bob read it."]]]}
 TOOLS = {"run": [str(ROOT / "run.py")], "report": ["-m", "pcbench.analysis.report"],
          "inspect": ["-m", "pcbench.analysis.inspect"], "train": ["-m", "pcbench.runners.train"],
-         "cache": ["-m", "pcbench.runners.cache"]}
+         "cache": ["-m", "pcbench.runners.cache"], "serving": ["-m", "pcbench.runners.serving"]}
 # What every cell case adds unless it sets its own: a tiny local task, no generation.
 CELL = ["task=hotpotqa", "task.path={data}/hotpot.jsonl", "reader=none"]
 
@@ -111,6 +111,18 @@ CASES = [
     Case("report-bad-metrics", "report", ["{data}/good", "{data}/badmetrics", "--out", "{data}/out3"], "warn",
          ["metrics.json is unreadable (JSONDecodeError)"]),
     Case("report-only-damaged", "report", ["{data}/cut", "--out", "{data}/out4"], "error", ["no finished cells"]),
+    # -- pcbench-serving -----------------------------------------------------------------------------
+    Case("serving-no-server", "serving", ["{data}/good", "--out", "{data}/sv1"], "error", ["--base-url", "--start"]),
+    Case("serving-concurrency", "serving", ["{data}/good", "--out", "{data}/sv2", "--base-url", "http://127.0.0.1:9/v1",
+                                            "--concurrency", "0"], "error", ["--concurrency='0'", ">= 1"]),
+    Case("serving-price", "serving", ["{data}/good", "--out", "{data}/sv3", "--base-url", "http://127.0.0.1:9/v1",
+                                      "--price", "cheap"], "error", ["--price='cheap'", "2 non-negative numbers"]),
+    Case("serving-cut-cell", "serving", ["{data}/cut", "--out", "{data}/sv4", "--base-url", "http://127.0.0.1:9/v1"],
+         "error", ["predictions.jsonl line 2", "cut or not JSON"]),
+    Case("serving-no-baseline", "serving", ["{data}/good", "--out", "{data}/sv5", "--base-url",
+                                            "http://127.0.0.1:9/v1"], "error", ["no full-context cell", "--baseline"]),
+    Case("serving-bad-url", "serving", ["{data}/good", "--out", "{data}/sv6", "--base-url", "localhost:8000"], "error",
+         ["base_url='localhost:8000'", "http(s) URL"]),
     Case("report-out-file", "report", ["{data}/good", "--out", "{data}/a_file"], "error", ["a_file", "not a folder"]),
     # -- inspect ---------------------------------------------------------------------------------
     Case("inspect-cut", "inspect", ["{data}/cut/cell"], "warn", ["predictions.jsonl line 2", "cut"]),

@@ -387,6 +387,14 @@ the first metric's column also gives the achieved kept ratio.</p>
 {% if speed_table %}<p class="note">{{ speed_note }}</p>
 <div class="scroll">{{ speed_table }}</div>{% endif %}
 <img src="{{ speed }}" alt="speed against kept ratio"> <p><a href="{{ speed_pdf }}">PDF</a></p>
+{% if serving %}<h2>Cost under serving</h2>
+<p class="note">pcbench-serving's cards found under the roots (docs: serving.md): the cells' prompts replayed
+against a served model at each concurrency level.</p>
+{% for card in serving %}<div class="scroll">{{ card.html }}</div>
+{% for image in card.images %}<img src="{{ image }}" alt="latency and throughput against concurrency">
+{% endfor %}<p class="note">Figures:
+{% for name, href in card.files %}<a href="{{ href }}">{{ name }}</a> {% endfor %}</p>
+{% endfor %}{% endif %}
 {% if heatmap %}<h2>Needle grid</h2>
 <img src="{{ heatmap }}" alt="metric by context length and needle depth">
 <p><a href="heatmap.pdf">PDF</a></p>{% endif %}
@@ -526,7 +534,8 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
 
 def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], notes: list[str],
               heatmap: bool = False, pages: dict[str, list[tuple[str, str]]] | None = None,
-              speed: pd.DataFrame | None = None, metrics: list[Metric] | None = None) -> Path:
+              speed: pd.DataFrame | None = None, metrics: list[Metric] | None = None,
+              serving: list[dict[str, Any]] | None = None) -> Path:
     from jinja2 import Template
 
     cells = cells_board(table, metric)
@@ -560,11 +569,37 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         paper_table=paper_table(table, metrics or [metric]).to_html(index=False, na_rep="–", classes="sortable"),
         speed_table=speed_board(speed).to_html(index=False, na_rep="–", classes="sortable")
         if speed is not None and not speed.empty else "",
-        notes=[html.escape(n) for n in notes],
+        notes=[html.escape(n) for n in notes], serving=serving or [],
         provenance=[(html.escape(k), html.escape(v)) for k, v in provenance(table).items()])
     path = out / "report.html"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def serving_cards(roots: list[str], out: Path) -> list[dict[str, Any]]:
+    """pcbench-serving's cards under the roots, copied beside the report (serving/N/): their text as
+    markdown and HTML (every value escaped), their plots and CSVs."""
+    import markdown as md
+
+    found = sorted({p.parent.resolve() for root in roots for p in Path(root).rglob("card.md")
+                    if (p.parent / "card.json").exists()})
+    cards = []
+    for n, folder in enumerate(found):
+        target = out / "serving" / str(n)
+        target.mkdir(parents=True, exist_ok=True)
+        copied = []
+        for file in sorted(folder.iterdir()):
+            if file.suffix in (".png", ".csv", ".json", ".md") and file.is_file():
+                shutil.copyfile(file, target / file.name)
+                copied.append(file.name)
+        text = (folder / "card.md").read_text(encoding="utf-8", errors="replace")
+        body = text.split("\n", 1)[1] if text.startswith("# ") else text  # the report gives the heading
+        cards.append({"markdown": body.replace("\n## ", "\n### "),
+                      "html": md.markdown(html.escape(body.replace("\n## ", "\n### "), quote=False),
+                                          extensions=["tables"]),
+                      "images": [f"serving/{n}/{name}" for name in copied if name.endswith(".png")],
+                      "files": [(name, f"serving/{n}/{name}") for name in copied if not name.endswith(".png")]})
+    return cards
 
 
 @dataclass
@@ -642,8 +677,12 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     if heatmap is not None:
         files["heatmap"] = heatmap
     pages, page_notes = example_pages(table, metric, out, examples)
+    serving = serving_cards(roots, out)
+    if serving:
+        with files["leaderboard"].open("a", encoding="utf-8") as f:
+            f.write("\n## Cost under serving\n\n" + "\n".join(card["markdown"] for card in serving))
     files["html"] = html_page(table, metric, out, roots, collected.notes + page_notes, heatmap is not None, pages,
-                              speed, in_tables)
+                              speed, in_tables, serving)
     return Report(table, metric, out, collected.notes + page_notes, files)
 
 

@@ -15,6 +15,7 @@ from pcbench.compressors.base import Compressor, Env
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.files import write_atomically
+from pcbench.core.memory import peak_memory
 from pcbench.core.redact import redact
 from pcbench.core.requests import Request
 from pcbench.core.tokenizer import openai_tokenizer
@@ -61,18 +62,23 @@ def run_components(cfg: DictConfig, out_dir: Path, names: dict[str, str], parts:
     records = CellRecords(task, compressor, reader, env, examples, start_folder(out_dir, cfg))
     stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk), counts)
     reading = reader.generates and cfg.stage == "all"
+    memory: dict[str, Any] = {}  # each stage's own peak (core/memory.py)
     if reading:
-        compressed = dict(stream)
+        with peak_memory(memory, "compress"):
+            compressed = dict(stream)
         requests = [task.request(examples[i], compressed[i]["text"]) for i in range(len(examples))]
-        for i, generation in read_all(requests, reader, cache, reader.batch_size):
-            records.add(i, compressed[i], generation, requests[i])
+        with peak_memory(memory, "read"):
+            for i, generation in read_all(requests, reader, cache, reader.batch_size):
+                records.add(i, compressed[i], generation, requests[i])
     else:
-        for i, result in stream:  # reader-free: each record is written as soon as it is compressed
-            records.add(i, result)
+        with peak_memory(memory, "compress"):
+            for i, result in stream:  # reader-free: each record is written as soon as it is compressed
+                records.add(i, result)
     reader.close()
 
     metrics = summarize(task, records.in_order(), settings["compressor"], names, time.perf_counter() - start,
                         MODELS.loading_seconds - loading)
+    metrics["memory"] = memory
     metrics["compressor_info"] = compressor.describe()  # its role and budget knobs, for analysis
     # Work the compressor took from the cache instead of doing it (unit scores, token counts, LM
     # passes that do not depend on the budget): the later cells of a rate sweep reuse the first's,

