@@ -1,4 +1,5 @@
-"""Small shared fixtures: a whitespace tokenizer and paths to the optional shared data."""
+"""Small shared fixtures: a whitespace tokenizer, paths to the optional shared data, tiny models, and a
+three-question HotpotQA file with a cell runner."""
 
 from __future__ import annotations
 
@@ -101,3 +102,34 @@ def tiny_llama(folder: Path, layers: int = 3, window: int = 256) -> str:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+# HotpotQA in its official schema, three questions: for cells run end to end in a test.
+HOTPOT = [
+    {"_id": f"q{i}", "question": f"Which city is home to the {name}?", "answer": city, "type": "bridge",
+     "level": "hard", "supporting_facts": [[f"The {name}", 1]],
+     "context": [[f"The {name}", [f"The {name} is a famous landmark.",
+                                  f" The {name} is a landmark in the city of {city}."]],
+                 ["Weather", ["Rain falls often in autumn.", " Snow falls in winter in the north."]],
+                 ["Food", ["Bread is baked every morning.", " Cheese is made from milk."]]]}
+    for i, (name, city) in enumerate([("Eiffel Tower", "Paris"), ("Colosseum", "Rome"), ("Big Ben", "London")])
+]
+
+
+def cell(tmp_path: Path, *overrides: str, out: str = "out") -> tuple[dict, list[dict]]:
+    """One cell composed as `pcbench` composes it and run in this process: its metrics and records."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from pcbench.runners.cell import run_cell
+
+    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
+        cfg = compose("config", overrides=[*overrides, f"cache_dir={tmp_path / 'cache'}"])
+    names = {"task": "niah", "compressor": "none", "reader": "smollm2"}  # conf/config.yaml's defaults
+    names.update(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in names)
+    metrics = run_cell(cfg, tmp_path / out, names)
+    lines = (tmp_path / out / "predictions.jsonl").read_text().splitlines()
+    assert json.loads((tmp_path / out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    assert (tmp_path / out / "config.yaml").exists()
+    return metrics, [json.loads(line) for line in lines]

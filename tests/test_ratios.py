@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make, needs_smollm2
-from test_cell import HOTPOT, cell
+from conftest import HOTPOT, cell, make, needs_smollm2
 
 from pcbench.compressors.base import Budget
 from pcbench.core.errors import PcbenchError

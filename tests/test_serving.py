@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cell import HOTPOT, cell
-from test_openai_reader import Endpoint, echo
+from conftest import HOTPOT, cell
+from http_endpoint import Endpoint, echo
 
 from pcbench.core.errors import PcbenchError
 from pcbench.runners import serving
@@ -55,6 +55,10 @@ def test_every_prompt_at_every_level_and_a_refusal_is_counted(cells: Path, tmp_p
     assert window["usd_per_1000_queries"] > 0
     assert (out / "card.md").read_text().startswith("# Serving card")
     assert (out / "serving_truncate_rate_0_5.png").stat().st_size > 0
+    # The card recomputed from what was measured, with no server: the same figures, nothing sent.
+    again = serving.run(serving.parse_args([str(cells), "--out", str(out), "--reanalyse", "--concurrency", "1,2",
+                                            "--price", "1,2"]))
+    assert again["levels"] == card["levels"] and again["comparisons"] == card["comparisons"]
 
 
 def test_the_report_shows_the_card(cells: Path, tmp_path: Path) -> None:

