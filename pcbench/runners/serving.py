@@ -11,7 +11,9 @@ per level are sent first and left out.
 
 The card (card.json, card.md, levels.csv, requests.csv, one plot per method) compares each cell
 with the full-context cell (compressor none, or --baseline): where compression pays in latency
-(median end-to-end with the cell's compression seconds added, a bootstrap interval over requests)
+(median end-to-end with the cell's compression seconds per query added to each request, as if each
+prompt were compressed just before it was sent; a bootstrap interval over requests), overall and
+within thirds of the task's prompt lengths,
 and in throughput, output length on the same examples, tokens and, with --price, dollars per
 thousand queries and per correct answer. Compression seconds are the cell's own, measured on the
 hardware its metrics.json names, and said so.
@@ -321,21 +323,27 @@ def _n(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def plot(comp: dict[str, Any], levels: list[dict[str, Any]], out: Path) -> Path:
-    """Latency and throughput against concurrency, the method against the full context."""
+def plot(comp: dict[str, Any], levels: list[dict[str, Any]], compress: dict[str, float], out: Path) -> Path:
+    """Latency (compression seconds included, as in the window) and throughput against concurrency,
+    the method against the full context."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (lat, thr) = plt.subplots(1, 2, figsize=(7.0, 2.8), layout="constrained")
+    xs: list[int] = []
     for label, style in ((comp["baseline"], "o--"), (comp["method"], "s-")):
-        rows = sorted((f for f in levels if f["cell"] == label), key=lambda f: f["concurrency"])
-        xs = [f["concurrency"] for f in rows]
-        lat.plot(xs, [f["e2e_p50_s"] for f in rows], style, label=label)
-        thr.plot(xs, [f["requests_per_s"] for f in rows], style, label=label)
-    for ax, name in ((lat, "end-to-end p50 (s)"), (thr, "requests / s")):
+        rows = sorted((f for f in levels if f["cell"] == label and f["e2e_p50_s"] is not None),
+                      key=lambda f: f["concurrency"])
+        xs = sorted({*xs, *(f["concurrency"] for f in rows)})
+        lat.plot([f["concurrency"] for f in rows], [f["e2e_p50_s"] + compress.get(label, 0.0) for f in rows], style,
+                 label=label)
+        thr.plot([f["concurrency"] for f in rows], [f["requests_per_s"] for f in rows], style, label=label)
+    for ax, name in ((lat, "compress + end-to-end p50 (s)"), (thr, "served requests / s")):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.minorticks_off()
         ax.set_xlabel("concurrency")
         ax.set_ylabel(name)
     lat.legend(fontsize=7)
@@ -523,9 +531,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_csv(out / "levels.csv", figures)
     write_csv(out / "requests.csv", [{"cell": level.cell, "concurrency": level.concurrency, **asdict(o)}
                                      for level in measured.values() for o in level.outcomes])
+    compress = {c.label: c.compress_seconds for c in cells}
     for comp in comparisons:
         if "window" in comp:
-            plot(comp, figures, out)
+            plot(comp, figures, compress, out)
     return card
 
 
