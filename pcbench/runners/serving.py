@@ -562,11 +562,12 @@ def measured_before(out: Path, labels: set[str], levels: list[int]) -> tuple[dic
         level = Level(str(row.cell), int(row.concurrency), wall=float(row.wall_s))
         rows = requests[(requests.cell == row.cell) & (requests.concurrency == row.concurrency)]
         for r in rows.to_dict("records"):
-            v = {k: None if x == "" or (isinstance(x, float) and np.isnan(x)) else x for k, x in r.items()}
-            level.outcomes.append(Outcome(
-                str(v["id"]), v["ttft"], v["e2e"], v["tpot"],
-                int(v["prompt_tokens"]) if v["prompt_tokens"] is not None else None,
-                int(v["completion_tokens"]) if v["completion_tokens"] is not None else None, v["error"]))
+            v: dict[str, Any] = {k: None if x == "" or (isinstance(x, float) and np.isnan(x)) else x
+                                 for k, x in r.items()}
+            seconds = [float(v[k]) if v[k] is not None else None for k in ("ttft", "e2e", "tpot")]
+            tokens = [int(float(v[k])) if v[k] is not None else None for k in ("prompt_tokens", "completion_tokens")]
+            level.outcomes.append(Outcome(str(v["id"]), seconds[0], seconds[1], seconds[2], tokens[0], tokens[1],
+                                          None if v["error"] is None else str(v["error"])))
         measured[(level.cell, level.concurrency)] = level
     missing = sorted({(label, c) for label in labels for c in levels} - set(measured))
     if missing:
