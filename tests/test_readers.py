@@ -333,8 +333,9 @@ def test_vllm_without_the_package_is_one_line(tiny: str, monkeypatch: pytest.Mon
     reader = make("reader", "vllm", model=tiny, max_input_tokens=200)
     assert reader.batch_size >= 1 << 30  # the whole cell's misses in one call
     assert len(reader.prompts([Request(PROMPT, 4)])[0].ids) > 5  # prompts need no vLLM
-    with pytest.raises(PcbenchError, match=r"^reader=vllm needs the vllm package \(and a CUDA GPU\): "
-                                           r"pip install vllm \(see docs/readers.md\)$"):
+    with pytest.raises(PcbenchError, match=r"^reader=vllm needs vLLM: pip install vllm on a CUDA machine, or the "
+                                           r"CPU build in its own environment \(make vllm-env, then "
+                                           r"\.make/vllm/bin/python -m pcbench \.\.\.; see docs/readers.md\)$"):
         reader.generate([Request(PROMPT, 4)])
 
 

@@ -2,7 +2,7 @@
 
 Compares metrics.json and predictions.jsonl record by record (records are written in example order,
 so a rerun of one config gives the same file), leaving out what measures the run rather than the
-method: timings, cache hits, model loading, the environment and the working folder. Exit 0 when
+method: timings, peak memory, cache hits, model loading, the environment and the working folder. Exit 0 when
 the rest is equal, 1 with the first differences listed, 2 for a folder that is not a finished cell.
 
     pcbench-compare multirun/a/hotpotqa/bm25/compressor.rate=0.5 /scratch/rerun/hotpotqa/bm25/compressor.rate=0.5
@@ -19,10 +19,10 @@ from typing import Any
 from pcbench.core.nested import without_keys
 from pcbench.core.results import read_predictions
 
-# Keys whose values measure the run (wall clock, cache state, where it ran), never the method.
+# Keys whose values measure the run (wall clock, memory, cache state, where it ran), never the method.
 TIMING_KEYS = frozenset({
     "seconds", "compress_seconds", "prefill_seconds", "generate_seconds", "decode_seconds", "batch_examples",
-    "cached", "cache_hits", "environment", "cwd", "git", "skipped",
+    "cached", "cache_hits", "environment", "cwd", "git", "skipped", "memory",
 })
 
 

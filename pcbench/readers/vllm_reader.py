@@ -26,7 +26,7 @@ from pcbench.readers.base import Prompt, Reader
 log = logging.getLogger(__name__)
 
 INSTALL = ("reader=vllm needs vLLM: pip install vllm on a CUDA machine, or the CPU build in its own environment "
-           "(make vllm-env, then .make/vllm/bin/pcbench ...; see docs/readers.md)")
+           "(make vllm-env, then .make/vllm/bin/python -m pcbench ...; see docs/readers.md)")
 
 
 def import_vllm() -> Any:
