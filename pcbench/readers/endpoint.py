@@ -165,9 +165,7 @@ class Client:
 
         try:
             return await asyncio.wait_for(whole(), self.timeout)
-        except asyncio.TimeoutError:
-            raise Transient(f"no complete answer within {self.label}.timeout={self.timeout:g} s") from None
-        except httpx.TimeoutException:
+        except (asyncio.TimeoutError, httpx.TimeoutException):  # our whole-request bound, or httpx's per phase
             raise Transient(f"no complete answer within {self.label}.timeout={self.timeout:g} s") from None
         except httpx.ConnectError as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__

@@ -48,6 +48,7 @@ import numpy as np
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.files import write_atomically
+from pcbench.core.redact import redact
 from pcbench.core.results import read_metrics, read_predictions
 from pcbench.readers.endpoint import Client
 
@@ -74,7 +75,9 @@ class Cell:
 
 
 def load_cell(folder: Path, reader: Any) -> Cell:
-    from pcbench.analysis.inspect import rebuild_examples
+    from pcbench.analysis.collect import budget_label
+    from pcbench.analysis.inspect import InspectError, task_node
+    from pcbench.core.build import build
 
     metrics, problem = read_metrics(folder)
     if metrics is None:
@@ -82,16 +85,10 @@ def load_cell(folder: Path, reader: Any) -> Cell:
     records, problem = read_predictions(folder)
     if problem:
         raise PcbenchError(f"{folder}: {problem}")
-    task = None
-    examples = {}
     try:
-        from pcbench.analysis.inspect import task_node
-        from pcbench.core.build import build
-
-        node = task_node(folder, metrics)
-        task = build(node, "task")
-        examples = {e.id: e for e in rebuild_examples(folder, metrics, node)}
-    except Exception as exc:  # InspectError and the task's own PcbenchError
+        task = build(task_node(folder, metrics), "task")
+        examples = {e.id: e for e in task.load()}
+    except (PcbenchError, InspectError) as exc:
         raise PcbenchError(f"cannot rebuild the prompts of {folder}: {exc}") from None
     jobs, ids, scores = [], [], []
     for record in records:
@@ -103,10 +100,8 @@ def load_cell(folder: Path, reader: Any) -> Cell:
         jobs.append(reader.body(prompt))
         ids.append(str(record["id"]))
         values = list((record.get("scores") or {}).values())
-        scores.append(float(values[0]) / (100.0 if float(values[0]) > 1 else 1.0) if values else float("nan"))
-    requested = {k: v for k, v in (metrics.get("requested") or {}).items()
-                 if k in ("rate", "target_tokens", "top_k") and v is not None}
-    budget = " ".join(f"{k}={v}" for k, v in requested.items())
+        scores.append(float(values[0]) if values else float("nan"))  # records hold 0..1, not the means' x100
+    budget = budget_label({f"requested.{k}": v for k, v in (metrics.get("requested") or {}).items()})
     compressor = str(metrics.get("compressor"))
     seconds = [float(r.get("compress_seconds") or 0.0) for r in records]
     return Cell(folder, f"{compressor} {budget}".strip(), compressor, jobs, ids, scores,
@@ -140,13 +135,15 @@ class Level:
         ok = [o for o in self.outcomes if o.error is None]
         figures: dict[str, Any] = {"cell": self.cell, "concurrency": self.concurrency, "requests": len(self.outcomes),
                                    "errors": len(self.outcomes) - len(ok), "wall_s": self.wall}
-        for name in ("ttft", "e2e", "tpot"):
-            values = np.array([getattr(o, name) for o in ok if getattr(o, name) is not None], dtype=float)
-            for q in (50, 90, 99):
+        def seconds(name: str) -> np.ndarray:
+            return np.array([getattr(o, name) for o in ok if getattr(o, name) is not None], dtype=float)
+
+        for name, quantiles in (("ttft", (50, 90, 99)), ("e2e", (50, 90, 99)), ("tpot", (50,))):
+            values = seconds(name)
+            for q in quantiles:
                 figures[f"{name}_p{q}_s"] = float(np.percentile(values, q)) if values.size else None
-        figures["tpot_mean_s"] = figures.pop("tpot_p90_s") and float(np.mean(
-            [o.tpot for o in ok if o.tpot is not None])) if any(o.tpot is not None for o in ok) else None
-        figures.pop("tpot_p99_s")
+        tpot = seconds("tpot")
+        figures["tpot_mean_s"] = float(tpot.mean()) if tpot.size else None
         prompt = sum(o.prompt_tokens or 0 for o in ok)
         output = sum(o.completion_tokens or 0 for o in ok)
         figures.update(requests_per_s=len(ok) / self.wall if self.wall else None,
@@ -506,8 +503,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"{cell.label} @ {c}: e2e p50 {_n(f['e2e_p50_s'])} s, TTFT p50 {_n(f['ttft_p50_s'])} s, "
                       f"{_n(f['requests_per_s'])} req/s, {f['errors']} errors", flush=True)
         return measured
-
-    from pcbench.core.redact import redact
 
     if args.reanalyse:
         measured, meta = measured_before(out, {c.label for c in cells}, levels_asked)
