@@ -10,7 +10,11 @@
 3. break-even on the device: per family at 2x, 4x and 10x, compress + read seconds against reading
    the full context with `--reader` (default a 1.5B instruct model from the hub; the packaged
    SmolLM2 when the hub cannot be reached, said in the row), reader in `--reader-dtype`;
-4. the serving card (docs/serving.md) where vLLM is installed: reader-free HotpotQA cells (none,
+4. memory and energy: the largest batch the transformers reader (`--reader`) takes on the device
+   before running out of memory, on the longest HotpotQA prompt in full and compressed by bm25 at
+   rate 0.5; a SnapKV press at 0.5 on the same reader (the cache it leaves against the unpressed
+   cache, and the prefill's peak); each cell's stage energy from NVML;
+5. the serving card (docs/serving.md) where vLLM is installed: reader-free HotpotQA cells (none,
    bm25 and LongLLMLingua at rate 0.5, compressed on the device) replayed against vLLM's OpenAI
    server started on the GPU with SmolLM2, at concurrency 1 to 32; the card's rows are printed and
    its files kept in the folder printed.
@@ -268,6 +272,47 @@ def break_even(rows: list[Row], setup: Setup) -> None:
             setup.add(rows, name, value, note)
 
 
+def memory(rows: list[Row], setup: Setup) -> None:
+    from pcbench.api import compress, load_reader
+    from pcbench.core.memory import largest_batch
+
+    if not setup.hotpot.exists():
+        setup.add(rows, "memory", "skipped", f"{setup.hotpot} is absent")
+        return
+    task = task_of(setup, **({"max_new_tokens": setup.new_tokens} if setup.new_tokens else {}))
+    examples = task.load()
+    longest = max(examples, key=lambda e: len(e.context))
+    compressed = compress("bm25", longest.context, longest.question, tokenizer=setup.reader).text
+    reader = load_reader("transformers", model=setup.reader, device=setup.device, dtype=setup.reader_dtype,
+                         batch_size=1)
+    limit = 512 if setup.device == "cuda" else 4  # on the CPU only the code is checked
+    for name, context in (("full", longest.context), ("bm25 rate 0.5", compressed)):
+        request = task.request(longest, context)
+
+        def attempt(n: int, request: Any = request) -> None:
+            reader.batch_size = n
+            reader.generate([request] * n)
+
+        largest, capped = largest_batch(attempt, limit)
+        tokens = len(reader.prompt(request).ids)
+        setup.add(rows, f"largest batch, {name}", f"{'>=' if capped else ''}{largest}",
+                  f"{tokens}-token prompt, {Path(setup.reader).name} {setup.reader_dtype} on {setup.device}")
+    reader.close()
+    scratch = Path(tempfile.mkdtemp(prefix="pcbench-gpu-memory-"))
+    press = [*setup.task_overrides(setup.limit), "compressor=none", "reader=kvpress", f"reader.model={setup.reader}",
+             f"reader.device={setup.device}", f"reader.dtype={setup.reader_dtype}", "reader.press=snapkv",
+             "reader.compression_ratio=0.5"]
+    _, metrics = cell(press, scratch / "cache", scratch / "snapkv")
+    kv = metrics["kv_memory"] or {}
+    setup.add(rows, "snapkv 0.5: cache left / unpressed cache", f"{kv.get('cache_ratio') or 0:.3f}",
+              f"{kv.get('cache_mib_mean') or 0:.1f} of {kv.get('full_cache_mib_mean') or 0:.1f} MiB per prompt")
+    setup.add(rows, "snapkv 0.5: prefill peak rise", f"{kv.get('prefill_peak_mib_max') or 0:.1f} MiB max",
+              f"mean {kv.get('prefill_peak_mib_mean') or 0:.1f} MiB; the cache left is what decoding holds")
+    for stage, energy in metrics["energy"].items():
+        value = f"{energy['joules']:.1f} J" if energy["joules"] is not None else "none"
+        setup.add(rows, f"snapkv 0.5 cell: {stage} energy", value, energy["why_none"] or "NVML, this process's GPU")
+
+
 def serving(rows: list[Row], setup: Setup) -> None:
     import importlib.util
 
@@ -313,7 +358,8 @@ def main() -> None:
     parser.add_argument("--export-templates", type=Path, metavar="DIR",
                         help="write the packaged models' configs and tokenizers to DIR, and exit")
     parser.add_argument("--rows", type=Path, help="also append each row to this file as it comes")
-    parser.add_argument("--part", action="append", choices=("readers", "compressors", "break-even", "serving"),
+    parser.add_argument("--part", action="append",
+                        choices=("readers", "compressors", "break-even", "memory", "serving"),
                         help="one part (repeatable; default all)")
     args = parser.parse_args()
     if args.export_templates:
@@ -339,7 +385,7 @@ def main() -> None:
               f"{args.new_tokens} tokens", flush=True)
     rows: list[Row] = []
     parts = {"readers": compare_readers, "compressors": compare_compressors, "break-even": break_even,
-             "serving": serving}
+             "memory": memory, "serving": serving}
     for part in args.part or list(parts):
         start = time.perf_counter()
         try:

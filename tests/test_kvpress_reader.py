@@ -106,7 +106,7 @@ def test_no_eviction_equals_the_transformers_reader(tiny: str) -> None:
         assert [g.text for g in got] == [g.text for g in expected]
         assert [g.new_tokens for g in got] == [g.new_tokens for g in expected]
         assert [g.prompt_tokens for g in got] == [g.prompt_tokens for g in expected]
-        assert all(g.kv_kept_ratio == 1.0 for g in got)
+        assert all(g.kv_kept_ratio == 1.0 and g.kv_cache_mib == g.kv_full_mib for g in got)
 
 
 SEQUENCE_PRESSES = sorted(set(PRESSES) - {"think", "snap_think"})
@@ -129,6 +129,11 @@ def test_presses_keep_what_they_are_asked(tiny: str, press: str) -> None:
     # pyramidkv shapes its budget by layer and chunkkv/block presses round to their chunks.
     assert out.kv_kept_ratio == pytest.approx(0.5, abs=0.02 if press not in ("pyramidkv", "chunkkv") else 0.1), press
     assert 1 <= out.new_tokens <= 6 and out.prefill_seconds > 0
+    # Memory: a sequence press frees what it evicts; a head-wise one masks in place and frees nothing.
+    assert out.kv_cache_mib is not None and out.kv_full_mib is not None and out.kv_full_mib > 0
+    held = out.kv_cache_mib / out.kv_full_mib
+    assert held == (pytest.approx(1.0) if press in HEADWISE else pytest.approx(out.kv_kept_ratio, abs=0.01)), press
+    assert out.prefill_peak_mib is not None and out.prefill_peak_mib >= 0
 
 
 @needs_smollm2
@@ -147,6 +152,8 @@ def test_presses_are_built_as_kvpress_evaluation_builds_them(tiny: str) -> None:
         (out,) = press_reader(tiny, press=press, compression_ratio=0.5, key_channel_compression_ratio=0.5).generate(
             [request(NOTES)])
         assert out.kv_kept_ratio == pytest.approx(1.0 if press == "think" else 0.5, abs=0.02)
+        # ThinK zeroes the pruned key channels in place: the channels it drops free no memory.
+        assert out.kv_cache_mib == pytest.approx(out.kv_full_mib * (1.0 if press == "think" else 0.5), rel=0.03)
     with pytest.raises(PcbenchError, match="key_channel_compression_ratio"):
         make("reader", "kvpress", model="m", press="think")
     with pytest.raises(PcbenchError, match="key_channel_compression_ratio is for press=think"):
@@ -156,3 +163,23 @@ def test_presses_are_built_as_kvpress_evaluation_builds_them(tiny: str) -> None:
 def test_kvpress_yaml_builds(tmp_path: Path) -> None:
     r = make("reader", "kvpress")
     assert isinstance(r, KVPressReader) and r.model == "smollm2"
+
+
+@needs_smollm2
+@needs_kvpress
+def test_a_press_cell_records_the_memory_it_saves(tiny: str, tmp_path: Path) -> None:
+    """The cell's metrics set the cache a press leaves beside the unpressed cache and the prefill's peak."""
+    import json
+
+    from conftest import HOTPOT, cell
+
+    data = tmp_path / "hotpot.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in HOTPOT))
+    metrics, records = cell(tmp_path, "task=hotpotqa", f"task.path={data}", "compressor=none", "reader=kvpress",
+                            f"reader.model={tiny}", "reader.device=cpu", "reader.press=snapkv",
+                            "reader.compression_ratio=0.5")
+    memory = metrics["kv_memory"]
+    assert memory["cache_ratio"] == pytest.approx(metrics["kv_kept_ratio"], abs=0.02)
+    assert memory["full_cache_mib_mean"] == pytest.approx(sum(r["kv_full_mib"] for r in records) / 3)
+    assert all(r["prefill_peak_mib"] >= 0 for r in records) and memory["prefill_peak_mib_max"] is not None
+    assert set(metrics["memory"]) == set(metrics["energy"]) == {"compress", "read"}

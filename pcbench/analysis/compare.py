@@ -22,7 +22,7 @@ from pcbench.core.results import read_predictions
 # Keys whose values measure the run (wall clock, memory, cache state, where it ran), never the method.
 TIMING_KEYS = frozenset({
     "seconds", "compress_seconds", "prefill_seconds", "generate_seconds", "decode_seconds", "batch_examples",
-    "cached", "cache_hits", "environment", "cwd", "git", "skipped", "memory",
+    "cached", "cache_hits", "environment", "cwd", "git", "skipped", "memory", "energy",
 })
 
 

@@ -28,6 +28,12 @@ class Generation:
     decode_seconds: float | None
     # Fraction of the prompt's KV-cache entries a KV press kept (reader=kvpress); None otherwise.
     kv_kept_ratio: float | None = None
+    # A press's memory (MiB): the cache it leaves after the pressed prefill, what the same tokens'
+    # cache holds unpressed, and how far memory rose during that prefill (CUDA allocation on a GPU,
+    # else the resident set; core/memory.py).
+    kv_cache_mib: float | None = None
+    kv_full_mib: float | None = None
+    prefill_peak_mib: float | None = None
 
 
 MARK = "\x00pcbench-context\x00"

@@ -32,6 +32,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.knobs import Range
+from pcbench.core.memory import measure, mib
 from pcbench.core.requests import Generation, Request
 from pcbench.readers.base import Prompt
 from pcbench.readers.transformers_reader import TransformersReader
@@ -192,7 +193,8 @@ class KVPressReader(TransformersReader):
         with torch.inference_mode():
             started = time.perf_counter()
             try:
-                with press(model):  # hooks on every attention layer evict entries as the prefix is read
+                # Hooks on every attention layer evict entries as the prefix is read.
+                with measure() as prefill, press(model):
                     # cache_position given explicitly: kvpress's hooks read it from the attention
                     # kwargs, and transformers >= 5.3 no longer computes and passes it down itself.
                     model.model(input_ids=ids[:, :k], past_key_values=cache,
@@ -204,6 +206,7 @@ class KVPressReader(TransformersReader):
                                    f"{transformers.__version__} ({type(exc).__name__}: {exc}); "
                                    f"{_declared()}") from None
             kept = kept_entries(model, cache)
+            held, full = cache_bytes(cache, k)
             # The rest at its original positions, on top of the compressed cache (kvpress's pipeline).
             # A press that keeps a different length per layer (PyramidKV) leaves no one causal mask
             # for a block of queries: the rest is then read a token at a time (the same attention).
@@ -233,7 +236,21 @@ class KVPressReader(TransformersReader):
         heads = int(getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads)
         ratio = sum(kept) / (len(kept) * heads * k) if kept else None
         return Generation(text, len(prompt.ids), len(new), prompt.truncated, first - started, ended - first,
-                          kv_kept_ratio=ratio)
+                          kv_kept_ratio=ratio, kv_cache_mib=mib(held, 4), kv_full_mib=mib(full, 4),
+                          prefill_peak_mib=mib(prefill.rise(), 4))
+
+
+def cache_bytes(cache: Any, pressed: int) -> tuple[int, int]:
+    """The bytes the cache holds after the pressed prefill, and what the same `pressed` tokens would
+    hold unpressed. Held is what the tensors take: head-wise presses mask entries in place and ThinK
+    zeroes key channels, so neither frees memory although both lower `kv_kept_ratio`."""
+    held = full = 0
+    for layer in cache.layers:
+        for tensor in (layer.keys, layer.values):
+            held += tensor.nelement() * tensor.element_size()
+            per_position = tensor.nelement() // max(1, tensor.shape[-2]) * tensor.element_size()
+            full += per_position * pressed
+    return held, full
 
 
 def kept_entries(model: Any, cache: Any) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -12,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pcbench.compressors.base import Compressor, Env
+from pcbench.core.energy import gpu_energy
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.files import write_atomically
@@ -63,15 +65,16 @@ def run_components(cfg: DictConfig, out_dir: Path, names: dict[str, str], parts:
     stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk), counts)
     reading = reader.generates and cfg.stage == "all"
     memory: dict[str, Any] = {}  # each stage's own peak (core/memory.py)
+    energy: dict[str, Any] = {}  # each stage's joules on the GPU (core/energy.py)
     if reading:
-        with peak_memory(memory, "compress"):
+        with peak_memory(memory, "compress"), gpu_energy() as energy["compress"]:
             compressed = dict(stream)
         requests = [task.request(examples[i], compressed[i]["text"]) for i in range(len(examples))]
-        with peak_memory(memory, "read"):
+        with peak_memory(memory, "read"), gpu_energy() as energy["read"]:
             for i, generation in read_all(requests, reader, cache, reader.batch_size):
                 records.add(i, compressed[i], generation, requests[i])
     else:
-        with peak_memory(memory, "compress"):
+        with peak_memory(memory, "compress"), gpu_energy() as energy["compress"]:
             for i, result in stream:  # reader-free: each record is written as soon as it is compressed
                 records.add(i, result)
     reader.close()
@@ -79,6 +82,7 @@ def run_components(cfg: DictConfig, out_dir: Path, names: dict[str, str], parts:
     metrics = summarize(task, records.in_order(), settings["compressor"], names, time.perf_counter() - start,
                         MODELS.loading_seconds - loading)
     metrics["memory"] = memory
+    metrics["energy"] = {stage: dataclasses.asdict(e) for stage, e in energy.items()}
     metrics["compressor_info"] = compressor.describe()  # its role and budget knobs, for analysis
     # Work the compressor took from the cache instead of doing it (unit scores, token counts, LM
     # passes that do not depend on the budget): the later cells of a rate sweep reuse the first's,

@@ -24,6 +24,9 @@ from pcbench.tasks.base import Task
 log = logging.getLogger(__name__)
 
 
+KV_FIELDS = ("kv_kept_ratio", "kv_cache_mib", "kv_full_mib", "prefill_peak_mib")
+
+
 def example_record(example: Example, compressed: dict[str, Any], generation: dict[str, Any] | None,
                    scores: dict[str, float] | None, diagnostics: dict[str, Any]) -> dict[str, Any]:
     original, kept = compressed["original_tokens"], compressed["compressed_tokens"]
@@ -45,8 +48,9 @@ def example_record(example: Example, compressed: dict[str, Any], generation: dic
         record.update(prompt_tokens=generation["prompt_tokens"], new_tokens=generation["new_tokens"],
                       truncated=generation["truncated"], prefill_seconds=generation["prefill_seconds"],
                       generate_seconds=generation["decode_seconds"])
-        if generation.get("kv_kept_ratio") is not None:  # KV-cache presses (reader=kvpress)
-            record["kv_kept_ratio"] = generation["kv_kept_ratio"]
+        for name in KV_FIELDS:  # KV-cache presses (reader=kvpress)
+            if generation.get(name) is not None:
+                record[name] = generation[name]
         record["cached"]["generate"] = generation.get("cached", False)
     if "dataset" in example.meta:  # suites (LongBench) score and resample per dataset
         record["dataset"] = example.meta["dataset"]
@@ -60,6 +64,18 @@ def _mean(values: list[Any]) -> float | None:
 
 def _pct(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 2)
+
+
+def kv_memory(records: list[dict[str, Any]]) -> dict[str, float | None] | None:
+    pressed = [r for r in records if r.get("kv_cache_mib") is not None]
+    if not pressed:
+        return None
+    held, full = sum(r["kv_cache_mib"] for r in pressed), sum(r["kv_full_mib"] for r in pressed)
+    return {"cache_mib_mean": held / len(pressed), "full_cache_mib_mean": full / len(pressed),
+            "cache_ratio": held / full if full else None,
+            "prefill_peak_mib_mean": _mean([r.get("prefill_peak_mib") for r in pressed]),
+            "prefill_peak_mib_max": max((r["prefill_peak_mib"] for r in pressed
+                                         if r.get("prefill_peak_mib") is not None), default=None)}
 
 
 def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested: dict[str, Any],
@@ -97,6 +113,9 @@ def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested:
         "truncated": sum(bool(r.get("truncated")) for r in records),
         # Share of KV-cache entries kept by a press (reader=kvpress), beside the text kept ratio.
         "kv_kept_ratio": _mean([r.get("kv_kept_ratio") for r in records]),
+        # What the press saves in memory, against what it keeps: the cache left after prefill over the
+        # unpressed cache of the same tokens (sums), and the prefill's peak rise, per example.
+        "kv_memory": kv_memory(records),
         "seconds": {
             "compress_mean": _mean([r["compress_seconds"] for r in records]),
             # Time this run spent compressing (cache hits cost nothing here; their records keep the

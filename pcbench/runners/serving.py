@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from pcbench.core.energy import gpu_energy
 from pcbench.core.errors import PcbenchError
 from pcbench.core.files import write_atomically
 from pcbench.core.redact import redact
@@ -130,6 +131,7 @@ class Level:
     concurrency: int
     outcomes: list[Outcome] = field(default_factory=list)
     wall: float = 0.0
+    energy_j: float | None = None  # every GPU of this node while the level ran (NVML), where there is one
 
     def figures(self) -> dict[str, Any]:
         ok = [o for o in self.outcomes if o.error is None]
@@ -146,7 +148,9 @@ class Level:
         figures["tpot_mean_s"] = float(tpot.mean()) if tpot.size else None
         prompt = sum(o.prompt_tokens or 0 for o in ok)
         output = sum(o.completion_tokens or 0 for o in ok)
-        figures.update(requests_per_s=len(ok) / self.wall if self.wall else None,
+        figures.update(energy_j=self.energy_j,
+                       joules_per_request=self.energy_j / len(ok) if self.energy_j is not None and ok else None,
+                       requests_per_s=len(ok) / self.wall if self.wall else None,
                        input_tokens_per_s=prompt / self.wall if self.wall else None,
                        output_tokens_per_s=output / self.wall if self.wall else None,
                        input_tokens_mean=prompt / len(ok) if ok else None,
@@ -179,9 +183,11 @@ async def replay(client: Client, cell: Cell, concurrency: int, warmup: int) -> L
                 outcome.tpot = (reply.seconds - reply.first_token) / (outcome.completion_tokens - 1)
             return outcome
 
-        started = time.perf_counter()
-        level.outcomes = list(await asyncio.gather(*(one(i) for i in range(len(cell.jobs)))))
-        level.wall = time.perf_counter() - started
+        with gpu_energy(every_gpu=True) as energy:
+            started = time.perf_counter()
+            level.outcomes = list(await asyncio.gather(*(one(i) for i in range(len(cell.jobs)))))
+            level.wall = time.perf_counter() - started
+        level.energy_j = energy.joules
 
     await client.session(concurrency, work)
     return level
@@ -284,6 +290,10 @@ def card_markdown(levels: list[dict[str, Any]], comparisons: list[dict[str, Any]
             "ttft_p50_s", "tpot_mean_s", "e2e_p50_s", "e2e_p90_s", "e2e_p99_s", "requests_per_s",
             "input_tokens_per_s", "output_tokens_per_s")), f["errors"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    energy = [f for f in levels if f.get("joules_per_request") is not None]
+    if energy:  # NVML, where the node has a GPU
+        lines += ["", "GPU energy per request (NVML, every GPU of this node while the level ran): " + "; ".join(
+            f"{f['cell']} @ {f['concurrency']}: {_n(f['joules_per_request'])} J" for f in energy) + "."]
     for comp in comparisons:
         lines += ["", f"## {comp['method']} against {comp['baseline']}", "",
                   "| concurrency | latency ratio (95% CI) | verdict | throughput ratio |", "|---|---|---|---|"]
@@ -554,7 +564,9 @@ def measured_before(out: Path, labels: set[str], levels: list[int]) -> tuple[dic
         raise PcbenchError(f"--reanalyse: {out} holds no earlier measurement ({type(exc).__name__}: {exc})") from None
     measured: dict[tuple[str, int], Level] = {}
     for row in walls.itertuples():
-        level = Level(str(row.cell), int(row.concurrency), wall=float(row.wall_s))
+        joules = getattr(row, "energy_j", None)
+        level = Level(str(row.cell), int(row.concurrency), wall=float(row.wall_s),
+                      energy_j=None if joules is None or np.isnan(joules) else float(joules))
         rows = requests[(requests.cell == row.cell) & (requests.concurrency == row.concurrency)]
         for r in rows.to_dict("records"):
             v: dict[str, Any] = {k: None if x == "" or (isinstance(x, float) and np.isnan(x)) else x
