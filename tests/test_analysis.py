@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import needs_smollm2
-from study_cells import study
+from support.study_cells import study
 
 from pcbench.analysis.collect import collect_cells
 from pcbench.analysis.plot import pareto_front

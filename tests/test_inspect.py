@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import needs_smollm2
-from study_cells import study
+from support.study_cells import study
 
 from pcbench.analysis.inspect import main, mark, summary
 from pcbench.core.example import Example, Passage

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import make, needs_smollm2, shared
-from test_compressors import DOGS, FRANCE, SPACE, C, CountingStore
-from test_compressors import make as example_of
+from support.passages import DOGS, FRANCE, SPACE, C, CountingStore, example_of
 
 from pcbench.compressors.base import Compressed, Compressor, Env
 from pcbench.compressors.chain import Chain

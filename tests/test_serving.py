@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import HOTPOT, cell
-from http_endpoint import Endpoint, echo
+from support.http_endpoint import Endpoint, echo
 
 from pcbench.core.errors import PcbenchError
 from pcbench.runners import serving

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_sweeps import cells, run
+from support.sweeps import cells, run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["reader=none", "task.lengths=[400]", "task.depths=[0,100]"]

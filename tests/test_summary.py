@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import WordTokenizer, make, needs_smollm2, tiny_llama
+from conftest import WordTokenizer, make, needs_smollm2
+from support.models import tiny_llama
 
 from pcbench.compressors.base import Env
 from pcbench.compressors.summary import fit
@@ -79,7 +80,7 @@ def test_long_contexts_are_summarised_in_chunks_then_merged(tiny: str) -> None:
 
 @needs_smollm2
 def test_a_cell_says_evidence_recall_does_not_apply(tmp_path: Path, tiny: str) -> None:
-    from test_cell import HOTPOT, cell
+    from conftest import HOTPOT, cell
 
     data = tmp_path / "hotpot.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in HOTPOT) + "\n")

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,117 +19,10 @@ import pytest
 from conftest import needs_smollm2
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from support.sweeps import ROOT, TINY, cells, last_line, run, snapshot
 
 from hydra_plugins.pcbench_sweeper.sweeper import expand, waiting_line
 from pcbench.runners.record import finished
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["reader=none", "task.lengths=[400]", "task.depths=[0,100]"]
-# Files a finished cell writes once; run.log is appended to by every visit (a skip says so there).
-RESULTS = ("config.yaml", "metrics.json", "predictions.jsonl")
-
-HELPERS = '''
-"""Compressors for tests/test_sweeps.py."""
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
-
-from pcbench.compressors.base import Compressed, Compressor
-
-
-@dataclass
-class Boom(Compressor):
-    query_aware: ClassVar[bool] = False
-    message: str
-
-    def compress(self, example, env):
-        raise RuntimeError(self.message)
-
-
-@dataclass
-class Slow(Compressor):
-    query_aware: ClassVar[bool] = False
-    seconds: float
-
-    def compress(self, example, env):
-        time.sleep(self.seconds)
-        return Compressed(example.passages)
-
-
-@dataclass
-class Gated(Compressor):
-    """The first example at once; every later one waits until the file `gate` exists."""
-    query_aware: ClassVar[bool] = False
-    gate: str
-
-    def compress(self, example, env):
-        first = Path(self.gate + ".first")
-        if not first.exists():
-            first.touch()
-            return Compressed(example.passages)
-        while not Path(self.gate).exists():
-            time.sleep(0.2)
-        return Compressed(example.passages)
-'''
-
-
-def extra(tmp_path: Path) -> Path:
-    """A config dir (added with -cd) holding the test compressors and a variants preset."""
-    conf = tmp_path / "extra"
-    (conf / "compressor").mkdir(parents=True, exist_ok=True)
-    (conf / "experiment").mkdir(exist_ok=True)
-    (tmp_path / "helpers").mkdir(exist_ok=True)
-    (tmp_path / "helpers" / "pcbench_test_compressors.py").write_text(HELPERS)
-    (conf / "compressor" / "boom.yaml").write_text(
-        "_target_: pcbench_test_compressors.Boom\nmessage: out of memory (as a GPU says it)\n")
-    (conf / "compressor" / "slow.yaml").write_text("_target_: pcbench_test_compressors.Slow\nseconds: 0.4\n")
-    (conf / "compressor" / "gated.yaml").write_text("_target_: pcbench_test_compressors.Gated\ngate: ???\n")
-    (conf / "experiment" / "tiny_variants.yaml").write_text("""# @package _global_
-defaults:
-  - override /reader: none
-task:
-  lengths: [400]
-  depths: [0, 100]
-hydra:
-  sweeper:
-    params:
-      task.seed: 1
-    variants:
-      - [compressor=truncate, compressor.side=head]
-      - [compressor=truncate, compressor.side=tail, compressor.rate=0.5]
-      - [compressor=none]
-    waiting_for:
-      abstractive: no abstractive compressor yet
-      recomp: needs its trained models
-""")
-    return conf
-
-
-def run(tmp_path: Path, *args: str, sweep: str = "sweep", timeout: int = 400,
-        popen: bool = False) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
-    env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path / "helpers"), os.environ.get("PYTHONPATH", "")])}
-    env.pop("HYDRA_FULL_ERROR", None)
-    command = [sys.executable, "run.py", "-cd", str(extra(tmp_path)), *args,
-               f"hydra.sweep.dir={tmp_path / sweep}", f"hydra.run.dir={tmp_path / 'run'}"]
-    if popen:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def cells(root: Path) -> dict[str, Path]:
-    """Cell folders under a sweep, by compressor (multirun/<study>/<task>/<compressor>/<cell>)."""
-    return {p.parent.parent.name: p.parent for p in root.rglob("run.log")}
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {name: ((folder / name).stat().st_mtime_ns, (folder / name).stat().st_size) for name in RESULTS}
-
-
-def last_line(text: str) -> str:
-    return [line for line in text.splitlines() if line.strip()][-1]
 
 
 def longbench_file(tmp_path: Path) -> Path:

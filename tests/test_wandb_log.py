@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import needs_smollm2
-from study_cells import compose_cell, study
+from support.study_cells import compose_cell, study
 
 from pcbench.analysis.wandb_log import log_to_wandb, study_run_id
 

@@ -26,10 +26,11 @@ from typing import Any
 
 import pandas as pd
 
+from pcbench.core.knobs import CHANGE_NOTHING
 from pcbench.core.results import complete, read_metrics
 
-# Knobs that change speed, not results (the cache keys leave them out too).
-RUNTIME_KNOBS = frozenset({"device", "batch_size", "compress_chunk"})
+# Knobs that change nothing (core.knobs), and the runner's chunk size: not what tells variants apart.
+RUNTIME_KNOBS = CHANGE_NOTHING | {"compress_chunk"}
 # Task knobs that name where data lives: shown by file name only, and only when they tell cells apart.
 PATH_KNOBS = frozenset({"path", "haystack_dir"})
 

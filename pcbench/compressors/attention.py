@@ -29,13 +29,13 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, aggregate, first_char_anchors
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, passage_starts
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.models.causal import CausalLM
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 
 
 @dataclass
-class AttentionProbe(ScoredCompressor):
+class AttentionProbe(ScoredCompressor, ModelKnobs):
     """An attention probe (AttentionRAG, Fang et al. 2025; training-free).
 
     A small causal LM reads the context, then the question with an answer hint; each unit scores the
@@ -44,10 +44,6 @@ class AttentionProbe(ScoredCompressor):
     `answer_hint`, `aggregation`, the model block.
     """
 
-    model: str
-    revision: str | None
-    dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: Device
     layers: list[int]  # which layers' attention (negative: from the end)
     heads: list[int] | None  # which heads (None: all)
     query: Literal["last", "question"]
@@ -63,7 +59,7 @@ class AttentionProbe(ScoredCompressor):
             raise PcbenchError("compressor.layers is empty; name at least one layer, e.g. [-1]")
 
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
-        lm = env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
+        lm = env.causal_lm(self.model_spec())
         return [self._scores(lm, example, us) for example, us in zip(examples, units)]
 
     def _scores(self, lm: CausalLM, example: Example, units: list[Unit]) -> list[float]:

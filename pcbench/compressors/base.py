@@ -18,15 +18,12 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage, render_passages
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import CHANGE_NOTHING, Range
 from pcbench.core.nested import without_keys
 from pcbench.core.tokenizer import Tokenizer
 from pcbench.models.causal import CausalLM, causal_lm
 from pcbench.models.pool import MODELS, Models, ModelSpec
 from pcbench.models.seq2seq import Seq2SeqLM, seq2seq_lm
-
-# Knobs that change how fast a result comes, never what it is: kept out of cache keys.
-RUNTIME_KNOBS = frozenset({"device", "batch_size"})
 
 
 class Store(Protocol):
@@ -184,8 +181,8 @@ class Compressor:
                 "generates_text": self.generates_text}
 
     def key(self) -> dict[str, Any]:
-        """What the result depends on: the settings less runtime knobs (device, batch size)."""
-        return without_keys(self.settings(), RUNTIME_KNOBS)
+        """What the result depends on: the settings less the knobs that change nothing (core.knobs)."""
+        return without_keys(self.settings(), CHANGE_NOTHING)
 
 
 def _plain(value: Any) -> Any:

@@ -67,9 +67,9 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.selector import fill, fit, greedy
 from pcbench.compressors.units import Unit, first_char_anchors, group
 from pcbench.core.example import Example, Passage, render_passages
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.models.causal import CausalLM
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 
 Language = Literal["auto", "python", "python_ast", "brace"]
 
@@ -92,7 +92,7 @@ _DP_ITEMS, _DP_CAPACITY = 100, 2000
 
 
 @dataclass
-class CodeZip(ScoredCompressor):
+class CodeZip(ScoredCompressor, ModelKnobs):
     """LongCodeZip (Shi et al., ASE 2025), from its official code: compress long code for code LMs.
 
     Code is cut into function/class chunks, ranked by how much each lowers the query's perplexity
@@ -104,11 +104,7 @@ class CodeZip(ScoredCompressor):
 
     level: Literal["function"]  # type: ignore[assignment]  # chunks are functions/classes
     order: Literal["original"]  # code stays in reading order
-    model: str
     chunk_model: str | None  # the model of the fine stage's line perplexities (null: model)
-    revision: str | None
-    dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: Device
     batch_size: Annotated[int, Range(1)]
     language: Language
     query: Literal["auto", "question", "last_chunk"]
@@ -154,12 +150,10 @@ class CodeZip(ScoredCompressor):
         key = self.key()
         return {k: key[k] for k in ("class", "version", "model", "revision", "dtype", "language", "query")}
 
-    def spec(self, name: str | None = None) -> ModelSpec:
-        return ModelSpec(name or self.model, self.revision, self.dtype, self.device)
 
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
         """Every chunk's drop in query perplexity, all examples' sequences in one batched call."""
-        lm = env.causal_lm(self.spec())
+        lm = env.causal_lm(self.model_spec())
         seqs: list[list[int]] = []
         plans: list[tuple[int, list[tuple[int, int]]]] = []
         for example, us in zip(examples, units):
@@ -195,7 +189,7 @@ class CodeZip(ScoredCompressor):
                                   "units": len(units)}
         if not units:
             return Compressed((), {**extras, "kept_units": 0, "achieved_reader_tokens": 0, "achieved_rate": 0.0})
-        lm = env.causal_lm(self.spec())
+        lm = env.causal_lm(self.model_spec())
         query, own = self.query_of(example, units)
         marker = _marker(resolve_language(example.context, self.language))
         sizes = [len(lm.encode(u.text, special=True)) for u in units]
@@ -292,8 +286,8 @@ class CodeZip(ScoredCompressor):
         lines = {i: len(units[i].text.split("\n")) for i in chosen}
         target_lines = int(sum(lines.values()) * (self.fine_ratio if self.fine_ratio is not None else rate))
         ratios = allocate(chosen, lines, scores, target_lines, self.min_lines, self.importance_beta)
-        lm = env.causal_lm(self.spec())
-        chunk_lm = env.causal_lm(self.spec(self.chunk_model)) if self.chunk_model else lm
+        lm = env.causal_lm(self.model_spec())
+        chunk_lm = env.causal_lm(self.model_spec(self.chunk_model)) if self.chunk_model else lm
         for i in chosen:
             if ratios[i] >= 0.999:
                 continue

@@ -19,13 +19,13 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, sentence_chunks, split_units, view
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.models.encoders import load_cross_encoder
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 
 
 @dataclass
-class CrossEncoderCompressor(ScoredCompressor):
+class CrossEncoderCompressor(ScoredCompressor, ModelKnobs):
     """Extractive compression with a reranker (Jha et al. 2024's strongest extractive method).
 
     A sentence-transformers CrossEncoder scores every (question, unit) pair; units are ~128-token
@@ -34,13 +34,9 @@ class CrossEncoderCompressor(ScoredCompressor):
     """
 
     level: Literal["chunk", "sentence", "passage"]  # type: ignore[assignment]  # chunk: sentences up to chunk_tokens
-    model: str  # any sentence-transformers CrossEncoder: hub id or local folder
-    revision: str | None
-    trust_remote_code: bool
     chunk_tokens: Annotated[int, Range(1)]  # reader tokens per chunk (level: chunk)
     max_length: Annotated[int, Range(8)] | None  # the model's own limit when null
     batch_size: Annotated[int, Range(1)]
-    device: Device
     dtype: Literal["float32", "bfloat16", "float16"]
 
     def units(self, example: Example, env: Env) -> list[Unit]:
@@ -49,7 +45,7 @@ class CrossEncoderCompressor(ScoredCompressor):
         return split_units(example, self.level)
 
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
-        model = env.models.get(ModelSpec(self.model, self.revision, self.dtype, self.device, self.trust_remote_code),
+        model = env.models.get(self.model_spec(),
                                load_cross_encoder)
         if self.max_length is not None:
             model.max_length = int(self.max_length)

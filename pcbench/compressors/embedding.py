@@ -11,13 +11,13 @@ from pcbench.compressors.base import Env
 from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, view
 from pcbench.core.example import Example
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.models.encoders import load_sentence_transformer
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 
 
 @dataclass
-class EmbeddingCompressor(ScoredCompressor):
+class EmbeddingCompressor(ScoredCompressor, ModelKnobs):
     """Semantic relevance (Sentence-BERT, Reimers and Gurevych 2019): cosine similarity of each
     unit's embedding to the question's.
 
@@ -25,15 +25,12 @@ class EmbeddingCompressor(ScoredCompressor):
     examples. Knobs: the budget, `level`, `order`, the model block.
     """
 
-    model: str  # "minilm" (packaged all-MiniLM-L6-v2), a hub id or a local path
-    revision: str | None  # a hub commit or tag; part of the score cache key like every knob
     batch_size: Annotated[int, Range(1)]
-    device: Device  # auto picks cuda, then mps, then cpu
     normalize: bool  # True: cosine similarity; False: raw dot product (for dot-product models)
 
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
         # Questions and units of every example in one encode call: the model batches across examples.
-        model = env.models.get(ModelSpec(self.model, self.revision, device=self.device),
+        model = env.models.get(self.model_spec(),
                                     load_sentence_transformer)
         texts = [t for e, us in zip(examples, units) for t in (e.question, *(view(e, u) for u in us))]
         vectors = np.asarray(model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,

@@ -41,10 +41,10 @@ from pcbench.compressors.base import Budget, Compressed, Compressor, Env, Surpri
 from pcbench.compressors.units import first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.core.text import split_sentences
 from pcbench.models.causal import CausalLM, Tokens
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 
 INF = float("inf")
 # The reference keeps this many cache entries at the head (plus the question prefix) when the
@@ -91,7 +91,7 @@ class Layout:
 
 
 @dataclass
-class LLMLingua(Compressor, Budget):
+class LLMLingua(Compressor, Budget, ModelKnobs):
     """LLMLingua (Jiang et al., EMNLP 2023): budget controller, then iterative token-level compression.
 
     A small causal LM's perplexity ranks whole documents to the budget (plus `context_budget`
@@ -100,10 +100,6 @@ class LLMLingua(Compressor, Budget):
     sentence filters, `iterative_size`, `context_budget`, the model block.
     """
 
-    model: str
-    revision: str | None
-    dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: Device
     batch_size: Annotated[int, Range(1)]
     iterative_size: Annotated[int, Range(1)]
     context_budget: str
@@ -149,7 +145,7 @@ class LLMLingua(Compressor, Budget):
     # -- the algorithm -------------------------------------------------------------------------------
 
     def scorer(self, env: Env) -> CausalLM:
-        return env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
+        return env.causal_lm(self.model_spec())
 
     def scorer_key(self) -> dict[str, Any]:
         return {"model": self.model, "revision": self.revision, "dtype": self.dtype}

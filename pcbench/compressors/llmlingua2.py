@@ -37,7 +37,7 @@ from pcbench.compressors.base import Compressed, Env
 from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, group, last_char_anchors
 from pcbench.core.example import Example, Passage
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.models.encoders import (
     EDGE_SLACK,
@@ -50,7 +50,7 @@ from pcbench.models.encoders import (
     plan_blocks,
     score_blocks,
 )
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 
 FORCED = 2.0  # above every probability: force tokens and reserved digits are chosen first
 _WORD = re.compile(r"\s*\S+")
@@ -58,7 +58,7 @@ _DIGIT = re.compile(r"\d")
 
 
 @dataclass
-class LLMLingua2(ScoredCompressor):
+class LLMLingua2(ScoredCompressor, ModelKnobs):
     """LLMLingua-2 (Pan et al., Findings ACL 2024): an encoder classifies each token preserve/discard.
 
     512-token chunks cut at "." and newline, a word's probability the mean of its subwords', words
@@ -70,8 +70,6 @@ class LLMLingua2(ScoredCompressor):
     threshold: Annotated[float, Range(0, 1)] | None  # keep words whose probability reaches it
     level: Literal["word"]
     order: Literal["original"]
-    model: str  # hub id, local folder (an LLMLingua-2 checkpoint or `pcbench-train` output)
-    revision: str | None
     max_length: Annotated[int, Range(32)]  # the window a chunk must fit (512 as published)
     chunk_end_tokens: list[str]  # chunks end after one of these
     force_tokens: list[str]
@@ -81,7 +79,6 @@ class LLMLingua2(ScoredCompressor):
     words: Literal["tokens", "whitespace"]  # tokens: the model's tokens make the words (the reference)
     selection: Literal["chunk", "global"]  # chunk: each chunk keeps its share (the reference); global: honest budget
     batch_size: Annotated[int, Range(1)]
-    device: Device
     dtype: Literal["float32", "bfloat16", "float16"]
 
     # 2: per-chunk selection by default; each word's chunk is cached after the word scores.
@@ -100,7 +97,7 @@ class LLMLingua2(ScoredCompressor):
         # As llmlingua 0.2.2 merges tokens into words: a new word starts at a token that starts one
         # ("▁" in SentencePiece vocabularies, anything but "##" in WordPiece ones), at a punctuation
         # token and at a force token; so "Paris," is two words and "U.S." three ("U", ".S", ".").
-        tokenizer = env.models.get(ModelSpec(self.model, self.revision, self.dtype, self.device),
+        tokenizer = env.models.get(self.model_spec(),
                                    load_pruner_tokenizer)
         out: list[Unit] = []
         for passage_index in sorted({u.passage for u in words}):
@@ -166,7 +163,7 @@ class LLMLingua2(ScoredCompressor):
     # --- scores -------------------------------------------------------------------------------
 
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
-        pruner: Pruner = env.models.get(ModelSpec(self.model, self.revision, self.dtype, self.device), load_pruner)
+        pruner: Pruner = env.models.get(self.model_spec(), load_pruner)
         window = min(self.max_length, pruner.window)
         blocks = []
         for i, (example, us) in enumerate(zip(examples, units)):

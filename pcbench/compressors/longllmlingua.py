@@ -34,7 +34,6 @@ from pcbench.core.example import Example
 from pcbench.core.knobs import Range
 from pcbench.core.text import split_sentences
 from pcbench.models.causal import CausalLM
-from pcbench.models.pool import ModelSpec
 
 ANSWER_HINT = " We can get the answer to this question in the given documents."
 
@@ -146,7 +145,7 @@ class LongLLMLingua(LLMLingua):
         order with gaps of at most 10 tokens. The record keeps the raw answer too."""
         if not self.recovery:
             return prediction
-        scorer = env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
+        scorer = env.causal_lm(self.model_spec())
         return recover(scorer, example.context, compressed, prediction)
 
 

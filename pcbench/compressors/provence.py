@@ -40,7 +40,7 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, group, last_char_anchors, unit_spans
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.core.notices import warn_once
 from pcbench.models.encoders import (
     EDGE_SLACK,
@@ -56,7 +56,7 @@ from pcbench.models.encoders import (
     score_blocks,
     ships_code,
 )
-from pcbench.models.pool import ModelSpec, torch_dtype
+from pcbench.models.pool import ModelKnobs, ModelSpec, torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def sentence_score(probs: list[float], rule: str) -> float:
 
 
 @dataclass
-class Provence(ScoredCompressor):
+class Provence(ScoredCompressor, ModelKnobs):
     """Provence (Chirkova et al., ICLR 2025): rerank passages and prune their sentences in one pass.
 
     A cross-encoder reads (question, passage) and gives each sentence a keep probability and the
@@ -121,10 +121,7 @@ class Provence(ScoredCompressor):
 
     threshold: Annotated[float, Range(0, 1)] | None  # keep probability T (0.1 conservative, 0.5 prunes more)
     level: Literal["sentence", "passage"]  # sentence: prune sentences; passage: rank whole passages (rerank mode)
-    model: str  # hub id, local folder, or a folder from `pcbench-train`
-    revision: str | None
     implementation: Literal["auto", "remote", "native"]
-    trust_remote_code: bool  # run a checkpoint's own code that is not one of naver's published ones (PUBLISHED)
     sentence_rule: Literal["auto", "checkpoint", "paper", "openprovence"]  # native; auto: checkpoint for naver's
     title: Literal["dataset", "first_sentence", "none"]  # how titles reach the model (see the YAML)
     always_select_title: bool
@@ -133,7 +130,6 @@ class Provence(ScoredCompressor):
     normalize_question: bool  # native: lower case, no punctuation, as Provence's process() does
     max_length: Annotated[int, Range(32)]  # tokens per forward pass (question + block)
     batch_size: Annotated[int, Range(1)]
-    device: Device
     dtype: Literal["float32", "bfloat16", "float16"]
 
     def __post_init__(self) -> None:
@@ -164,8 +160,12 @@ class Provence(ScoredCompressor):
         `naver/provence-reranker-debertav3-v1` under the working folder is anyone's code."""
         return self.trust_remote_code or (self.model in PUBLISHED and not shadowed(self.model))
 
+    def key(self) -> dict[str, Any]:
+        # trust_remote_code changes nothing elsewhere; here it picks the implementation auto runs.
+        return {**super().key(), "trust_remote_code": self.trust_remote_code}
+
     def _spec(self, trust: bool) -> ModelSpec:
-        return ModelSpec(self.model, self.revision, self.dtype, self.device, trust)
+        return self.model_spec(trust_remote_code=trust)
 
     def backend(self, env: Env) -> tuple[str, Any]:
         """("remote", model with process()) or ("native", Pruner), loaded through the pool.

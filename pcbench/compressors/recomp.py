@@ -20,12 +20,12 @@ from typing import Annotated, ClassVar, Literal
 from pcbench.compressors.base import Compressed, Compressor, Env
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
-from pcbench.core.knobs import Device, Range
-from pcbench.models.pool import ModelSpec
+from pcbench.core.knobs import Range
+from pcbench.models.pool import ModelKnobs
 
 
 @dataclass
-class RecompAbstractive(Compressor):
+class RecompAbstractive(Compressor, ModelKnobs):
     """RECOMP's abstractive compressor (Xu, Shi and Choi, ICLR 2024): a distilled T5 summariser.
 
     One input per example, RECOMP's "Question: ... Document: ... Summary: " template, truncated at
@@ -33,10 +33,7 @@ class RecompAbstractive(Compressor):
     Knobs: `template`, `max_input_tokens`, `max_new_tokens`, the model block.
     """
 
-    model: str
-    revision: str | None
     dtype: Literal["float32", "bfloat16", "float16"]
-    device: Device
     batch_size: Annotated[int, Range(1)]
     template: str
     max_input_tokens: Annotated[int, Range(16)]
@@ -53,7 +50,7 @@ class RecompAbstractive(Compressor):
                 raise PcbenchError(f"compressor.template must hold {placeholder}; got {self.template!r}")
 
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
-        lm = env.seq2seq(ModelSpec(self.model, self.revision, self.dtype, self.device))
+        lm = env.seq2seq(self.model_spec())
         inputs = [self.template.format_map({"context": e.context, "question": e.question}) for e in examples]
         written = lm.generate(inputs, self.max_new_tokens, self.batch_size, self.max_input_tokens)
         return [Compressed.of_text(w.text, {"empty": not w.text.strip(), "input_tokens": w.input_tokens,

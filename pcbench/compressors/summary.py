@@ -28,24 +28,24 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pcbench.compressors.base import Budget, Compressed, Compressor, Env
 from pcbench.compressors.units import fit_count
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.core.requests import Request
 from pcbench.core.text import split_sentences
 from pcbench.models.causal import CausalLM
-from pcbench.models.pool import ModelSpec
+from pcbench.models.pool import ModelKnobs
 from pcbench.models.protocol import build_prompt
 
 _WORD_END = re.compile(r"\S+")
 
 
 @dataclass
-class Summary(Compressor, Budget):
+class Summary(Compressor, Budget, ModelKnobs):
     """Abstractive compression (as compared by Jha et al. 2024): an instruction LM writes a summary.
 
     Query-focused by default (`query_focused=false` for a generic one), batched under the readers'
@@ -54,10 +54,6 @@ class Summary(Compressor, Budget):
     the model block.
     """
 
-    model: str
-    revision: str | None
-    dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    device: Device
     batch_size: Annotated[int, Range(1)]
     query_focused: bool
     focused_prompt: str
@@ -88,7 +84,7 @@ class Summary(Compressor, Budget):
         return self.query_focused
 
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
-        lm = env.causal_lm(ModelSpec(self.model, self.revision, self.dtype, self.device))
+        lm = env.causal_lm(self.model_spec())
         plans = [self._plan(example, env, lm) for example in examples]
         # Map: every chunk of every example in one batched generation.
         jobs = [(i, k) for i, plan in enumerate(plans) for k in range(len(plan["chunks"]))]

@@ -86,6 +86,12 @@ class DeviceName:
 # Every device knob: checked against what exists before anything loads.
 Device = Annotated[str, DeviceName()]
 
+# Knobs that change how fast a result comes, or whether a model may load at all, never what the
+# result is: the one list the cache keys (compressors and readers) and the analysis's variant labels
+# leave out. A class whose output one of them does change keeps it in its key (Provence, where
+# trust_remote_code picks the implementation).
+CHANGE_NOTHING = frozenset({"device", "batch_size", "trust_remote_code"})
+
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)

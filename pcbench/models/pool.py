@@ -21,9 +21,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pcbench.core.errors import PcbenchError
+from pcbench.core.knobs import Device
 from pcbench.core.local_models import hub_reachable, resolve
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,38 @@ class ModelSpec:
     @property
     def role(self) -> str:
         return self.key.split(".", 1)[0]
+
+
+Dtype = Literal["float32", "bfloat16", "float16", "auto"]
+
+
+@dataclass
+class ModelKnobs:
+    """The model block of every compressor or reader that loads a model, declared once: its knobs'
+    values come from the YAML, and `model_spec` is the one way they become what the pool loads.
+
+    model: a hub id, a local folder or a packaged alias (smollm2, minilm). revision: a hub commit or
+    tag. dtype: the weights' dtype (auto: the checkpoint's). device: auto picks cuda, then mps, then
+    cpu. trust_remote_code: let the checkpoint run its own modelling code (off unless the user says
+    so; a method may trust more only by its own stated rule, as Provence does its authors' ids).
+    A class narrows `dtype` by declaring it again.
+    """
+
+    model: str
+    revision: str | None
+    dtype: Dtype
+    device: Device
+    trust_remote_code: bool
+
+    MODEL_KEY: ClassVar[str] = "compressor.model"  # the config key named in load errors
+
+    def model_spec(self, name: str | None = None, *, trust_remote_code: bool | None = None,
+                   key: str | None = None, options: tuple[tuple[str, Any], ...] = ()) -> ModelSpec:
+        """The spec of `name` (default: the `model` knob) under this block's revision, dtype, device
+        and remote-code policy."""
+        trust = self.trust_remote_code if trust_remote_code is None else trust_remote_code
+        return ModelSpec(name or self.model, self.revision, self.dtype, self.device, trust,
+                         key=key or self.MODEL_KEY, options=options)
 
 
 def pick_device(device: str) -> str:

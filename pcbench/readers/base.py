@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from pcbench.core.errors import PcbenchError
-from pcbench.core.knobs import Device
+from pcbench.core.knobs import CHANGE_NOTHING, Device
 from pcbench.core.requests import Generation, Request
 from pcbench.core.tokenizer import HFTokenizer, Tokenizer, load_tokenizer
 from pcbench.models.pool import cannot_load
@@ -48,7 +48,7 @@ class Reader(ABC):
     PROTOCOL: ClassVar[str | None] = None
     TOKENIZER_KNOB: ClassVar[str] = "model"  # the knob that names the tokenizer (a hub id, folder or alias)
     # Knobs that change speed or capacity, never an answer: kept out of the cache key.
-    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"device", "batch_size", "trust_remote_code"})
+    NOT_IN_KEY: ClassVar[frozenset[str]] = CHANGE_NOTHING
 
     # -- what every backend shares --------------------------------------------------------------
 

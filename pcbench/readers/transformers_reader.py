@@ -9,35 +9,31 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pcbench.core.errors import PcbenchError
-from pcbench.core.knobs import Device, Range
+from pcbench.core.knobs import Range
 from pcbench.core.requests import Generation, Request
 from pcbench.models.causal import CausalLM, causal_lm, load_causal_lm
-from pcbench.models.pool import MODELS, ModelSpec
+from pcbench.models.pool import MODELS, ModelKnobs
 from pcbench.readers.base import Prompt, Reader
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass
-class TransformersReader(Reader):
+class TransformersReader(Reader, ModelKnobs):
     """Knobs are the fields; their values come from conf/reader/*.yaml (smollm2, transformers).
 
-    model: a hub id, a local folder, or a packaged alias (smollm2). device: auto, cpu, mps, cuda
-    or cuda:N. max_input_tokens: the prompt budget before the chat template (LongBench's
-    model2maxlen); at least 2, or the kept halves of a cut prompt would be empty.
+    The model block (ModelKnobs), where device also takes cuda:N. max_input_tokens: the prompt
+    budget before the chat template (LongBench's model2maxlen); at least 2, or the kept halves of a
+    cut prompt would be empty.
     """
 
-    model: str
-    revision: str | None
-    dtype: Literal["bfloat16", "float32", "float16", "auto"]
-    device: Device
     batch_size: Annotated[int, Range(1)]
     max_input_tokens: Annotated[int, Range(2)]
-    trust_remote_code: bool
 
+    MODEL_KEY: ClassVar[str] = "reader.model"
     NAME: ClassVar[str] = "transformers"
     PROTOCOL: ClassVar[str | None] = "longbench-middle-trunc/greedy/v1"
 
@@ -53,15 +49,13 @@ class TransformersReader(Reader):
 
     def lm(self) -> CausalLM:
         """The model, from the pool: loaded on first use, warm for the next cell."""
-        return causal_lm(MODELS, self.spec())
+        return causal_lm(MODELS, self.model_spec())
 
-    def spec(self) -> ModelSpec:
-        return ModelSpec(self.model, self.revision, self.dtype, self.device, self.trust_remote_code, key="reader.model")
 
     @property
     def loaded(self) -> bool:
         """Whether the pool holds this reader's weights (a cell whose answers are all cached loads none)."""
-        return MODELS.has(self.spec(), load_causal_lm)
+        return MODELS.has(self.model_spec(), load_causal_lm)
 
     def _load(self) -> Any:
         """The Hugging Face model itself (kvpress reaches into it)."""

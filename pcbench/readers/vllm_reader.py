@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pcbench.core.errors import PcbenchError
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import CHANGE_NOTHING, Range
 from pcbench.core.requests import Generation, Request
 from pcbench.models.pool import MODELS, ModelSpec
 from pcbench.readers.base import Prompt, Reader
@@ -63,9 +63,9 @@ class VLLMReader(Reader):
     cpu_kv_cache_gib: Annotated[int, Range(1)]
 
     NAME: ClassVar[str] = "vllm"
-    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"max_model_len", "tensor_parallel_size",
-                                                      "gpu_memory_utilization", "trust_remote_code", "enforce_eager",
-                                                      "cpu_kv_cache_gib"})
+    NOT_IN_KEY: ClassVar[frozenset[str]] = CHANGE_NOTHING | {"max_model_len", "tensor_parallel_size",
+                                                             "gpu_memory_utilization", "enforce_eager",
+                                                             "cpu_kv_cache_gib"}
     # Constants of this backend, not knobs (no annotation: not dataclass fields).
     batch_size = Reader.ALL  # vLLM schedules a whole cell best by itself
     # Bump when a change here changes outputs for the same knobs, so cached generations expire.

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CELLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bm25", ("compressor.rate=0.5",)),
