@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 LOCK := requirements.lock
 STAMP := .make/installed
 
-.PHONY: install vllm-env demo test bench gpu-check lint typecheck docs lock clean
+.PHONY: install vllm-env demo test test-fast bench gpu-check lint typecheck docs lock clean
 
 install: $(STAMP)
 
@@ -42,9 +42,14 @@ demo: install
 	$(PY) run.py -m +experiment=demo
 	pcbench-report multirun/demo --out report/demo
 
-# pytest exits 5 when it collects nothing; that is not a failure of the build.
+# pytest exits 5 when it collects nothing; that is not a failure of the build. The tests are in three
+# tiers (tests/unit, tests/component, tests/e2e; tests/README.md): `make test` runs them all, as CI does.
 test: install vllm-env
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+# The unit tier, to run while working: in-process, tiny models built in the test, no server or command.
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 bench: install
 	[ -d .bench-env/llmlingua ] || $(PIP) install -q --no-deps --target .bench-env llmlingua==0.2.2 tiktoken

@@ -316,7 +316,7 @@ def memory(rows: list[Row], setup: Setup) -> None:
 def serving(rows: list[Row], setup: Setup) -> None:
     import importlib.util
 
-    from pcbench.runners import serving as card
+    from pcbench.apps import serving as card
 
     if importlib.util.find_spec("vllm") is None:
         setup.add(rows, "serving card", "skipped", "vLLM is not installed (pip install vllm)")

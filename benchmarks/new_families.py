@@ -95,9 +95,9 @@ def _sentinel(examples: list[Any], env: Any, lm: Any, body: Any) -> tuple[str, s
     import torch
 
     from pcbench.api import load_compressor
+    from pcbench.apps.train import main as train
     from pcbench.compressors.base import Env
     from pcbench.compressors.sentinel import PROMPT_HEAD, PROMPT_TAIL
-    from pcbench.runners.train import main as train
 
     with tempfile.TemporaryDirectory() as folder:
         small = ["--limit", "16", "--eval-limit", "1", "--threads", str(torch.get_num_threads())]

@@ -25,7 +25,7 @@ SHARED_HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distr
 
 
 def _examples(n: int) -> list[Any]:
-    from pcbench.runners.train import load_examples
+    from pcbench.apps.train import load_examples
 
     return load_examples("hotpotqa", str(SHARED_HOTPOT), n)
 
@@ -58,11 +58,11 @@ def _timed(fn: Any) -> float:
 
 
 def run(n: int = 32, model_dir: str | None = None) -> dict[str, dict[str, float]]:
+    from pcbench.apps.train import _build
     from pcbench.compressors.base import Env
     from pcbench.core.tokenizer import load_tokenizer
     from pcbench.models.encoders import normalize_question
     from pcbench.models.pool import Models
-    from pcbench.runners.train import _build
 
     examples = _examples(n)
     scratch = Path(tempfile.mkdtemp(prefix="pcbench-bench-"))

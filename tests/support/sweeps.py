@@ -15,7 +15,7 @@ TINY = ["reader=none", "task.lengths=[400]", "task.depths=[0,100]"]
 RESULTS = ("config.yaml", "metrics.json", "predictions.jsonl")
 
 HELPERS = '''
-"""Compressors for tests/test_sweeps.py."""
+"""Compressors for tests/e2e/test_sweeps.py."""
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -27,7 +27,7 @@ from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.models.pool import Models
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPRESSOR_YAMLS = sorted((ROOT / "pcbench" / "conf" / "compressor").glob("*.yaml"))
 
 def numbered(n: int) -> Example:

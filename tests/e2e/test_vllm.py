@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from conftest import needs_smollm2, shared
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VENV_PYTHON = ROOT / ".make" / "vllm" / "bin" / "python"
 INSTALLED = ROOT / ".make" / "vllm" / "installed"
 
@@ -89,7 +89,7 @@ def test_the_vllm_engine_reads_and_answers_as_transformers(work: Path, data: Pat
 
 @pytest.fixture(scope="module")
 def server(work: Path) -> Iterator[str]:
-    from pcbench.runners.serving import started_server
+    from pcbench.apps.serving import started_server
 
     with started_server("vllm", "smollm2", str(VENV_PYTHON), work / "server.log") as url:
         yield url
@@ -120,7 +120,7 @@ def test_the_serving_card_is_consistent(server: str, work: Path, data: Path,
     (refused / "predictions.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
     out = work / "card"
     result = subprocess.run(
-        [sys.executable, "-m", "pcbench.runners.serving", str(work / "transformers"), str(truncated), str(refused),
+        [sys.executable, "-m", "pcbench.apps.serving", str(work / "transformers"), str(truncated), str(refused),
          "--base-url", server, "--model", "smollm2", "--concurrency", "1,4", "--warmup", "1",
          "--max-input-tokens", "20000", "--baseline", str(work / "transformers"), "--price", "0.15,0.60",
          "--out", str(out)],

@@ -1,7 +1,7 @@
 """pcbench-serving's bookkeeping against a real HTTP server started here (test_openai_reader's
 Endpoint, model-free): every prompt of every cell is sent at every level, a refused request is
 counted, not dropped, tokens are the server's, latencies are ordered, and the report picks the card
-up. tests/test_vllm.py runs the same card against vLLM's own server; nothing here checks speed."""
+up. tests/e2e/test_vllm.py runs the same card against vLLM's own server; nothing here checks speed."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from conftest import HOTPOT, cell
 from support.http_endpoint import Endpoint, echo
 
+from pcbench.apps import serving
 from pcbench.core.errors import PcbenchError
-from pcbench.runners import serving
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_bad_knobs_are_one_line() -> None:
 def test_the_trainer_reads_a_generated_task_with_its_knobs() -> None:
     """pcbench-train --task ruler_synth --task-set seed=7: no file, the knobs as run.py sets them;
     a knob the task does not have is one line."""
-    from pcbench.runners.train import load_examples
+    from pcbench.apps.train import load_examples
 
     examples = load_examples("ruler_synth", "/nowhere.jsonl", 2, ["seed=7", "context_tokens=200"])
     assert len(examples) == 2 and isinstance(examples[0], Example)

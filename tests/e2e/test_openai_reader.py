@@ -73,7 +73,7 @@ def test_yaml_is_the_one_source_of_defaults() -> None:
     from omegaconf import OmegaConf
 
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(OpenAIReader))
-    yaml = OmegaConf.load(Path(__file__).resolve().parents[1] / "pcbench" / "conf" / "reader" / "openai.yaml")
+    yaml = OmegaConf.load(Path(__file__).resolve().parents[2] / "pcbench" / "conf" / "reader" / "openai.yaml")
     assert set(yaml) - {"_target_"} == {f.name for f in dataclasses.fields(OpenAIReader)}
 
 

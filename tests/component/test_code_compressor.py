@@ -6,10 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from pathlib import Path
 
 import pytest
-from conftest import make, needs_smollm2
+from conftest import SHARED_DATA, make, needs_smollm2
 
 from pcbench.compressors.base import Env
 from pcbench.compressors.code import (
@@ -96,7 +95,7 @@ def test_python_chunks_are_the_reference_patterns() -> None:
     variants = [PYTHON, "\n\n" + PYTHON, PYTHON.replace("import os\nimport sys   \n", ""),
                 "x = 1   \n\ndef f():\n  pass\n", "def f():\n    pass\n",
                 "x = 1\n", "class A:\n    pass\n\n\n\nclass B:\n    x = 'def y'\n"]
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "longbench" / "sample" / "lcc.jsonl"
+    shared = SHARED_DATA / "longbench" / "sample" / "lcc.jsonl"
     if shared.is_file():
         variants += [json.loads(line)["context"] for line in shared.read_text().splitlines()]
     for code in variants:
@@ -246,7 +245,7 @@ def test_bad_knobs_are_one_line() -> None:
 @pytest.mark.slow
 @needs_smollm2
 def test_smollm2_compresses_a_longbench_lcc_file() -> None:
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "longbench" / "sample" / "lcc.jsonl"
+    shared = SHARED_DATA / "longbench" / "sample" / "lcc.jsonl"
     if not shared.is_file():
         pytest.skip(f"{shared} is absent")
     row = json.loads(shared.read_text().splitlines()[0])

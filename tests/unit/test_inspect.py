@@ -119,7 +119,7 @@ def test_control_characters_in_the_data_never_reach_the_terminal(tmp_path: Path,
     data = tmp_path / "qa.jsonl"
     data.write_text(json.dumps({"id": "q1", "question": "Who wrote it?\x1b[5m", "context": hostile,
                                 "answers": ["Ann"]}) + "\n")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PCBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, str(root / "run.py"), "task=custom", f"task.path={data}",
                              "compressor=bm25", "compressor.rate=0.5", "reader=none",

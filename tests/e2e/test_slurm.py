@@ -1,7 +1,7 @@
 """Sweeps through a real SLURM cluster (`hydra/launcher=slurm`): a one-node slurmctld + slurmd on
 this machine, started by `.ci/slurm-up` (which `.ci/run` calls). Skipped, with the reason, where no
 cluster answers. Reader-free cells on the needle task; `boom` fails like a bug, `slow` takes its time
-(test compressors from tests/test_sweeps.py)."""
+(test compressors from tests/e2e/test_sweeps.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.sweeps import cells, run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["reader=none", "task.lengths=[400]", "task.depths=[0,100]"]
 
 

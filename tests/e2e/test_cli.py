@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import needs_smollm2
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_NIAH = ["task.lengths=[300]", "task.depths=[50]"]
 HOTPOT = {"_id": "a", "question": "Who?", "answer": "Ann", "supporting_facts": [["T", 0]],
           "context": [["T", ["Ann did it."]]]}
@@ -395,7 +395,7 @@ def test_a_study_that_is_a_path_is_refused_before_anything_is_written(tmp_path: 
 
 
 def test_an_empty_out_is_refused_by_the_report_and_the_trainer(tmp_path: Path) -> None:
-    for module in ("pcbench.analysis.report", "pcbench.runners.train"):
+    for module in ("pcbench.analysis.report", "pcbench.apps.train"):
         extra = [str(tmp_path)] if module.endswith("report") else []
         result = subprocess.run([sys.executable, "-m", module, *extra, "--out", ""], cwd=tmp_path,
                                 capture_output=True, text=True, timeout=300)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from pcbench.runners.logs import PlainFormatter, ThirdPartyFilter, TqdmHandler, headline
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from hydra_plugins.pcbench_sweeper.sweeper import expand
 from pcbench.runners.build import build_cell
 from pcbench.runners.catalog import options as group_options
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("experiment", group_options("experiment"))

@@ -15,7 +15,7 @@ from conftest import needs_smollm2
 import pcbench
 from pcbench.compressors.bm25 import BM25Compressor
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CONTEXT = ("The Eiffel Tower is in Paris. It was finished in 1889. Bread is baked every morning in the city. "
            "Cheese is made from milk. The tower is 330 metres tall.")
