@@ -25,6 +25,7 @@ from pcbench.conf import CONF_DIR
 from pcbench.core.build import build
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
+from pcbench.core.records import CellMetrics
 from pcbench.core.tokenizer import OPENAI_ENCODINGS, Tokenizer, openai_tokenizer
 from pcbench.readers.base import Reader, reader_tokenizer
 from pcbench.runners.cache import Cache
@@ -112,7 +113,7 @@ def compress_many(compressor: Compressor | str, contexts: Sequence[Context], que
 
 
 def run_cell(task: str = "niah", compressor: str = "none", reader: str = "smollm2",
-             overrides: Sequence[str] = (), out_dir: str | Path | None = None) -> dict[str, Any]:
+             overrides: Sequence[str] = (), out_dir: str | Path | None = None) -> CellMetrics:
     """One cell exactly as `pcbench task=... compressor=... reader=... OVERRIDES` runs it; its metrics.
 
     `overrides` are command-line overrides (`"compressor.rate=0.25"`, `"task.limit=5"`). Results land

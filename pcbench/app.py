@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ register_sweeper()
 
 # The configs ship inside the package (pcbench/conf), so the installed command finds them too.
 @hydra.main(config_path="conf", config_name="config", version_base=None)
-def main(cfg: DictConfig) -> dict[str, Any]:
+def main(cfg: DictConfig) -> Mapping[str, Any]:
     """One cell; returns its metrics, or {"error": message, ...} when it failed (runners.cli.failed).
 
     A failed cell leaves error.txt in its folder and no finished metrics.json, so a rerun of the

@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, cast
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -45,6 +45,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+if TYPE_CHECKING:  # pcbench itself loads only when a job runs (see the module doc)
+    from pcbench.core.records import CellMetrics
 
 log = logging.getLogger(__name__)
 COMPOSING = object()  # not the task function's code: a ValueError while composing is Hydra's (bad input)
@@ -197,7 +200,8 @@ class PcbenchSweeper(BasicSweeper):
             return "failed", folder
         skipped = isinstance(value, dict) and bool(value.get("skipped"))
         if remote and isinstance(value, dict):
-            print(f"[#{number}] {headline(value)}{'  (already finished: skipped)' if skipped else ''}  -> {folder}",
+            line = headline(cast("CellMetrics", value))
+            print(f"[#{number}] {line}{'  (already finished: skipped)' if skipped else ''}  -> {folder}",
                   flush=True)
         return ("skipped" if skipped else "done"), folder
 

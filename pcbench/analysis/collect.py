@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from pcbench.core.knobs import CHANGE_NOTHING
+from pcbench.core.records import CellMetrics
 from pcbench.core.results import complete, read_metrics
 
 # Knobs that change nothing (core.knobs), and the runner's chunk size: not what tells variants apart.
@@ -57,7 +58,7 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def budget_knobs_of(metrics: dict[str, Any]) -> frozenset[str]:
+def budget_knobs_of(metrics: CellMetrics) -> frozenset[str]:
     """The knobs that set a cell's budget, as its compressor declared them."""
     return frozenset((metrics.get("compressor_info") or {}).get("budget_knobs") or ())
 

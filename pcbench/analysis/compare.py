@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pcbench.core.nested import without_keys
+from pcbench.core.records import CellMetrics, ExampleRecord
 from pcbench.core.results import read_predictions
 
 # Keys whose values measure the run (wall clock, memory, cache state, where it ran), never the method.
@@ -46,7 +47,7 @@ def differences(a: Any, b: Any, where: str = "") -> list[str]:
     return [] if a == b else [f"{where.rstrip('.')}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}"]
 
 
-def load(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load(run: Path) -> tuple[CellMetrics, list[ExampleRecord]]:
     try:
         metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -27,6 +27,7 @@ from typing import Any
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import PASSAGE_SEPARATOR, Example
+from pcbench.core.records import CellMetrics, ExampleRecord
 from pcbench.core.results import read_metrics, read_predictions
 
 _WORD = re.compile(r"\S+")
@@ -157,7 +158,7 @@ def render_html(context: str, words: list[Word]) -> str:
     return "".join(parts)
 
 
-def load_cell(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load_cell(run: Path) -> tuple[CellMetrics, list[ExampleRecord]]:
     metrics_path = run / "metrics.json"
     if not run.is_dir():
         raise InspectError(f"{run} is not a folder; give a cell folder (it holds metrics.json)")
@@ -177,7 +178,7 @@ def load_cell(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return metrics, records
 
 
-def find_example(run: Path, example_id: str, metrics: dict[str, Any]) -> Example:
+def find_example(run: Path, example_id: str, metrics: CellMetrics) -> Example:
     """The cell's task rebuilt from its config.yaml, and the example with this id."""
     for example in rebuild_examples(run, metrics):
         if example.id == example_id:
@@ -186,7 +187,7 @@ def find_example(run: Path, example_id: str, metrics: dict[str, Any]) -> Example
                        "(data changed since?)")
 
 
-def task_node(run: Path, metrics: dict[str, Any]) -> Any:
+def task_node(run: Path, metrics: CellMetrics) -> Any:
     """The cell's task config, its relative data path made absolute (cells that ran the same task
     have equal nodes, so a caller can rebuild each task once)."""
     from omegaconf import OmegaConf
@@ -206,7 +207,7 @@ def task_node(run: Path, metrics: dict[str, Any]) -> Any:
     return node
 
 
-def rebuild_examples(run: Path, metrics: dict[str, Any], node: Any = None) -> list[Example]:
+def rebuild_examples(run: Path, metrics: CellMetrics, node: Any = None) -> list[Example]:
     """The examples of the cell's task, loaded again exactly as the cell loaded them."""
     from pcbench.core.build import build
 
@@ -216,7 +217,7 @@ def rebuild_examples(run: Path, metrics: dict[str, Any], node: Any = None) -> li
         raise InspectError(f"cannot rebuild the task of {run}: {exc}") from None
 
 
-def _header(run: Path, metrics: dict[str, Any], record: dict[str, Any], position: str,
+def _header(run: Path, metrics: CellMetrics, record: ExampleRecord, position: str,
             counts: dict[str, int], written: bool) -> list[tuple[str, str]]:
     scores = ", ".join(f"{k}={v:.3g}" for k, v in (record.get("scores") or {}).items()) or "–"
     evidence = "no gold evidence"
@@ -267,7 +268,7 @@ def safe_name(example_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", example_id)
 
 
-def marked(metrics: dict[str, Any], record: dict[str, Any], example: Example) -> tuple[list[Word], bool]:
+def marked(metrics: CellMetrics, record: ExampleRecord, example: Example) -> tuple[list[Word], bool]:
     """The example's words marked kept/dropped/evidence, and whether the compressor wrote its text
     (then nothing was cut: the source is shown whole, its evidence marked)."""
     written = bool((metrics.get("compressor_info") or {}).get("generates_text"))
@@ -277,7 +278,7 @@ def marked(metrics: dict[str, Any], record: dict[str, Any], example: Example) ->
     return words, written
 
 
-def html_page(run: Path, metrics: dict[str, Any], record: dict[str, Any], example: Example, position: str,
+def html_page(run: Path, metrics: CellMetrics, record: ExampleRecord, example: Example, position: str,
               nav: str = "") -> str:
     """The whole inspect page of one example of a cell. The cell is named by its folder's name, not
     its path, so a page copied elsewhere (a published report) says nothing about this machine; `nav`

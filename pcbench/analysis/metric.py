@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pcbench.core.records import ExampleRecord
 from pcbench.tasks.longbench_protocol import CATEGORIES, CHINESE
 
 DIAGNOSTICS = ("answer_in_context", "evidence_recall")
@@ -73,7 +74,7 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _score_key(records: list[dict[str, Any]]) -> str | None:
+def _score_key(records: list[ExampleRecord]) -> str | None:
     """The per-example score behind LongBench aggregates: the task's first (official) metric."""
     keys = {k for r in records for k in (r.get("scores") or {})}
     if "longbench" in keys:
@@ -115,7 +116,7 @@ class Values:
         return Values(self.ids[take], self.values[take], self.strata[take], weights)
 
 
-def per_example(records: list[dict[str, Any]], metric: Metric) -> Values | None:
+def per_example(records: list[ExampleRecord], metric: Metric) -> Values | None:
     """The metric per example (0-100) with its weights; None when the records cannot give it."""
     ids = np.array([str(r.get("id")) for r in records], dtype=object)
     if metric.kind == "score":
@@ -132,7 +133,7 @@ def per_example(records: list[dict[str, Any]], metric: Metric) -> Values | None:
     return Values(ids[keep], 100 * values[keep], np.zeros(n, dtype=int), np.ones(1))
 
 
-def _longbench(records: list[dict[str, Any]], metric: Metric, ids: np.ndarray) -> Values | None:
+def _longbench(records: list[ExampleRecord], metric: Metric, ids: np.ndarray) -> Values | None:
     key = _score_key(records)
     datasets = [r.get("dataset") for r in records]
     if not records or key is None or any(d is None for d in datasets):

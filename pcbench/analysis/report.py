@@ -46,6 +46,7 @@ from pcbench.analysis.plot import (
 )
 from pcbench.analysis.speed import speed_board, speed_table
 from pcbench.analysis.stats import add_intervals, add_paired, read_records
+from pcbench.core.records import CellMetrics, ExampleRecord
 
 GRID = 101  # points of the common ratio range the area is averaged over
 
@@ -193,7 +194,7 @@ def variants_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def analyse(table: pd.DataFrame, metric: Metric, records: dict[str, list[dict[str, Any]]] | None = None) -> (
+def analyse(table: pd.DataFrame, metric: Metric, records: dict[str, list[ExampleRecord]] | None = None) -> (
         pd.DataFrame):
     """The collected table with intervals for every metric and paired tests."""
     records = records if records is not None else {path: read_records(path) for path in table["path"]}
@@ -476,10 +477,10 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
     rows = table.dropna(subset=[metric.column])
     folders = {path: cell_folder_name(i, path) for i, path in enumerate(sorted(rows["path"]))}
     labels = dict(zip(rows["path"], rows["variant"].astype(str) + " @ " + rows["kept_ratio"].map(lambda v: f"{v:.2f}")))
-    written: list[tuple[Path, str, str, dict[str, Any], dict[str, Any], Any, str]] = []
+    written: list[tuple[Path, str, str, CellMetrics, ExampleRecord, Any, str]] = []
     examples: dict[str, dict[str, Any]] = {}  # each task rebuilt once, keyed by its config
     for _, panel in rows.groupby(["task_label", "reader_label"]):
-        cells: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
+        cells: dict[str, tuple[CellMetrics, dict[str, ExampleRecord]]] = {}
         spread: dict[str, list[float]] = {}
         order: dict[str, int] = {}
         for path in panel["path"]:

@@ -26,13 +26,14 @@ import pandas as pd
 
 from pcbench.analysis.plot import reused_cached_work, roles
 from pcbench.analysis.stats import LEVEL, N_BOOT, SEED
+from pcbench.core.records import ExampleRecord
 
 
 def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _columns(records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def _columns(records: list[ExampleRecord]) -> dict[str, np.ndarray]:
     ids = np.array([str(r.get("id")) for r in records], dtype=object)
     compress = np.array([_number(r.get("compress_seconds")) for r in records])
     read = np.array([_number(r.get("prefill_seconds")) + _number(r.get("generate_seconds")) for r in records])
@@ -68,7 +69,7 @@ def _mean(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float, f
     return float(values.mean()), *_bounds(boot)
 
 
-def speed_table(table: pd.DataFrame, records: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+def speed_table(table: pd.DataFrame, records: dict[str, list[ExampleRecord]]) -> pd.DataFrame:
     """One row per cell: compress ms/example, compress tokens/s, end-to-end s/example and the
     speed-up against the `none` cell of its task and reader, each with a 95% interval."""
     role = roles(table)

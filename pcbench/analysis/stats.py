@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pcbench.analysis.metric import Metric, Values, per_example
+from pcbench.core.records import ExampleRecord
 from pcbench.core.results import read_numbers
 
 N_BOOT = 2000
@@ -36,7 +37,7 @@ BASELINES = {"none": "baseline", "random": "control"}
 _BLOCK = 4_000_000
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
+def read_records(path: str | Path) -> list[ExampleRecord]:
     """A cell's predictions.jsonl, without the compressed contexts (large, not needed for numbers)."""
     records, problem = read_numbers(Path(path))  # the parse collect's completeness check made
     if problem:  # collect leaves such cells out; a caller that did not is told which file and line
@@ -116,7 +117,7 @@ def paired(a: Values, b: Values, n_boot: int = N_BOOT, n_perm: int = N_PERM, see
     return Paired(observed, float(lo), float(hi), (extreme + 1) / (n_perm + 1), n)
 
 
-def add_intervals(table: pd.DataFrame, records: dict[str, list[dict[str, Any]]],
+def add_intervals(table: pd.DataFrame, records: dict[str, list[ExampleRecord]],
                   metrics: list[Metric]) -> pd.DataFrame:
     """`<column>.lo` and `<column>.hi` for every metric given, per cell (NaN where the records
     cannot give the metric per example)."""
@@ -151,7 +152,7 @@ def matched_baseline(table: pd.DataFrame, row: pd.Series, baseline: str) -> pd.S
     return pool.loc[(pool["kept_ratio"] - row["kept_ratio"]).abs().idxmin()]
 
 
-def add_paired(table: pd.DataFrame, records: dict[str, list[dict[str, Any]]], metric: Metric,
+def add_paired(table: pd.DataFrame, records: dict[str, list[ExampleRecord]], metric: Metric,
                baselines: tuple[str, ...] = tuple(BASELINES)) -> pd.DataFrame:
     """Per cell and baseline: `vs_<b>.diff/.lo/.hi/.p/.n` (metric points, shared examples) and
     `vs_<b>.ratio`, `vs_<b>.path` (the matched baseline cell)."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pcbench.core.records import CellMetrics
 from pcbench.core.redact import redact_value
 from pcbench.core.results import read_predictions
 
@@ -80,7 +81,7 @@ def example_rows(out_dir: Path) -> tuple[list[str], list[list[Any]]]:
     return columns, rows
 
 
-def _tags(metrics: dict[str, Any], study: str) -> list[str]:
+def _tags(metrics: CellMetrics, study: str) -> list[str]:
     from pcbench.analysis.collect import RUNTIME_KNOBS, budget_knobs_of, budget_label, knob_label
 
     requested = {f"requested.{k}": v for k, v in (metrics.get("requested") or {}).items()}
@@ -94,7 +95,7 @@ def _tags(metrics: dict[str, Any], study: str) -> list[str]:
     return [t[:64] for t in tags]  # W&B refuses tags over 64 characters
 
 
-def log_cell(cfg: DictConfig, metrics: dict[str, Any], out_dir: Path) -> None:
+def log_cell(cfg: DictConfig, metrics: CellMetrics, out_dir: Path) -> None:
     import wandb
 
     study = str(cfg.get("study", "default"))
@@ -171,7 +172,7 @@ def quiet_settings() -> Any:
     return wandb.Settings(silent=True, quiet=True)
 
 
-def log_to_wandb(cfg: DictConfig, metrics: dict[str, Any], out_dir: Path) -> None:
+def log_to_wandb(cfg: DictConfig, metrics: CellMetrics, out_dir: Path) -> None:
     """The cell's run, then the study's leaderboard run; a W&B failure is a warning, never a lost cell."""
     try:
         if not metrics.get("skipped"):  # a finished cell found again was logged when it ran

@@ -49,6 +49,7 @@ import numpy as np
 from pcbench.core.energy import gpu_energy
 from pcbench.core.errors import PcbenchError
 from pcbench.core.files import write_atomically
+from pcbench.core.records import ServedRequest
 from pcbench.core.redact import redact
 from pcbench.core.results import read_metrics, read_predictions
 from pcbench.readers.endpoint import Client
@@ -113,23 +114,10 @@ def load_cell(folder: Path, reader: Any) -> Cell:
 
 
 @dataclass
-class Outcome:
-    """One request as measured: seconds from sending it; tokens as the server counted them."""
-
-    id: str
-    ttft: float | None = None
-    e2e: float | None = None
-    tpot: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    error: str | None = None
-
-
-@dataclass
 class Level:
     cell: str
     concurrency: int
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[ServedRequest] = field(default_factory=list)
     wall: float = 0.0
     energy_j: float | None = None  # every GPU of this node while the level ran (NVML), where there is one
 
@@ -169,14 +157,14 @@ async def replay(client: Client, cell: Cell, concurrency: int, warmup: int) -> L
             except PcbenchError:
                 pass  # a warm-up failure shows again in the measured requests
 
-        async def one(i: int) -> Outcome:
+        async def one(i: int) -> ServedRequest:
             path, body = cell.jobs[i]
             async with gate:
                 try:
                     reply = await client.post(http, path, body)
                 except PcbenchError as exc:
-                    return Outcome(cell.ids[i], error=str(exc))
-            outcome = Outcome(cell.ids[i], reply.first_token, reply.seconds)
+                    return ServedRequest(cell.ids[i], error=str(exc))
+            outcome = ServedRequest(cell.ids[i], reply.first_token, reply.seconds)
             outcome.prompt_tokens = reply.prompt_tokens if isinstance(reply.prompt_tokens, int) else None
             outcome.completion_tokens = reply.completion_tokens if isinstance(reply.completion_tokens, int) else None
             if reply.first_token is not None and outcome.completion_tokens and outcome.completion_tokens > 1:
@@ -573,7 +561,7 @@ def measured_before(out: Path, labels: set[str], levels: list[int]) -> tuple[dic
                                  for k, x in r.items()}
             seconds = [float(v[k]) if v[k] is not None else None for k in ("ttft", "e2e", "tpot")]
             tokens = [int(float(v[k])) if v[k] is not None else None for k in ("prompt_tokens", "completion_tokens")]
-            level.outcomes.append(Outcome(str(v["id"]), seconds[0], seconds[1], seconds[2], tokens[0], tokens[1],
+            level.outcomes.append(ServedRequest(str(v["id"]), seconds[0], seconds[1], seconds[2], tokens[0], tokens[1],
                                           None if v["error"] is None else str(v["error"])))
         measured[(level.cell, level.concurrency)] = level
     missing = sorted({(label, c) for label in labels for c in levels} - set(measured))

@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from pcbench.core.records import CellMetrics, ExampleRecord, schema_problem
 
 
-def read_predictions(folder: Path) -> tuple[list[dict[str, Any]], str | None]:
+def read_predictions(folder: Path) -> tuple[list[ExampleRecord], str | None]:
     """(the records that parse, None) or (those records, "FILE line N: why") at the first bad line."""
     path = folder / "predictions.jsonl"
-    records: list[dict[str, Any]] = []
+    records: list[ExampleRecord] = []
     seen: set[Any] = set()
     try:
         with open(path, encoding="utf-8") as f:
@@ -32,7 +34,7 @@ def read_predictions(folder: Path) -> tuple[list[dict[str, Any]], str | None]:
                 if record["id"] in seen:
                     return records, f"{path} line {number} repeats id {record['id']!r} (two runs wrote this folder)"
                 seen.add(record["id"])
-                records.append(record)
+                records.append(cast(ExampleRecord, record))
     except FileNotFoundError:
         return [], f"{path} is missing"
     except (OSError, UnicodeDecodeError) as exc:
@@ -40,7 +42,7 @@ def read_predictions(folder: Path) -> tuple[list[dict[str, Any]], str | None]:
     return records, None
 
 
-def read_numbers(folder: Path) -> tuple[list[dict[str, Any]], str | None]:
+def read_numbers(folder: Path) -> tuple[list[ExampleRecord], str | None]:
     """`read_predictions` less each record's compressed context (large; numbers never need it),
     memoised on the file's inode, size and modification time: a report checks each cell is complete and
     then computes its statistics from one parse. Each call hands out fresh dicts."""
@@ -50,11 +52,11 @@ def read_numbers(folder: Path) -> tuple[list[dict[str, Any]], str | None]:
     except OSError:
         return read_predictions(folder)
     records, problem = _numbers(str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
-    return [dict(record) for record in records], problem
+    return [cast(ExampleRecord, dict(record)) for record in records], problem
 
 
 @functools.lru_cache(maxsize=4096)
-def _numbers(path: str, inode: int, mtime_ns: int, size: int) -> tuple[tuple[dict[str, Any], ...], str | None]:
+def _numbers(path: str, inode: int, mtime_ns: int, size: int) -> tuple[tuple[ExampleRecord, ...], str | None]:
     records, problem = read_predictions(Path(path).parent)
     for record in records:
         record.pop("context", None)
@@ -76,7 +78,7 @@ def complete(folder: Path, expected: Any) -> str | None:
 _MAPPINGS = ("identity", "environment", "compressor_info", "requested", "seconds", "cache_hits")
 
 
-def read_metrics(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+def read_metrics(folder: Path) -> tuple[CellMetrics | None, str | None]:
     """(metrics, None) for a readable metrics.json of the expected shape, else (None, what is wrong)."""
     path = folder / "metrics.json"
     try:
@@ -86,13 +88,16 @@ def read_metrics(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         return None, f"{path} is unreadable ({type(exc).__name__})"
     problem = metrics_problem(metrics)
-    return (None, f"{path}: {problem}") if problem else (metrics, None)
+    return (None, f"{path}: {problem}") if problem else (cast(CellMetrics, metrics), None)
 
 
 def metrics_problem(metrics: Any) -> str | None:
     """What is wrong with the shape of a metrics.json's content, or None."""
     if not isinstance(metrics, dict):
         return f"not an object but a {type(metrics).__name__}"
+    newer = schema_problem(metrics)
+    if newer:
+        return newer
     if not isinstance(metrics.get("status", ""), str):
         return "status is not a string"
     n = metrics.get("n_examples", 0)

@@ -40,6 +40,7 @@ from typing import Any
 from pcbench.core.errors import PcbenchError
 from pcbench.core.files import temporary_beside
 from pcbench.core.notices import warn_once
+from pcbench.core.records import CompressedEntry, GenerationEntry, conforms
 from pcbench.core.redact import redact_value
 
 log = logging.getLogger(__name__)
@@ -322,11 +323,8 @@ def _count_of(key: Any, field: str) -> int | None:
 # What a value of each of the harness's stages looks like, given its stored key. Other stages (a
 # compressor's own) are checked by their checksum only.
 SHAPES: dict[str, Callable[[Any, Any], bool]] = {
-    "compressed": lambda v, k: isinstance(v, dict) and isinstance(v.get("text"), str)
-    and isinstance(v.get("extras", {}), dict) and _is_int(v.get("original_tokens"))
-    and _is_int(v.get("compressed_tokens")) and isinstance(v.get("seconds"), int | float),
-    "generation": lambda v, k: isinstance(v, dict) and isinstance(v.get("text"), str)
-    and _is_int(v.get("prompt_tokens")) and _is_int(v.get("new_tokens")),
+    "compressed": lambda v, k: conforms(v, CompressedEntry),
+    "generation": lambda v, k: conforms(v, GenerationEntry),
     # One count per text, one score per unit (keys that list them: the compressors' own).
     "tokens": lambda v, k: _count_of(k, "texts") is None or (
         _numbers(v, _count_of(k, "texts")) and all(_is_int(n) and n >= 0 for n in v)),

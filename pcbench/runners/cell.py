@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,6 +18,7 @@ from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.files import write_atomically
 from pcbench.core.memory import peak_memory
+from pcbench.core.records import CellMetrics, Diagnostics, ExampleRecord
 from pcbench.core.redact import redact
 from pcbench.core.requests import Request
 from pcbench.core.tokenizer import openai_tokenizer
@@ -34,7 +35,7 @@ from pcbench.tasks.base import Task
 log = logging.getLogger(__name__)
 
 
-def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str, Any]:
+def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> CellMetrics:
     """Run task x compressor x reader as configured; write predictions.jsonl and metrics.json.
 
     A folder that already holds this cell's finished results (same config, same component
@@ -49,12 +50,13 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> dict[str,
         done = finished(out_dir, cell_key(cfg, settings))
         if done is not None and not cfg.rerun:
             log.info("%s holds this cell's finished results: skipped (rerun=true recomputes)", out_dir)
-            return {**done, "skipped": True}
+            skipped: CellMetrics = {**done, "skipped": True}
+            return skipped
         return run_components(cfg, out_dir, names, (task, compressor, reader), settings, (start, loading))
 
 
 def run_components(cfg: DictConfig, out_dir: Path, names: dict[str, str], parts: tuple[Task, Compressor, Reader],
-                   settings: dict[str, dict[str, Any]], started: tuple[float, float]) -> dict[str, Any]:
+                   settings: dict[str, dict[str, Any]], started: tuple[float, float]) -> CellMetrics:
     """The cell's work once its folder is held: compress, read, score, record."""
     (task, compressor, reader), (start, loading) = parts, started
 
@@ -93,7 +95,7 @@ def run_components(cfg: DictConfig, out_dir: Path, names: dict[str, str], parts:
     metrics["status"] = "finished" if reading or not reader.generates else "compressed"
     metrics["cwd"] = os.getcwd()  # what relative paths in config.yaml (task.path) are relative to
     records.recorder.finish(metrics, [row for _, row in records.in_order()])
-    return metrics
+    return cast(CellMetrics, metrics)  # summarize's keys and the task's own (core/records.py)
 
 
 # Examples already read in this process, by the task's settings and its file's state: the cells of
@@ -150,7 +152,7 @@ class CellRecords:
     env: Env
     examples: list[Example]
     recorder: Recorder
-    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    rows: dict[int, ExampleRecord] = field(default_factory=dict)
 
     def add(self, i: int, compressed: dict[str, Any], generation: dict[str, Any] | None = None,
             request: Request | None = None) -> None:
@@ -161,24 +163,24 @@ class CellRecords:
         seen = text
         if generation and generation["truncated"] and request is not None:
             seen = self.reader.prompt(request).content.replace(example.question, " ")
-        diagnostics = {"answer_in_context": answer_in_context(example, seen),
-                       "evidence_recall": evidence_recall(example, seen),
-                       **paper_ratios(self.task, example, text)}
+        diagnostics: Diagnostics = {"answer_in_context": answer_in_context(example, seen),
+                                    "evidence_recall": evidence_recall(example, seen),
+                                    **paper_ratios(self.task, example, text)}
         if self.compressor.generates_text:
             # Written text holds no source spans to find: not applicable, rather than a misleading 0.
-            diagnostics.update(evidence_recall=None, evidence_recall_applicable=False)
+            diagnostics["evidence_recall"], diagnostics["evidence_recall_applicable"] = None, False
         raw = None
         if generation:
             restored = self.compressor.restore(generation["text"], example, text, self.env)
             if restored != generation["text"]:
                 raw, generation = generation["text"], {**generation, "text": restored}
         scores = self.task.score(generation["text"], example) if generation else None
-        row = {**example_record(example, compressed, generation, scores, diagnostics), "context": text,
-               "prompt_hash": digest(vars(request)) if request is not None else None}
+        row: ExampleRecord = {**example_record(example, compressed, generation, scores, diagnostics),
+                              "context": text, "prompt_hash": digest(vars(request)) if request is not None else None}
         if raw is not None:
             row["raw_prediction"] = raw  # before the compressor's restore()
         self.rows[i] = row
         self.recorder.write(row)
 
-    def in_order(self) -> list[tuple[Example, dict[str, Any]]]:
+    def in_order(self) -> list[tuple[Example, ExampleRecord]]:
         return [(self.examples[i], self.rows[i]) for i in sorted(self.rows)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from pcbench.core.example import Example
+from pcbench.core.records import Diagnostics
 from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.tasks.base import Task
 from pcbench.tasks.metrics import contains_answer, normalize_answer
@@ -49,7 +50,7 @@ def cl100k_tokens(text: str) -> int:
     return openai_tokenizer("cl100k").count([text])[0]
 
 
-def paper_ratios(task: Task, example: Example, compressed: str) -> dict[str, float]:
+def paper_ratios(task: Task, example: Example, compressed: str) -> Diagnostics:
     """The kept ratio in the units papers report, beside the reader-token one: characters (Provence,
     BERGEN), cl100k tokens of the context and of the whole prompt, instruction and question
     included (the LLMLingua family's GPT-3.5 tokens)."""

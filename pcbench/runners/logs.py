@@ -22,6 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from pcbench.core.records import CellMetrics
 from pcbench.core.redact import redact
 
 # Loggers whose INFO lines are the harness's own report of what it does.
@@ -101,16 +102,17 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def headline(metrics: dict[str, Any]) -> str:
+def headline(metrics: CellMetrics) -> str:
     """One line per finished cell: what ran and the numbers worth reading first."""
     cell = f"{metrics.get('task')} x {metrics.get('compressor')} x {metrics.get('reader')}"
     parts = [f"{name}={_number(value)}" for name, value in (metrics.get("metrics") or {}).items() if value is not None]
     kept = metrics.get("kept_ratio")
     if kept is not None:
         parts.append(f"kept={kept:.3f}")
-    for key, short in (("answer_in_context", "answer_in_context"), ("evidence_recall", "evidence_recall")):
-        if metrics.get(key) is not None:
-            parts.append(f"{short}={_number(metrics[key])}")
+    for name, value in (("answer_in_context", metrics.get("answer_in_context")),
+                        ("evidence_recall", metrics.get("evidence_recall"))):
+        if value is not None:
+            parts.append(f"{name}={_number(value)}")
     parts.append(f"n={metrics.get('n_examples')}")
     wall = (metrics.get("seconds") or {}).get("wall")
     if wall is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pcbench.core.example import Example
 from pcbench.core.files import write_atomically
+from pcbench.core.records import SCHEMA, CellMetrics, Diagnostics, ExampleRecord
 from pcbench.core.redact import redact_value
 from pcbench.core.results import complete, read_metrics
 from pcbench.runners.diagnostics import yes_no_only
@@ -24,13 +25,10 @@ from pcbench.tasks.base import Task
 log = logging.getLogger(__name__)
 
 
-KV_FIELDS = ("kv_kept_ratio", "kv_cache_mib", "kv_full_mib", "prefill_peak_mib")
-
-
 def example_record(example: Example, compressed: dict[str, Any], generation: dict[str, Any] | None,
-                   scores: dict[str, float] | None, diagnostics: dict[str, Any]) -> dict[str, Any]:
+                   scores: dict[str, float] | None, diagnostics: Diagnostics) -> ExampleRecord:
     original, kept = compressed["original_tokens"], compressed["compressed_tokens"]
-    record: dict[str, Any] = {
+    record: ExampleRecord = {
         "id": example.id,
         "question": example.question,
         "gold": list(example.answers),
@@ -45,12 +43,16 @@ def example_record(example: Example, compressed: dict[str, Any], generation: dic
         "cached": {"compress": compressed.get("cached", False)},
     }
     if generation:
-        record.update(prompt_tokens=generation["prompt_tokens"], new_tokens=generation["new_tokens"],
-                      truncated=generation["truncated"], prefill_seconds=generation["prefill_seconds"],
-                      generate_seconds=generation["decode_seconds"])
-        for name in KV_FIELDS:  # KV-cache presses (reader=kvpress)
-            if generation.get(name) is not None:
-                record[name] = generation[name]
+        record["prompt_tokens"], record["new_tokens"] = generation["prompt_tokens"], generation["new_tokens"]
+        record["truncated"] = generation["truncated"]
+        record["prefill_seconds"] = generation["prefill_seconds"]
+        record["generate_seconds"] = generation["decode_seconds"]
+        if generation.get("kv_kept_ratio") is not None:  # KV-cache presses (reader=kvpress)
+            record["kv_kept_ratio"] = generation["kv_kept_ratio"]
+            # Generations cached before the memory fields: None, and the cell's kv_memory leaves them out.
+            record["kv_cache_mib"] = generation.get("kv_cache_mib")
+            record["kv_full_mib"] = generation.get("kv_full_mib")
+            record["prefill_peak_mib"] = generation.get("prefill_peak_mib")
         record["cached"]["generate"] = generation.get("cached", False)
     if "dataset" in example.meta:  # suites (LongBench) score and resample per dataset
         record["dataset"] = example.meta["dataset"]
@@ -66,19 +68,20 @@ def _pct(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 2)
 
 
-def kv_memory(records: list[dict[str, Any]]) -> dict[str, float | None] | None:
-    pressed = [r for r in records if r.get("kv_cache_mib") is not None]
+def kv_memory(records: list[ExampleRecord]) -> dict[str, float | None] | None:
+    pairs = [(r.get("kv_cache_mib"), r.get("kv_full_mib")) for r in records]
+    pressed = [(h, f) for h, f in pairs if h is not None and f is not None]
     if not pressed:
         return None
-    held, full = sum(r["kv_cache_mib"] for r in pressed), sum(r["kv_full_mib"] for r in pressed)
+    held, full = sum(h for h, _ in pressed), sum(f for _, f in pressed)
     return {"cache_mib_mean": held / len(pressed), "full_cache_mib_mean": full / len(pressed),
             "cache_ratio": held / full if full else None,
-            "prefill_peak_mib_mean": _mean([r.get("prefill_peak_mib") for r in pressed]),
-            "prefill_peak_mib_max": max((r["prefill_peak_mib"] for r in pressed
-                                         if r.get("prefill_peak_mib") is not None), default=None)}
+            "prefill_peak_mib_mean": _mean([r.get("prefill_peak_mib") for r in records]),
+            "prefill_peak_mib_max": max((p for r in records if (p := r.get("prefill_peak_mib")) is not None),
+                                        default=None)}
 
 
-def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested: dict[str, Any],
+def summarize(task: Task, rows: list[tuple[Example, ExampleRecord]], requested: dict[str, Any],
               cell: dict[str, str], wall_seconds: float, model_load_seconds: float = 0.0) -> dict[str, Any]:
     """Means over examples. Metrics and rates are percentages (x100, 2 decimals, as LongBench).
 
@@ -91,6 +94,7 @@ def summarize(task: Task, rows: list[tuple[Example, dict[str, Any]]], requested:
     original = sum(r["original_tokens"] for r in records)
     kept = sum(r["compressed_tokens"] for r in records)
     summary: dict[str, Any] = {
+        "schema": SCHEMA,  # core/records.py: what the fields below and predictions.jsonl's mean
         **cell,
         "requested": requested,
         "n_examples": n,
@@ -185,11 +189,11 @@ class Recorder:
         (out_dir / "error.txt").unlink(missing_ok=True)
         self.predictions = open(out_dir / "predictions.jsonl", "w", encoding="utf-8")
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: ExampleRecord) -> None:
         self.predictions.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.predictions.flush()
 
-    def finish(self, metrics: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    def finish(self, metrics: dict[str, Any], records: list[ExampleRecord]) -> None:
         self.predictions.close()
         write_atomically(self.out_dir / "predictions.jsonl",
                          "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -200,7 +204,7 @@ def write_json_atomically(path: Path, value: Any) -> None:
     write_atomically(path, json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def finished(out_dir: Path, cell_key: str) -> dict[str, Any] | None:
+def finished(out_dir: Path, cell_key: str) -> CellMetrics | None:
     """The metrics of a finished cell in `out_dir` made from the same config and code, else None.
 
     Finished means metrics.json says so and predictions.jsonl holds one readable record for each of

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.knobs import Range
+from pcbench.core.records import ExampleRecord
 from pcbench.core.requests import Request, context_end
 from pcbench.tasks.jsonl import refuse_duplicate_ids
 from pcbench.tasks.registry import MetricName, get_metric
@@ -89,7 +90,7 @@ class Task(ABC):
         answer = self.postprocess(prediction, example)
         return {name: float(get_metric(name)(answer, example)) for name in self.metrics}
 
-    def summarize(self, rows: list[tuple[Example, dict[str, Any]]]) -> dict[str, Any]:
+    def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """Task-specific aggregates beyond metric means (LongBench categories, length buckets).
 
         rows pairs each example with its record (record["scores"] holds per-metric values).

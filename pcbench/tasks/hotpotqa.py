@@ -23,6 +23,7 @@ from typing import Any
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
+from pcbench.core.records import ExampleRecord
 from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import (
     drop_unaskable,
@@ -68,7 +69,7 @@ class HotpotQATask(Task):
     def _hub_records(self) -> list[dict[str, Any]]:
         return hub_rows(self.hub_id, self.hub_config, self.split)
 
-    def summarize(self, rows: list[tuple[Example, dict[str, Any]]]) -> dict[str, Any]:
+    def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """Metric means (x100, 2 decimals, as metrics.json) per question type: bridge and comparison differ a lot."""
         by_type: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for example, record in rows:

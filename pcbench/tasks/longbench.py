@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
+from pcbench.core.records import ExampleRecord
 from pcbench.core.requests import Request, context_end
 from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import (
@@ -237,7 +238,7 @@ class LongBenchTask(Task):
 
     # ---- aggregation ---------------------------------------------------------------------
 
-    def summarize(self, rows: list[tuple[Example, dict[str, Any]]]) -> dict[str, Any]:
+    def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """Official per-dataset scores (100 x mean, 2 decimals), category means and AVG.
 
         avg = mean of the category means (the published LongBench "AVG" when the 16 English and

@@ -28,6 +28,7 @@ from typing import Annotated, Any
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
+from pcbench.core.records import ExampleRecord
 from pcbench.tasks.base import Task
 from pcbench.tasks.metrics import normalize_answer
 
@@ -109,7 +110,7 @@ class NeedleTask(Task):
         # The original NIAH also loops over the essays when the context asked for is longer than them.
         return "\n\n".join([corpus] * (needed // len(corpus) + 1))
 
-    def summarize(self, rows: list[tuple[Example, dict[str, Any]]]) -> dict[str, Any]:
+    def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """The classic NIAH grid: metric means (x100, 2 decimals, as metrics.json) per length, then per depth."""
         grid: dict[int, dict[float, dict[str, list[float]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(list))

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
+from pcbench.core.records import ExampleRecord
 from pcbench.core.text import split_sentences
 from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import (
@@ -103,7 +104,7 @@ class NQTask(Task):
     def _hub_rows(self) -> list[dict[str, Any]]:
         return hub_rows(self.hub_id, None, self.split)
 
-    def summarize(self, rows: list[tuple[Example, dict[str, Any]]]) -> dict[str, Any]:
+    def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """Metric means (x100, 2 decimals, as metrics.json) per gold position: the lost-in-the-middle curve."""
         by_position: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for example, record in rows:

@@ -132,7 +132,7 @@ def test_composition_errors_are_one_line_with_flags_too(tmp_path: Path) -> None:
     (["task.limit=0"], ["task.limit=0", "an integer >= 1"]),
     (["compressor=bm25", "+compressor.foo=1"], ["compressor has no key 'foo'", "k1"]),
     (["reader=transformers"], ["reader.model has no value", "reader.model=..."]),
-    (["reader=transformers", "reader.model=x", "reader.dtype=fp8"], ["reader.dtype='fp8'", "bfloat16, float32"]),
+    (["reader=transformers", "reader.model=x", "reader.dtype=fp8"], ["reader.dtype='fp8'", "float32, bfloat16"]),
     (["task=nq", "task.gold_position=20"], ["task.gold_position=20", "0..19"]),
 ])
 def test_bad_values_are_one_line_before_anything_loads(tmp_path: Path, args: list[str], needles: list[str]) -> None:
