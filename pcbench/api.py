@@ -12,8 +12,7 @@ value raises `PcbenchError` whose message is the CLI's `error:` line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from pcbench.core.tokenizer import OPENAI_ENCODINGS, Tokenizer, openai_tokenizer
 from pcbench.readers.base import Reader, reader_tokenizer
 from pcbench.runners.cache import Cache
 from pcbench.runners.cli import one_line
+from pcbench.runners.compose import compose
 
 # A context: plain text, or passages given as text, (title, text) pairs or {"title", "text"} maps.
 PassageLike = str | tuple[str, str] | Mapping[str, str]
@@ -151,28 +151,13 @@ def _load(group: str, name: str, knobs: Mapping[str, Any]) -> Any:
 
 
 def _compose(overrides: list[str]) -> DictConfig:
-    from hydra import compose
-
-    with _hydra():
-        try:
-            return compose("config", overrides=overrides)
-        except Exception as exc:
-            message = one_line(exc)
-            if message is None:
-                raise
-            raise PcbenchError(message) from None
-
-
-@contextmanager
-def _hydra() -> Iterator[None]:
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():  # called from inside a Hydra app: use its search path
-        yield
-        return
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        yield
+    try:
+        return compose(overrides)
+    except Exception as exc:
+        message = one_line(exc)
+        if message is None:
+            raise
+        raise PcbenchError(message) from None
 
 
 def _example(index: int, context: Context, question: str) -> Example:

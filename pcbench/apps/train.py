@@ -56,68 +56,68 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+STYLES = ("provence", "llmlingua2", "sentinel")  # the options of conf/train/ (base.yaml is what they share)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="pcbench-train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", default="hotpotqa", help="a conf/task option with gold evidence (hotpotqa, nq)")
-    p.add_argument("--path", default=str(DEFAULT_DATA),
-                   help="task.path: the local data file (tasks that read one; generated tasks ignore it)")
-    p.add_argument("--task-set", action="append", default=[], metavar="KNOB=VALUE",
+    """The command line. Every value not given comes from conf/train/STYLE.yaml (see `settings`)."""
+    p = OneLineParser(prog="pcbench-train", description=__doc__.split("\n\n")[0],
+                      epilog="Defaults: pcbench/conf/train/STYLE.yaml (and base.yaml, which every style extends).",
+                      argument_default=argparse.SUPPRESS)
+    p.add_argument("--style", choices=STYLES, default="provence",
+                   help="sentinel: a logistic-regression probe over a proxy LM's attention (--proxy)")
+    p.add_argument("--out", required=True, help="folder for the trained pruner (checkpoints under it)")
+    p.add_argument("--task", help="a conf/task option with gold evidence (hotpotqa, nq)")
+    p.add_argument("--path", help="task.path: the local data file (tasks that read one; generated tasks ignore it)")
+    p.add_argument("--task-set", action="append", metavar="KNOB=VALUE",
                    help="a task knob, as run.py's task.KNOB=VALUE (repeatable), e.g. --task-set seed=7 for "
                         "training examples that the evaluated ones (seed 42) do not hold")
-    p.add_argument("--limit", type=int, default=None, help="first N examples of the task only")
-    p.add_argument("--style", choices=["provence", "llmlingua2", "sentinel"], default="provence",
-                   help="sentinel: a logistic-regression probe over a proxy LM's attention (--proxy)")
-    p.add_argument("--proxy", default="smollm2", help="sentinel style: the proxy causal LM (hub id, folder, smollm2)")
+    p.add_argument("--limit", type=int, help="first N examples of the task only")
+    p.add_argument("--proxy", help="sentinel style: the proxy causal LM (hub id, folder, smollm2)")
     p.add_argument("--question-aware", action="store_true", help="llmlingua2 style: question first in the input")
-    p.add_argument("--encoder", default="minilm", help="hub id, local folder or packaged alias (minilm)")
-    p.add_argument("--out", required=True, help="folder for the trained pruner (checkpoints under it)")
-    p.add_argument("--heldout", type=float, default=0.2, help="fraction of questions held out for evaluation")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=float, default=None, help=_style_help("epochs"))
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="pairs per step (listwise: whole questions, up to this many pairs); " +
-                        _style_help("batch_size"))
-    p.add_argument("--lr", type=float, default=None, help=_style_help("lr"))
-    p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps with a rising learning rate")
-    p.add_argument("--labels", choices=["sentences", "passages"], default="sentences",
-                   help="what a kept token is: in a gold evidence sentence (default), or anywhere in a gold passage")
-    p.add_argument("--negatives", type=int, default=None,
-                   help="non-gold passages per question (all gold ones are used); -1 for all; " +
-                        _style_help("negatives"))
-    p.add_argument("--max-length", type=int, default=256, help="tokens per (question, passage) input")
-    p.add_argument("--rank-weight", type=float, default=2.0, help="weight of the relevance loss (provence style)")
-    p.add_argument("--rank-loss", choices=["pointwise", "listwise"], default="listwise",
+    p.add_argument("--encoder", help="hub id, local folder or packaged alias (minilm)")
+    p.add_argument("--heldout", type=float, help="fraction of questions held out for evaluation")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=int, help="pairs per step (listwise: whole questions, up to this many pairs)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--warmup", type=float, help="fraction of steps with a rising learning rate")
+    p.add_argument("--labels", choices=["sentences", "passages"],
+                   help="what a kept token is: in a gold evidence sentence, or anywhere in a gold passage")
+    p.add_argument("--negatives", type=int, help="non-gold passages per question (all gold ones are used); -1 for all")
+    p.add_argument("--max-length", type=int, help="tokens per (question, passage) input")
+    p.add_argument("--rank-weight", type=float, help="weight of the relevance loss (provence style)")
+    p.add_argument("--rank-loss", choices=["pointwise", "listwise"],
                    help="relevance loss: pointwise = binary cross-entropy per passage; listwise = softmax over "
                         "each question's passages (a batch holds whole questions), the gold ones as targets")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (0: none)")
-    p.add_argument("--eval-limit", type=int, default=None, help="held-out questions evaluated (default all)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (0: none)")
+    p.add_argument("--eval-limit", type=int, help="held-out questions evaluated (default all)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device")
     return p
 
 
-# Defaults that depend on --style, chosen by the held-out measurements in the README: a provence-style
-# pruner ranks every passage of a question against the others (listwise, all distractors), and that
-# needs a larger step; the llmlingua2 style keeps the settings it was measured with.
-STYLE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "provence": {"epochs": 2.0, "batch_size": 20, "lr": 2e-4, "negatives": -1},
-    "llmlingua2": {"epochs": 1.0, "batch_size": 16, "lr": 1e-4, "negatives": 2},
-}
+def settings(args: argparse.Namespace) -> argparse.Namespace:
+    """The flags given, over conf/train/STYLE.yaml composed as every other config is (`+train=STYLE`)."""
+    from omegaconf import OmegaConf
 
+    from pcbench.runners.compose import compose
 
-def _style_help(flag: str) -> str:
-    return "default " + ", ".join(f"{v[flag]:g} ({style} style)" for style, v in STYLE_DEFAULTS.items())
+    defaults = OmegaConf.to_container(compose([f"+train={args.style}"]).train, resolve=True)
+    assert isinstance(defaults, dict)
+    for key, value in defaults.items():
+        if not hasattr(args, str(key)):
+            setattr(args, str(key), value)
+    if args.path is None:
+        args.path = str(DEFAULT_DATA)
+    return args
 
 
 def check(args: argparse.Namespace) -> None:
     from pcbench.core.errors import PcbenchError
     from pcbench.core.knobs import DeviceName
 
-    # The sentinel style trains no encoder: it takes the provence style's values, unused.
-    for flag, value in STYLE_DEFAULTS.get(args.style, STYLE_DEFAULTS["provence"]).items():
-        if getattr(args, flag) is None:
-            setattr(args, flag, value)
     for flag in ("heldout", "epochs", "lr", "warmup", "rank_weight"):
         value = getattr(args, flag)
         if not math.isfinite(value):
@@ -155,11 +155,9 @@ def check(args: argparse.Namespace) -> None:
 def load_examples(task: str, path: str | None, limit: int | None, knobs: Sequence[str] = ()) -> list[Any]:
     """Examples through the project's own task class, exactly as `run.py task=... task.path=...
     task.KNOB=VALUE` loads them."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
     from pcbench.core.build import build
     from pcbench.core.errors import PcbenchError
+    from pcbench.runners.compose import option_node
 
     if not (CONF_DIR / "task" / f"{task}.yaml").exists():
         raise PcbenchError(f"--task={task!r} is not a task in conf/task/")
@@ -168,12 +166,10 @@ def load_examples(task: str, path: str | None, limit: int | None, knobs: Sequenc
         raise PcbenchError(f"--task-set={bad!r} is not allowed; give KNOB=VALUE, e.g. seed=7")
     from hydra.errors import HydraException
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        try:
-            node = compose("config", overrides=[f"task={task}", *(f"task.{k}" for k in knobs)]).task
-        except HydraException as exc:  # an unknown knob, a value that does not parse
-            raise PcbenchError(f"--task-set {' '.join(knobs)}: {str(exc).splitlines()[0]}") from None
-    OmegaConf.set_struct(node, False)
+    try:
+        node = option_node("task", task, [f"task.{k}" for k in knobs])
+    except HydraException as exc:  # an unknown knob, a value that does not parse
+        raise PcbenchError(f"--task-set {' '.join(knobs)}: {str(exc).splitlines()[0]}") from None
     if "path" in node:  # generated tasks (niah, ruler_synth) read no file
         node.path = path
     node.limit = limit
@@ -574,15 +570,12 @@ def _mean(values: list[float]) -> float:
 
 
 def _build(option: str, **knobs: Any) -> Any:
-    from hydra import compose, initialize_config_dir
     from omegaconf import DictConfig, OmegaConf
 
     from pcbench.core.build import build
+    from pcbench.runners.compose import option_node
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        node = compose("config", overrides=[f"compressor={option}"]).compressor
-    OmegaConf.set_struct(node, False)
-    merged = OmegaConf.merge(node, knobs)
+    merged = OmegaConf.merge(option_node("compressor", option), knobs)
     assert isinstance(merged, DictConfig)
     return build(merged, "compressor")
 
@@ -590,7 +583,7 @@ def _build(option: str, **knobs: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     from pcbench.core.errors import PcbenchError
 
-    args = parser().parse_args(argv)
+    args = settings(parser().parse_args(argv))
     logging.basicConfig(level=logging.WARNING)
     if not sys.stderr.isatty():  # a log file: no carriage-return bars from the libraries (see `progress`)
         from huggingface_hub.utils import disable_progress_bars

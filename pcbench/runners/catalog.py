@@ -74,14 +74,9 @@ def run_list(arguments: list[str]) -> tuple[int, str]:
 
 def composed_options(group: str, option: str) -> dict[str, Any]:
     """The option's config node as plain values, its YAML's `defaults` applied (as the command line has it)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from pcbench.runners.compose import option_values
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        node = compose("config", overrides=[f"{group}={option}"])[group]
-    values = OmegaConf.to_container(node, resolve=False)
-    assert isinstance(values, dict)
-    return {str(k): v for k, v in values.items()}
+    return option_values(group, option)
 
 
 def yaml_comments(group: str, option: str, conf_dir: Path = CONF_DIR) -> dict[str, str]:

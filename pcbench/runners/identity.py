@@ -16,7 +16,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pcbench.conf import CONF_DIR
 from pcbench.core.redact import redact
 from pcbench.runners.cache import digest
 
@@ -63,18 +62,9 @@ def config_hash(cfg: DictConfig) -> str:
 @functools.lru_cache(maxsize=64)
 def _defaults(group: str, option: str) -> dict[str, Any]:
     """The knobs of `group=option` as its YAML sets them (composed once per process)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from pcbench.runners.compose import option_values
 
-    overrides = [f"{group}={option}"]
-    if GlobalHydra.instance().is_initialized():  # inside a running Hydra app: use its config search path
-        node = compose("config", overrides=overrides)[group]
-    else:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            node = compose("config", overrides=overrides)[group]
-    values = OmegaConf.to_container(node, resolve=False)
-    assert isinstance(values, dict)
-    return {str(k): v for k, v in values.items()}
+    return option_values(group, option)
 
 
 def variant(group: str, option: str, node: DictConfig) -> dict[str, Any]:

@@ -684,13 +684,20 @@ def test_listwise_rank_loss_is_the_softmax_cross_entropy_over_each_question() ->
 
 
 def test_trainer_defaults_follow_the_style_and_flags_override_them(tmp_path: Path) -> None:
-    """The provence style ranks all of a question's passages in one softmax by default; the
-    llmlingua2 style keeps the settings it was measured with; a flag given wins either way."""
-    from pcbench.apps.train import check, parser
+    """The defaults are conf/train/STYLE.yaml's: the provence style ranks all of a question's passages
+    in one softmax; the llmlingua2 style keeps the settings it was measured with; a flag given wins."""
+    from omegaconf import OmegaConf
 
-    provence = parser().parse_args(["--out", str(tmp_path)])
+    from pcbench.apps.train import STYLES, check, parser, settings
+    from pcbench.conf import CONF_DIR
+
+    provence = settings(parser().parse_args(["--out", str(tmp_path)]))
     check(provence)
     assert (provence.rank_loss, provence.negatives, provence.batch_size, provence.lr) == ("listwise", -1, 20, 2e-4)
-    lingua = parser().parse_args(["--out", str(tmp_path), "--style", "llmlingua2", "--negatives", "0"])
+    lingua = settings(parser().parse_args(["--out", str(tmp_path), "--style", "llmlingua2", "--negatives", "0"]))
     check(lingua)
     assert (lingua.negatives, lingua.batch_size, lingua.lr, lingua.epochs) == (0, 16, 1e-4, 1.0)
+    # Every value comes from the YAML: base.yaml names every setting a flag can change, and nothing else.
+    flags = {a.dest for a in parser()._actions if a.dest not in ("help", "style", "out")}
+    assert set(OmegaConf.load(CONF_DIR / "train" / "base.yaml")) == flags
+    assert set(STYLES) == {p.stem for p in (CONF_DIR / "train").glob("*.yaml")} - {"base"}
