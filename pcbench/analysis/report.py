@@ -67,10 +67,23 @@ def _versus(row: pd.Series, baseline: str) -> str:
     diff = row.get(f"vs_{baseline}.diff")
     if diff is None or pd.isna(diff):
         return ""
-    p = row[f"vs_{baseline}.p"]
-    star = "*" if p < 0.05 else ""
+    p, adjusted = row[f"vs_{baseline}.p"], row.get(f"vs_{baseline}.p_holm", math.nan)
+    star = "*" if _claimed(row, baseline) else ""
+    holm = f" (Holm {_adjusted(adjusted)})" if not pd.isna(adjusted) else ""
+    unreachable = ", too few differing examples to reach 0.05" if row.get(f"vs_{baseline}.min_p", 0) > 0.05 else ""
     return (f"{diff:+.1f} [{row[f'vs_{baseline}.lo']:+.1f}, {row[f'vs_{baseline}.hi']:+.1f}] "
-            f"{p_value(p)}{star} @{row[f'vs_{baseline}.ratio']:.2f}")
+            f"{p_value(p)}{holm}{star}{unreachable} @{row[f'vs_{baseline}.ratio']:.2f}")
+
+
+def _adjusted(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _claimed(row: pd.Series, baseline: str) -> bool:
+    """A difference the report states: Holm-adjusted p below 0.05 over the family it shows."""
+    adjusted = row.get(f"vs_{baseline}.p_holm", math.nan)
+    p = row.get(f"vs_{baseline}.p", math.nan)
+    return bool((adjusted if not pd.isna(adjusted) else p) < 0.05)
 
 
 def p_value(p: float) -> str:
@@ -120,10 +133,12 @@ def summary(table: pd.DataFrame, metric: Metric) -> list[tuple[str, list[str]]]:
                 diff, p = best.get(f"vs_{baseline}.diff"), best.get(f"vs_{baseline}.p")
                 if diff is None or pd.isna(diff):
                     continue
-                if p < 0.05:
-                    said.append(f"{'above' if diff > 0 else 'below'} {name} by {abs(diff):.1f} ({p_value(p)})")
+                adjusted = best.get(f"vs_{baseline}.p_holm", math.nan)
+                shown = p_value(p) + (f", Holm {_adjusted(adjusted)}" if not pd.isna(adjusted) else "")
+                if _claimed(best, baseline):
+                    said.append(f"{'above' if diff > 0 else 'below'} {name} by {abs(diff):.1f} ({shown})")
                 else:
-                    said.append(f"not distinguishable from {name} ({diff:+.1f}, {p_value(p)})")
+                    said.append(f"not distinguishable from {name} ({diff:+.1f}, {shown})")
             sentence = "; ".join(said)
             lines.append(sentence[0].upper() + sentence[1:] + ".")
     return panels
@@ -334,8 +349,10 @@ def markdown(table: pd.DataFrame, metric: Metric, speed: pd.DataFrame | None = N
         "",
         f"Cells: {metric.name} mean with its 95% bootstrap interval (2000 resamples of the examples); "
         "Δ = paired difference against the `none` / `random` cell of the same task and reader nearest in achieved "
-        "kept ratio (@ its ratio), on the examples both hold: [95% paired-bootstrap interval], two-sided paired "
-        "permutation p (* below 0.05).",
+        "kept ratio (@ its ratio), on the examples both hold: two-sided paired sign-flip test (exact up to 16 "
+        "examples; McNemar's exact test for 0/1 metrics) with the 95% interval that inverts it, so the interval "
+        "excludes 0 exactly when p < 0.05; Holm's adjustment over every comparison in the table (* where it is "
+        "below 0.05).",
         "",
         cells_board(table, metric).to_markdown(index=False),
         "",
@@ -370,8 +387,9 @@ th[aria-sort=ascending]::after { content: " ▲"; } th[aria-sort=descending]::af
 <ul class="summary">{% for head, lines in summary %}<li><b>{{ head }}</b>
 <ul>{% for line in lines %}<li>{{ line }}</li>{% endfor %}</ul></li>{% endfor %}</ul>
 <p class="note">Best method per requested budget (controls, the gold-evidence ceiling and the full context aside),
-with its 95% interval; "above" or "below" where a paired permutation test gives p &lt; 0.05 on the examples
-both cells hold. Small studies give wide intervals: read the tables below before any claim.</p>
+with its 95% interval; "above" or "below" where a paired sign-flip test on the examples both cells hold gives
+p &lt; 0.05 after Holm's adjustment over every comparison shown. Small studies give wide intervals: read the
+tables below before any claim.</p>
 <h2>Trade-off</h2>
 <img src="{{ tradeoff }}" alt="metric against kept ratio"> <p><a href="{{ tradeoff_pdf }}">PDF</a></p>
 <h2>Cells</h2>
@@ -557,7 +575,8 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         metric=html.escape(metric.label), cells=len(ordered), roots=html.escape(", ".join(roots)),
         summary=[(html.escape(head), [html.escape(line) for line in lines]) for head, lines in summary(table, metric)],
         explain_cells="Mean with 95% bootstrap interval; Δ: paired difference against the matched-ratio baseline, "
-                      "[95% paired bootstrap], permutation p, @ the baseline's kept ratio."
+                      "[95% interval inverting the paired sign-flip test], its p (Holm-adjusted over the table; * "
+                      "below 0.05), @ the baseline's kept ratio."
                       + (" Examples: the task's examples on which the cells disagree most, as this cell compressed "
                          "them (kept, dropped and gold evidence marked); the same numbers open the same example "
                          "in every cell." if pages else ""),

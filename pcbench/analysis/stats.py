@@ -4,9 +4,15 @@
   its examples, seeded, so a report is reproducible to the digit).
 - A compressor is compared with the `none` and `random` baselines on the same examples (ids in
   both cells), at matched achieved ratio: the baseline's cell at the same task and reader whose
-  kept ratio is nearest. The difference of means gets a paired-bootstrap interval (both cells
-  resampled with the same example indices) and a two-sided paired permutation p-value (random
-  sign flips of the per-example differences, the exact null of "the two cells are exchangeable").
+  kept ratio is nearest. The difference of means is tested with the paired sign-flip permutation
+  test (Fisher 1935; Good, "Permutation, Parametric and Bootstrap Tests of Hypotheses", 2005, sec.
+  3.6): exact (every sign pattern) up to 16 examples, else 4000 seeded random flips; for a 0/1
+  metric it is McNemar's exact test (a two-sided binomial test on the discordant pairs). Its 95%
+  interval inverts the same test (the shifts it does not reject), so an interval excludes zero
+  exactly when p < 0.05. Where even the most extreme sign pattern has p > 0.05 (too few examples
+  that differ), the interval is the whole range and the row says so.
+- The comparisons a report shows for one metric are one family: each p also gets Holm's
+  step-down adjustment (Holm 1979), which claims of "above" or "below" use.
 
 Means are linear in the examples (LongBench's AVG too: a weighted mean, tasks/longbench.py), so
 every resample is a gather and a weighted sum over a (resamples x examples) index array, done in
@@ -28,7 +34,7 @@ from pcbench.core.records import ExampleRecord
 from pcbench.core.results import read_numbers
 
 N_BOOT = 2000
-N_PERM = 2000
+N_PERM = 4000
 SEED = 0
 LEVEL = 0.95
 # The cells each method is tested against, by role (compressors/base.py), named as the report shows them.
@@ -87,34 +93,113 @@ def interval(values: Values, n_boot: int = N_BOOT, seed: int = SEED, level: floa
 @dataclass(frozen=True)
 class Paired:
     diff: float  # mean(a) - mean(b) on the shared examples
-    lo: float
+    lo: float  # the shifts the paired test does not reject at 1 - level
     hi: float
-    p: float
+    p: float  # two-sided, of no difference
     n: int
+    test: str = ""  # which test gave p and the interval
+    min_p: float = math.nan  # the smallest p this test can give here (above 0.05: it cannot reject)
 
 
-def paired(a: Values, b: Values, n_boot: int = N_BOOT, n_perm: int = N_PERM, seed: int = SEED,
-           level: float = LEVEL) -> Paired:
-    """a against b on the examples both hold: bootstrap interval of the difference, permutation p."""
+EXACT_UP_TO = 16  # examples whose every sign pattern is enumerated (2^16 rows)
+
+
+def _sign_patterns(n: int, n_perm: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Every sign pattern for n examples (exact), or n_perm seeded random ones."""
+    if n <= EXACT_UP_TO:
+        codes = np.arange(2 ** n)[:, None] >> np.arange(n)[None, :] & 1
+        return 2.0 * codes - 1.0, True
+    return rng.choice(np.array([-1.0, 1.0]), size=(n_perm, n)), False
+
+
+def _flip_p(x: np.ndarray, signs: np.ndarray, exact: bool) -> float:
+    """Two-sided sign-flip p of sum(x) against its sign-flipped copies."""
+    observed = abs(float(x.sum()))
+    # A tolerance so that flips giving the observed statistic up to rounding count as extreme.
+    tolerance = 1e-9 * max(1.0, float(np.abs(x).sum()))
+    extreme = 0
+    block = max(1, _BLOCK // max(1, len(x)))
+    for start in range(0, len(signs), block):
+        extreme += int(np.sum(np.abs(signs[start:start + block] @ x) >= observed - tolerance))
+    return extreme / len(signs) if exact else (extreme + 1) / (len(signs) + 1)
+
+
+def _mcnemar(d: np.ndarray) -> float | None:
+    """McNemar's exact p for paired 0/1 scores with equal weights (d in {-1, 0, 1}); else None."""
+    if not np.all(np.isin(d, (-1.0, 0.0, 1.0))):
+        return None
+    from scipy.stats import binomtest
+
+    up, down = int(np.sum(d > 0)), int(np.sum(d < 0))
+    return float(binomtest(up, up + down, 0.5).pvalue) if up + down else 1.0
+
+
+def paired(a: Values, b: Values, n_perm: int = N_PERM, seed: int = SEED, level: float = LEVEL) -> Paired:
+    """a against b on the examples both hold: the paired sign-flip test and the interval that
+    inverts it (see the module doc), so the two always agree."""
     shared = np.array(sorted(set(a.ids) & set(b.ids)), dtype=object)
     if len(shared) == 0:
         return Paired(math.nan, math.nan, math.nan, math.nan, 0)
     a, b = a.aligned(shared), b.aligned(shared)
     weights = a.weights  # same ids, same strata, same weights as b's
-    rng = np.random.default_rng(seed)
-    boot = _resampled_means(np.stack([a.values, b.values]), a.strata, a.stratum_weights, n_boot, rng)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(boot[0] - boot[1], [alpha, 1 - alpha])
-    weighted = weights * (a.values - b.values)
-    observed = float(weighted.sum())
+    d = a.values - b.values
     n = len(shared)
-    extreme = 0
-    block = max(1, _BLOCK // n)
-    for start in range(0, n_perm, block):
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(min(block, n_perm - start), n))
-        # A tolerance so that flips giving the observed statistic up to rounding count as extreme.
-        extreme += int(np.sum(np.abs(signs @ weighted) >= abs(observed) - 1e-9))
-    return Paired(observed, float(lo), float(hi), (extreme + 1) / (n_perm + 1), n)
+    signs, exact = _sign_patterns(n, n_perm, np.random.default_rng(seed))
+    alpha = 1 - level
+    equal_weights = bool(np.allclose(weights, weights[0]))
+    mcnemar = _mcnemar(d) if equal_weights else None
+
+    def p_at(shift: float) -> float:
+        if shift == 0.0 and mcnemar is not None:
+            return mcnemar
+        return _flip_p(weights * (d - shift), signs, exact)
+
+    diff = float(np.sum(weights * d))
+    p0 = p_at(0.0)
+    # No shift outside the per-example differences' range can be the mean difference; and the
+    # smallest p the test can give is that of every differing example on one side.
+    spread = float(d.max() - d.min())
+    below, above = float(d.min()), float(d.max())
+    differing = int(np.sum(d != 0))
+    min_p = min(1.0, 2 * 0.5 ** differing)
+    if not exact and mcnemar is None:
+        min_p = max(min_p, 1 / (len(signs) + 1))
+
+    def bound(far: float) -> float:
+        """The outermost shift between the estimate and `far` that the test does not reject. Zero is
+        decided first, by p itself, so the interval excludes zero exactly when p < 1 - level."""
+        inside, outside = diff, far
+        if (far - diff) * (0.0 - diff) > 0 and diff != 0.0:  # zero lies on this side
+            if p0 > alpha:
+                inside = 0.0
+            else:
+                outside = 0.0
+        if outside == inside or p_at(outside) > alpha:  # nothing to reject on this side
+            return outside
+        for _ in range(60):
+            middle = (inside + outside) / 2
+            if p_at(middle) > alpha:
+                inside = middle
+            else:
+                outside = middle
+            if abs(outside - inside) <= 1e-6 * max(1.0, spread):
+                break
+        return inside
+
+    test = ("McNemar exact" if mcnemar is not None else
+            "sign-flip exact" if exact else f"sign-flip, {len(signs)} random flips")
+    return Paired(diff, bound(below), bound(above), p0, n, test, min_p)
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), NaNs left out of the family and kept."""
+    order = sorted((v, i) for i, v in enumerate(p) if not math.isnan(v))
+    adjusted = [math.nan] * len(p)
+    running, m = 0.0, len(order)
+    for rank, (value, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * value))
+        adjusted[i] = running
+    return adjusted
 
 
 def add_intervals(table: pd.DataFrame, records: dict[str, list[ExampleRecord]],
@@ -159,17 +244,26 @@ def add_paired(table: pd.DataFrame, records: dict[str, list[ExampleRecord]], met
     table = table.copy()
     table["paired_metric"] = metric.name
     for baseline in baselines:
-        columns: dict[str, list[Any]] = {k: [] for k in ("diff", "lo", "hi", "p", "n", "ratio", "path")}
+        columns: dict[str, list[Any]] = {k: [] for k in ("diff", "lo", "hi", "p", "n", "ratio", "path", "test",
+                                                         "min_p")}
         for _, row in table.iterrows():
             match = None if row["role"] == BASELINES[baseline] else matched_baseline(table, row, baseline)
             a = per_example(records[row["path"]], metric)
             b = per_example(records[match["path"]], metric) if match is not None else None
             result = paired(a, b) if a is not None and b is not None else None
-            for key in ("diff", "lo", "hi", "p"):
+            for key in ("diff", "lo", "hi", "p", "min_p"):
                 columns[key].append(getattr(result, key) if result else math.nan)
+            columns["test"].append(result.test if result else None)
             columns["n"].append(result.n if result else 0)
             columns["ratio"].append(match["kept_ratio"] if match is not None else math.nan)
             columns["path"].append(match["path"] if match is not None else None)
         for key, values in columns.items():
             table[f"vs_{baseline}.{key}"] = values
+    # Every comparison shown for this metric is one family (module doc).
+    family = [(name, i) for name in baselines for i in range(len(table))]
+    adjusted = holm([float(table[f"vs_{name}.p"].iloc[i]) for name, i in family])
+    for name in baselines:
+        table[f"vs_{name}.p_holm"] = math.nan
+    for (name, i), value in zip(family, adjusted):
+        table.iloc[i, table.columns.get_loc(f"vs_{name}.p_holm")] = value
     return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from statistics import fmean
 
 import numpy as np
@@ -51,6 +52,52 @@ def test_paired_detects_a_real_difference_and_not_a_null_one() -> None:
     assert found.hi - found.lo < 2
     noise = paired(plain(base + rng.normal(0, 2, size=200)), plain(base))
     assert noise.lo < 0 < noise.hi and noise.p > 0.05
+
+
+def test_the_paired_test_is_fishers_on_darwins_zea_mays() -> None:
+    """Darwin's 15 pairs of cross- and self-fertilised Zea mays (height differences in eighths of an
+    inch; Fisher 1935, The Design of Experiments, sec. 21): Fisher's exact randomisation test gives
+    1726 of the 2^15 sign patterns at least as extreme, p = 0.0527."""
+    d = np.array([49, -67, 8, 16, 6, 23, 28, 41, 14, 29, 56, 24, 75, 60, -48], dtype=float)
+    found = paired(plain(d), plain(np.zeros(15)))
+    assert found.p == pytest.approx(1726 / 32768, abs=1e-12) and found.test == "sign-flip exact"
+    assert found.diff == pytest.approx(20.9333, abs=1e-4)
+    assert found.lo < 0 < found.hi  # p > 0.05: the interval holds zero
+
+
+def test_a_binary_metric_uses_mcnemar_and_the_interval_agrees_with_p() -> None:
+    """The demo's oracle vs none: 4 of 12 examples right only with the oracle. McNemar's exact p is
+    2 / 2^4 = 0.125, so the interval must hold 0 (a percentile bootstrap put it at [+8.3, +58.3]), and
+    four differing examples can never reach 0.05, which the result says."""
+    found = paired(plain(np.array([1.0] * 4 + [0.0] * 8)), plain(np.zeros(12)))
+    assert found.test == "McNemar exact" and found.p == pytest.approx(0.125)
+    assert found.lo <= 0 <= found.hi and found.min_p == pytest.approx(0.125)
+    strong = paired(plain(np.array([1.0] * 9 + [0.0] * 3)), plain(np.zeros(12)))
+    assert strong.p == pytest.approx(2 / 2 ** 9) and strong.lo > 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_interval_and_p_never_disagree(seed: int) -> None:
+    """Whatever the data, graded or 0/1, few examples or many: 0 is outside the interval exactly when p < 0.05."""
+    rng = np.random.default_rng(seed)
+    n = [6, 12, 15, 40, 200, 30][seed % 6]
+    if seed % 2:
+        a, b = (rng.random(n) < 0.6).astype(float), (rng.random(n) < 0.45).astype(float)
+    else:
+        b = rng.random(n)
+        a = np.clip(b + rng.normal(0.08, 0.3, n), 0, 1)
+    found = paired(plain(a), plain(b))
+    assert (found.p < 0.05) == (not found.lo <= 0 <= found.hi), found
+    assert found.lo <= found.diff <= found.hi
+
+
+def test_holm_adjusts_a_family_step_down() -> None:
+    """Holm (1979): sorted p times (m - rank), made monotone; NaNs stay out of the family."""
+    from pcbench.analysis.stats import holm
+
+    assert holm([0.01, 0.04, 0.03, math.nan, 0.005]) == pytest.approx([0.03, 0.06, 0.06, math.nan, 0.02],
+                                                                          nan_ok=True)
+    assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([0.01, 0.2]) == [0.02, 0.2] and holm([]) == []
 
 
 def test_paired_aligns_ids_and_uses_only_the_shared_ones() -> None:
