@@ -46,6 +46,7 @@ from pcbench.analysis.plot import (
 )
 from pcbench.analysis.speed import speed_board, speed_table
 from pcbench.analysis.stats import add_intervals, add_paired, read_records
+from pcbench.analysis.truth import flips, plot_rate_adherence, rate_adherence
 from pcbench.core.records import CellMetrics, ExampleRecord
 
 GRID = 101  # points of the common ratio range the area is averaged over
@@ -395,6 +396,14 @@ tables below before any claim.</p>
 <h2>Cells</h2>
 <p class="note">{{ explain_cells }} Click a column head to sort.</p>
 <div class="scroll">{{ cells_table }}</div>
+{% if flips_table %}<h2>Flips against the full context</h2>
+<p class="note">{{ flips_note }}</p>
+<div class="scroll">{{ flips_table }}</div>{% endif %}
+{% if adherence_table %}<h2>Rate adherence</h2>
+<p class="note">{{ adherence_note }}</p>
+<div class="scroll">{{ adherence_table }}</div>
+{% if adherence_plot %}<img src="{{ adherence_plot }}" alt="achieved kept ratio by context length">
+<p><a href="rate_adherence.pdf">PDF</a></p>{% endif %}{% endif %}
 <h2>Methods x tasks</h2>
 <p class="note">As table.csv and table.tex hold it: a row per method and budget, a column per task and metric;
 the first metric's column also gives the achieved kept ratio.</p>
@@ -478,11 +487,12 @@ def cell_folder_name(index: int, path: str) -> str:
     return f"{index:03d}-{safe_name(Path(path).name)}"
 
 
-def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int) -> tuple[
-        dict[str, list[tuple[str, str]]], list[str]]:
+def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int,
+                  broken: dict[str, int] | None = None) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
     """Inspect pages (pcbench-inspect --html) of the examples worth looking at: per task and reader,
-    the `per_panel` examples on which its cells disagree most (the widest spread of the metric
-    across cells; the earliest examples on ties), one page per cell and example, so a method's
+    the `per_panel` examples compression broke in the most cells (`broken`: right with the full
+    context, wrong compressed), then those on which its cells disagree most (the widest spread of
+    the metric across cells; the earliest examples on ties), one page per cell and example, so a method's
     page sits next to the others' on the same example. Returns {cell path: [(id, link)]} and notes
     on the cells that could not be shown (no config, task data gone)."""
     from pcbench.analysis.inspect import InspectError, html_page, load_cell, rebuild_examples, safe_name, task_node
@@ -514,7 +524,8 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
             if values is not None:
                 for i, v in zip(values.ids, values.values):
                     spread.setdefault(str(i), []).append(float(v))
-        chosen = sorted(order, key=lambda i: (-float(np.ptp(spread[i])) if spread.get(i) else 0.0, order[i]))
+        chosen = sorted(order, key=lambda i: (-(broken or {}).get(i, 0),
+                                              -float(np.ptp(spread[i])) if spread.get(i) else 0.0, order[i]))
         chosen = chosen[:per_panel]
         for path, (metrics, by_id) in cells.items():
             try:
@@ -551,10 +562,64 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
     return links, notes
 
 
+FLIPS_NOTE = ("Each cell against the full-context cell of its task and reader, on the examples both hold: an "
+              "example is right when its {metric} reaches 50 (of 100). right→wrong are the examples compression "
+              "broke; p is McNemar's exact test on the two discordant counts; the broken examples link to their "
+              "pages where the report wrote one (flips.csv lists them).")
+ADHERENCE_NOTE = ("Cells that asked for a rate: the achieved kept ratio (mean of examples) in the budget's tokens, "
+                  "in cl100k tokens and in characters; the share of examples over the budget by more than one "
+                  "token and the mean overshoot of those; the achieved ratio in thirds of the task's context lengths "
+                  "(rate_adherence.csv).")
+
+
+@dataclass
+class Truth:
+    flips: pd.DataFrame
+    adherence: pd.DataFrame
+    plot: Path | None
+
+
+def flips_html(table: pd.DataFrame, pages: dict[str, list[tuple[str, str]]]) -> str:
+    """The flips table, every value escaped; broken examples linked to their pages where written."""
+    def broken(path: str, ids: list[str]) -> str:
+        written = dict(pages.get(path, []))
+        return " ".join(f'<a href="{html.escape(written[i])}">{html.escape(i)}</a>' if i in written
+                        else html.escape(i) for i in ids)
+
+    board = pd.DataFrame({
+        "task": table["task"].map(lambda v: html.escape(str(v))),
+        "reader": table["reader"].map(lambda v: html.escape(str(v))),
+        "variant": table["variant"].map(lambda v: html.escape(str(v))),
+        "budget": table["budget"].map(lambda v: html.escape(str(v))),
+        "kept ratio": table["kept_ratio"].map(lambda v: _fmt(v, 3)),
+        "n": table["n"], "right→wrong": table["right_to_wrong"], "wrong→right": table["wrong_to_right"],
+        "both right": table["both_right"], "both wrong": table["both_wrong"],
+        "McNemar p": table["p"].map(p_value),
+        "broken examples": [broken(p, ids) for p, ids in zip(table["path"], table["negatives"])],
+    })
+    return board.to_html(index=False, escape=False, na_rep="–", classes="sortable")
+
+
+def adherence_board(table: pd.DataFrame) -> pd.DataFrame:
+    bins = [c for c in table.columns if c.startswith("tokens ")]
+    board = pd.DataFrame({
+        "task": table["task"], "variant": table["variant"], "requested": table["requested"].map(lambda v: f"{v:g}"),
+        "achieved": table["achieved"].map(lambda v: _fmt(v, 3)),
+        "cl100k": table["achieved_cl100k"].map(lambda v: _fmt(v, 3)),
+        "chars": table["achieved_chars"].map(lambda v: _fmt(v, 3)),
+        "over budget": table["over_budget_share"].map(lambda v: f"{100 * v:.0f}%" if not pd.isna(v) else "–"),
+        "overshoot (mean, max)": [f"{_fmt(a, 3)}, {_fmt(b, 3)}" for a, b in
+                                  zip(table["overshoot_mean"], table["overshoot_max"])],
+    })
+    for column in bins:
+        board[column] = table[column].map(lambda v: _fmt(v, 3))
+    return board
+
+
 def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], notes: list[str],
               heatmap: bool = False, pages: dict[str, list[tuple[str, str]]] | None = None,
               speed: pd.DataFrame | None = None, metrics: list[Metric] | None = None,
-              serving: list[dict[str, Any]] | None = None) -> Path:
+              serving: list[dict[str, Any]] | None = None, truth: Truth | None = None) -> Path:
     from jinja2 import Template
 
     cells = cells_board(table, metric)
@@ -590,6 +655,12 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         speed_table=speed_board(speed).to_html(index=False, na_rep="–", classes="sortable")
         if speed is not None and not speed.empty else "",
         notes=[html.escape(n) for n in notes], serving=serving or [],
+        flips_table=flips_html(truth.flips, pages or {}) if truth is not None and not truth.flips.empty else "",
+        flips_note=html.escape(FLIPS_NOTE.format(metric=metric.name)),
+        adherence_table=adherence_board(truth.adherence).to_html(index=False, na_rep="–", classes="sortable")
+        if truth is not None and not truth.adherence.empty else "",
+        adherence_note=html.escape(ADHERENCE_NOTE),
+        adherence_plot="rate_adherence.png" if truth is not None and truth.plot is not None else "",
         provenance=[(html.escape(k), html.escape(v)) for k, v in provenance(table).items()])
     path = out / "report.html"
     path.write_text(text, encoding="utf-8")
@@ -696,13 +767,31 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     heatmap = plot_heatmaps(table, metric, out / "heatmap", style)  # NIAH cells only
     if heatmap is not None:
         files["heatmap"] = heatmap
-    pages, page_notes = example_pages(table, metric, out, examples)
+    truth = Truth(flips(table, records, metric), rate_adherence(table, records),
+                  plot_rate_adherence(table, records, out / "rate_adherence", style.width))
+    files["flips"], files["rate_adherence"] = out / "flips.csv", out / "rate_adherence.csv"
+    truth.flips.assign(negatives=truth.flips.get("negatives", pd.Series(dtype=object)).map(
+        lambda ids: ";".join(ids) if isinstance(ids, list) else "")).to_csv(files["flips"], index=False)
+    truth.adherence.to_csv(files["rate_adherence"], index=False)
+    with files["leaderboard"].open("a", encoding="utf-8") as f:
+        if not truth.flips.empty:
+            board = truth.flips.drop(columns=["path"]).assign(negatives=truth.flips["negatives"].map(" ".join))
+            f.write(f"\n## Flips against the full context\n\n{FLIPS_NOTE.format(metric=metric.name)}\n\n"
+                    f"{board.to_markdown(index=False)}\n")
+        if not truth.adherence.empty:
+            board = adherence_board(truth.adherence)
+            f.write(f"\n## Rate adherence\n\n{ADHERENCE_NOTE}\n\n{board.to_markdown(index=False)}\n")
+    broken: dict[str, int] = {}  # how many cells each example flipped right to wrong in
+    for ids in truth.flips.get("negatives", []):
+        for i in ids:
+            broken[i] = broken.get(i, 0) + 1
+    pages, page_notes = example_pages(table, metric, out, examples, broken)
     serving = serving_cards(roots, out)
     if serving:
         with files["leaderboard"].open("a", encoding="utf-8") as f:
             f.write("\n## Cost under serving\n\n" + "\n".join(card["markdown"] for card in serving))
     files["html"] = html_page(table, metric, out, roots, collected.notes + page_notes, heatmap is not None, pages,
-                              speed, in_tables, serving)
+                              speed, in_tables, serving, truth)
     return Report(table, metric, out, collected.notes + page_notes, files)
 
 

@@ -86,6 +86,18 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
         assert (out / name).stat().st_size > 1000
     page = (out / "report.html").read_text()
     assert "<table" in page and 'src="tradeoff.png"' in page
+    # Per-example truth: flips against the full context and rate adherence, in the page and as CSV.
+    assert "Flips against the full context" in page and "Rate adherence" in page
+    flipped = pd.read_csv(out / "flips.csv")
+    assert len(flipped) == 6 and (flipped[["right_to_wrong", "wrong_to_right", "both_right", "both_wrong"]]
+                                  .sum(axis=1) == flipped["n"]).all()
+    assert len(pd.read_csv(out / "rate_adherence.csv")) == 5  # the cells that asked for a rate
+    assert "## Flips against the full context" in board and "## Rate adherence" in board
+    # The paired interval and p agree in every row: 0 outside exactly when p < 0.05.
+    for name in ("none", "random"):
+        rows = table[table[f"vs_{name}.p"].notna()]
+        assert ((rows[f"vs_{name}.p"] < 0.05) == ~((rows[f"vs_{name}.lo"] <= 0) & (0 <= rows[f"vs_{name}.hi"]))).all()
+        assert (rows[f"vs_{name}.p_holm"] >= rows[f"vs_{name}.p"]).all()
     # Cell links point at copies inside the report (a copied or published report keeps them).
     link = re.search(r'href="(cells/[^"]+/metrics.json)">bm25_rate=0.5<', page)
     assert link is not None and (out / link.group(1)).is_file() and "../study" not in page
@@ -109,7 +121,8 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
     assert "cells&#x27; hardware" in page and "CPUs" in page and "not recorded" not in page
     assert "compress ms/example" in page and "## Speed" in board and len(pd.read_csv(out / "speed.csv")) == 7
     # Sortable tables, and inspect pages of the examples the cells disagree on most, linked per cell.
-    assert page.count('class="dataframe sortable"') == 4 and "aria-sort" in page  # cells, paper, variants, speed
+    # cells, flips, rate adherence, paper, variants, speed
+    assert page.count('class="dataframe sortable"') == 6 and "aria-sort" in page
     assert "<h2>Methods x tasks</h2>" in page
     pages = sorted((out / "examples").rglob("*.html"))
     assert pages and len({p.name for p in pages}) <= 3  # the same (at most 3) examples in every cell
