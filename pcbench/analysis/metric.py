@@ -4,7 +4,8 @@ Three kinds of metric:
 
 - reader metrics (`f1`, `match`, `rouge_l`, `longbench`, ...): `metrics.<name>` in metrics.json,
   the mean of `scores[<name>]` (0-1) in predictions.jsonl, times 100;
-- reader-free diagnostics (`answer_in_context`, `evidence_recall`): top-level fields, the mean of
+- reader-free diagnostics (`answer_in_context`, `evidence_recall`, and what survives: `entities_kept`,
+  `dates_kept`, `numbers_kept`, `question_terms_kept`): top-level fields, the mean of
   the per-example fields (booleans count as 0/1) times 100;
 - LongBench aggregates (`avg`, `avg_flat`, `avg_en`, a category such as `single_doc_qa`, a dataset
   such as `hotpotqa` under a suite): weighted means of per-example scores, each dataset weighing
@@ -22,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pcbench.core.records import ExampleRecord
+from pcbench.core.records import SURVIVAL, ExampleRecord
 from pcbench.tasks.longbench_protocol import CATEGORIES, CHINESE
 
-DIAGNOSTICS = ("answer_in_context", "evidence_recall")
+DIAGNOSTICS = ("answer_in_context", "evidence_recall", *SURVIVAL)
 AVERAGES = ("avg", "avg_flat", "avg_en")
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from pcbench.analysis.collect import collect_cells, parquet_safe
-from pcbench.analysis.metric import Metric, available, resolve
+from pcbench.analysis.metric import DIAGNOSTICS, Metric, available, resolve
 from pcbench.analysis.plot import (
     FIGURE_WIDTH,
     X_AXES,
@@ -47,7 +47,7 @@ from pcbench.analysis.plot import (
 from pcbench.analysis.speed import speed_board, speed_table
 from pcbench.analysis.stats import add_intervals, add_paired, read_records
 from pcbench.analysis.truth import flips, plot_rate_adherence, rate_adherence
-from pcbench.core.records import CellMetrics, ExampleRecord
+from pcbench.core.records import SURVIVAL, CellMetrics, ExampleRecord
 
 GRID = 101  # points of the common ratio range the area is averaged over
 
@@ -404,6 +404,9 @@ tables below before any claim.</p>
 <div class="scroll">{{ adherence_table }}</div>
 {% if adherence_plot %}<img src="{{ adherence_plot }}" alt="achieved kept ratio by context length">
 <p><a href="rate_adherence.pdf">PDF</a></p>{% endif %}{% endif %}
+{% if survival_table %}<h2>What survives</h2>
+<p class="note">{{ survival_note }}</p>
+<div class="scroll">{{ survival_table }}</div>{% endif %}
 <h2>Methods x tasks</h2>
 <p class="note">As table.csv and table.tex hold it: a row per method and budget, a column per task and metric;
 the first metric's column also gives the achieved kept ratio.</p>
@@ -572,6 +575,23 @@ ADHERENCE_NOTE = ("Cells that asked for a rate: the achieved kept ratio (mean of
                   "(rate_adherence.csv).")
 
 
+SURVIVAL_NOTE = ("Reader-free, per cell: the share of the original context's named entities, dates, numbers and "
+                 "question words (those the original holds) still found in the compressed context, as exact "
+                 "strings, mean over the examples that have any (entities and dates by spaCy's en_core_web_sm).")
+
+
+def survival_board(table: pd.DataFrame) -> pd.DataFrame:
+    present = [name for name in SURVIVAL if name in table and table[name].notna().any()]
+    if not present:
+        return pd.DataFrame()
+    rows = table.sort_values(["task_label", "reader_label", "variant", "kept_ratio"])
+    board = pd.DataFrame({"task": rows["task_label"], "reader": rows["reader_label"], "variant": rows["variant"],
+                          "budget": rows["budget"], "kept ratio": rows["kept_ratio"].map(lambda v: _fmt(v, 3))})
+    for name in present:
+        board[name.removesuffix("_kept").replace("_", " ") + " kept %"] = rows[name].map(_fmt)
+    return board.reset_index(drop=True)
+
+
 @dataclass
 class Truth:
     flips: pd.DataFrame
@@ -660,6 +680,9 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         adherence_table=adherence_board(truth.adherence).to_html(index=False, na_rep="–", classes="sortable")
         if truth is not None and not truth.adherence.empty else "",
         adherence_note=html.escape(ADHERENCE_NOTE),
+        survival_table=survival_board(table).to_html(index=False, na_rep="–", classes="sortable")
+        if not survival_board(table).empty else "",
+        survival_note=html.escape(SURVIVAL_NOTE),
         adherence_plot="rate_adherence.png" if truth is not None and truth.plot is not None else "",
         provenance=[(html.escape(k), html.escape(v)) for k, v in provenance(table).items()])
     path = out / "report.html"
@@ -710,7 +733,7 @@ def auto_metric(table: pd.DataFrame) -> str:
     """f1 where the runs have it, else their first reader metric, else answer_in_context (reader-free)."""
     found = available(table)
     for name in ("f1", *found):
-        if name in found and name not in ("answer_in_context", "evidence_recall"):
+        if name in found and name not in DIAGNOSTICS:
             return name
     return "answer_in_context"
 
@@ -778,6 +801,8 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
             board = truth.flips.drop(columns=["path"]).assign(negatives=truth.flips["negatives"].map(" ".join))
             f.write(f"\n## Flips against the full context\n\n{FLIPS_NOTE.format(metric=metric.name)}\n\n"
                     f"{board.to_markdown(index=False)}\n")
+        if not survival_board(table).empty:
+            f.write(f"\n## What survives\n\n{SURVIVAL_NOTE}\n\n{survival_board(table).to_markdown(index=False)}\n")
         if not truth.adherence.empty:
             board = adherence_board(truth.adherence)
             f.write(f"\n## Rate adherence\n\n{ADHERENCE_NOTE}\n\n{board.to_markdown(index=False)}\n")

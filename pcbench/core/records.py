@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 SCHEMA = 2
+# The reader-free diagnostics of what survives compression (runners/diagnostics.py), per example and as
+# cell means.
+SURVIVAL = ("entities_kept", "dates_kept", "numbers_kept", "question_terms_kept")
 
 
 class Cached(TypedDict, total=False):
@@ -30,6 +33,12 @@ class Diagnostics(TypedDict, total=False):
     kept_ratio_cl100k: float  # the LLMLingua papers' unit: GPT-3.5 tokens of the context
     prompt_ratio_cl100k: float  # ... of the whole prompt
     evidence_recall_applicable: bool  # False for written (abstractive) contexts
+    # What survives (runners/diagnostics.py): shares of the original context's named entities, dates,
+    # numbers and question terms still in the compressed context; None where the original has none.
+    entities_kept: float | None
+    dates_kept: float | None
+    numbers_kept: float | None
+    question_terms_kept: float | None
 
 
 class _Example(TypedDict):
@@ -118,6 +127,10 @@ class CellMetrics(TypedDict, total=False):
     answer_in_context: float | None
     answer_in_context_yes_no: int
     evidence_recall: float | None
+    entities_kept: float | None
+    dates_kept: float | None
+    numbers_kept: float | None
+    question_terms_kept: float | None
     truncated: int
     kv_kept_ratio: float | None
     kv_memory: dict[str, float | None] | None

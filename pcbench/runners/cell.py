@@ -26,7 +26,7 @@ from pcbench.models.pool import MODELS
 from pcbench.readers.base import Reader
 from pcbench.runners.build import build_cell
 from pcbench.runners.cache import Cache, digest
-from pcbench.runners.diagnostics import answer_in_context, evidence_recall, paper_ratios
+from pcbench.runners.diagnostics import answer_in_context, evidence_recall, facts, facts_key, paper_ratios, survival
 from pcbench.runners.identity import cell_key, identity
 from pcbench.runners.record import Recorder, cell_lock, example_record, finished, summarize
 from pcbench.runners.stages import compress_stream, read_all
@@ -166,6 +166,8 @@ class CellRecords:
         diagnostics: Diagnostics = {"answer_in_context": answer_in_context(example, seen),
                                     "evidence_recall": evidence_recall(example, seen),
                                     **paper_ratios(self.task, example, text)}
+        # What survives, judged on the compressed context itself; the original's facts once per example.
+        diagnostics.update(survival(self.facts(example), example.question, example.context, text))
         if self.compressor.generates_text:
             # Written text holds no source spans to find: not applicable, rather than a misleading 0.
             diagnostics["evidence_recall"], diagnostics["evidence_recall_applicable"] = None, False
@@ -181,6 +183,16 @@ class CellRecords:
             row["raw_prediction"] = raw  # before the compressor's restore()
         self.rows[i] = row
         self.recorder.write(row)
+
+    def facts(self, example: Example) -> dict[str, list[str]]:
+        """The original context's facts, from the store; not the compressor's work, so kept out of
+        the counters that tell whether a cell reused its compressor's cached work."""
+        store = self.env.store
+        counters = (getattr(store, "hits", None), getattr(store, "misses", None))
+        found: dict[str, list[str]] = store.fetch(facts_key(example.context), lambda: facts(example.context))
+        if counters[0] is not None:
+            store.hits, store.misses = counters  # type: ignore[attr-defined]
+        return found
 
     def in_order(self) -> list[tuple[Example, ExampleRecord]]:
         return [(self.examples[i], self.rows[i]) for i in sorted(self.rows)]

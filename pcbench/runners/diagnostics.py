@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
+from typing import Any
 
 from pcbench.core.example import Example
 from pcbench.core.records import Diagnostics
@@ -64,3 +67,56 @@ def paper_ratios(task: Task, example: Example, compressed: str) -> Diagnostics:
 
 
 __all__ = ["answer_in_context", "evidence_recall", "char_ratio", "normalize_answer", "paper_ratios", "yes_no_only"]
+
+
+# -- what survives: facts of the original context still in the compressed one ---------------------
+
+# NER labels that name things; numbers are found by pattern, dates and times by their own labels.
+NAMED = frozenset({"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
+                   "LANGUAGE"})
+DATED = frozenset({"DATE", "TIME"})
+NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+WORD = re.compile(r"[^\W_]+")
+# Function words a question term never is.
+_STOP = frozenset("a an the of in on at to for from by with and or but is are was were be been who whom whose "
+                  "which what when where why how did do does that this these those it its as than then".split())
+
+
+def facts(text: str) -> dict[str, list[str]]:
+    """The distinct named entities, dates and numbers of `text` (entities and dates need spaCy's
+    English model; without it those lists are empty and `survival` reports None for them)."""
+    from pcbench.models.spacy_english import english
+
+    nlp = english(("parser", "lemmatizer", "attribute_ruler", "tagger", "senter"))
+    found: dict[str, list[str]] = {"entities": [], "dates": [], "numbers": sorted(set(NUMBER.findall(text))),
+                                   "ner": ["yes" if nlp is not None else "no"]}
+    if nlp is not None:
+        doc = nlp(text[:1_000_000])  # spaCy's own limit; longer contexts are judged on their first million
+        found["entities"] = sorted({e.text for e in doc.ents if e.label_ in NAMED})
+        found["dates"] = sorted({e.text for e in doc.ents if e.label_ in DATED})
+    return found
+
+
+def facts_key(text: str) -> dict[str, Any]:
+    """The store key of `facts(text)`: the text by its hash (a context can be long)."""
+    from pcbench.models.spacy_english import SPACY_MODELS
+
+    return {"stage": "facts", "v": 1, "models": list(SPACY_MODELS),
+            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+
+def _share(items: list[str], text: str) -> float | None:
+    return sum(item in text for item in items) / len(items) if items else None
+
+
+def survival(found: dict[str, list[str]], question: str, original: str, compressed: str) -> Diagnostics:
+    """Shares of the original context's facts still in the compressed one (exact substrings): named
+    entities, dates, numbers, and the question's content words that the original holds. None where
+    the original has none (or, for entities and dates, where spaCy's model is missing)."""
+    ner = found.get("ner") == ["yes"]
+    lowered, kept = original.lower(), compressed.lower()
+    terms = sorted({w for w in WORD.findall(question.lower()) if len(w) > 1 and w not in _STOP and w in lowered})
+    return {"entities_kept": _share(found["entities"], compressed) if ner else None,
+            "dates_kept": _share(found["dates"], compressed) if ner else None,
+            "numbers_kept": _share(found["numbers"], compressed),
+            "question_terms_kept": _share(terms, kept)}

@@ -16,7 +16,7 @@ from typing import Any
 
 from pcbench.core.example import Example
 from pcbench.core.files import write_atomically
-from pcbench.core.records import SCHEMA, CellMetrics, Diagnostics, ExampleRecord
+from pcbench.core.records import SCHEMA, SURVIVAL, CellMetrics, Diagnostics, ExampleRecord
 from pcbench.core.redact import redact_value
 from pcbench.core.results import complete, read_metrics
 from pcbench.runners.diagnostics import yes_no_only
@@ -114,6 +114,8 @@ def summarize(task: Task, rows: list[tuple[Example, ExampleRecord]], requested: 
         # Examples left out of answer_in_context because their gold answers are only yes/no.
         "answer_in_context_yes_no": sum(yes_no_only(example) for example, _ in rows),
         "evidence_recall": _pct(_mean([r["evidence_recall"] for r in records])),
+        # What survives (runners/diagnostics.py), means over the examples that have such facts.
+        **{name: _pct(_mean([r.get(name) for r in records])) for name in SURVIVAL},
         "truncated": sum(bool(r.get("truncated")) for r in records),
         # Share of KV-cache entries kept by a press (reader=kvpress), beside the text kept ratio.
         "kv_kept_ratio": _mean([r.get("kv_kept_ratio") for r in records]),

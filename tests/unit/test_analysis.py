@@ -87,7 +87,7 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
     page = (out / "report.html").read_text()
     assert "<table" in page and 'src="tradeoff.png"' in page
     # Per-example truth: flips against the full context and rate adherence, in the page and as CSV.
-    assert "Flips against the full context" in page and "Rate adherence" in page
+    assert "Flips against the full context" in page and "Rate adherence" in page and "What survives" in page
     flipped = pd.read_csv(out / "flips.csv")
     assert len(flipped) == 6 and (flipped[["right_to_wrong", "wrong_to_right", "both_right", "both_wrong"]]
                                   .sum(axis=1) == flipped["n"]).all()
@@ -121,8 +121,8 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
     assert "cells&#x27; hardware" in page and "CPUs" in page and "not recorded" not in page
     assert "compress ms/example" in page and "## Speed" in board and len(pd.read_csv(out / "speed.csv")) == 7
     # Sortable tables, and inspect pages of the examples the cells disagree on most, linked per cell.
-    # cells, flips, rate adherence, paper, variants, speed
-    assert page.count('class="dataframe sortable"') == 6 and "aria-sort" in page
+    # cells, flips, rate adherence, what survives, paper, variants, speed
+    assert page.count('class="dataframe sortable"') == 7 and "aria-sort" in page
     assert "<h2>Methods x tasks</h2>" in page
     pages = sorted((out / "examples").rglob("*.html"))
     assert pages and len({p.name for p in pages}) <= 3  # the same (at most 3) examples in every cell
@@ -148,7 +148,8 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = tmp_path / "report"
     assert main([str(root), "--metric", "f1", "--out", str(out)]) == 2  # no reader ran
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: no metric 'f1' in these runs; found: answer_in_context, evidence_recall"]
+    assert err == ["error: no metric 'f1' in these runs; found: answer_in_context, evidence_recall, entities_kept, "
+                   "dates_kept, numbers_kept, question_terms_kept"]
     assert main([str(root), "--out", str(out)]) == 0  # the default metric (auto) suits a reader-free study
     assert "answer_in_context" in (out / "leaderboard.md").read_text()
     capsys.readouterr()

@@ -54,3 +54,24 @@ def test_rate_adherence_counts_examples_over_budget_by_length() -> None:
     bins = [c for c in found.columns if c.startswith("tokens ")]
     assert bins == ["tokens 10-100", "tokens 100-400"]
     assert row[bins[0]] == pytest.approx(0.6) and row[bins[1]] == pytest.approx((0.5 + 0.6 + 0.75) / 3)
+
+
+def test_what_survives_counts_the_original_facts_still_in_the_compressed_text() -> None:
+    """Two of three entities, the date, one of two numbers and the question's words that the
+    original holds ("Eiffel", "Tower", "built"; "when" is a function word, "architect" is absent)."""
+    from pcbench.runners.diagnostics import facts, survival
+
+    original = ("Gustave Eiffel built the Eiffel Tower in Paris. It was finished on 31 March 1889 and is 330 metres "
+                "tall.")
+    found = facts(original)
+    if found["ner"] != ["yes"]:
+        pytest.skip("spaCy's English model is not installed")
+    assert {"Gustave Eiffel", "Paris"} <= set(found["entities"]) and found["numbers"] == ["1889", "31", "330"]
+    compressed = "Gustave Eiffel built the Eiffel Tower in Paris. Finished 31 March 1889."
+    kept = survival(found, "When was the Eiffel Tower built by its architect?", original, compressed)
+    assert kept["entities_kept"] == 1.0 and kept["dates_kept"] == 1.0
+    assert kept["numbers_kept"] == pytest.approx(2 / 3) and kept["question_terms_kept"] == 1.0
+    lost = survival(found, "When was the Eiffel Tower built?", original, "It is tall.")
+    assert lost["entities_kept"] == 0.0 and lost["numbers_kept"] == 0.0 and lost["question_terms_kept"] == 0.0
+    nothing = survival(facts("no facts here"), "what?", "no facts here", "no facts")
+    assert nothing["numbers_kept"] is None and nothing["question_terms_kept"] is None
