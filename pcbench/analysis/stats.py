@@ -125,8 +125,9 @@ def _flip_p(x: np.ndarray, signs: np.ndarray, exact: bool) -> float:
 
 
 def _mcnemar(d: np.ndarray) -> float | None:
-    """McNemar's exact p for paired 0/1 scores with equal weights (d in {-1, 0, 1}); else None."""
-    if not np.all(np.isin(d, (-1.0, 0.0, 1.0))):
+    """McNemar's exact p for paired right/wrong scores with equal weights (every nonzero difference of
+    one size: 0/1 scores, or 0/100 as the report scales them); else None."""
+    if len(np.unique(np.abs(d[d != 0]))) > 1:
         return None
     from scipy.stats import binomtest
 

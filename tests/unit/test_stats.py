@@ -74,6 +74,12 @@ def test_a_binary_metric_uses_mcnemar_and_the_interval_agrees_with_p() -> None:
     assert found.lo <= 0 <= found.hi and found.min_p == pytest.approx(0.125)
     strong = paired(plain(np.array([1.0] * 9 + [0.0] * 3)), plain(np.zeros(12)))
     assert strong.p == pytest.approx(2 / 2 ** 9) and strong.lo > 0
+    # As the report scales scores (0/100), and with more examples than are enumerated: still McNemar's.
+    # 10 examples right only compressed, 3 only in full, 27 alike: 2 x P(Bin(13, 1/2) >= 10) = 2 x 378 / 8192.
+    a = np.array([100.0] * 10 + [0.0] * 3 + [100.0] * 20 + [0.0] * 7)
+    b = np.array([0.0] * 10 + [100.0] * 3 + [100.0] * 20 + [0.0] * 7)
+    many = paired(plain(a), plain(b))
+    assert many.test == "McNemar exact" and many.p == pytest.approx(2 * 378 / 8192)
 
 
 @pytest.mark.parametrize("seed", range(12))
