@@ -76,8 +76,12 @@ class Style:
     palette: str = "colorblind"
     x_axis: str = "ratio"
     bands: bool = False  # intervals as bands between the measured points (interpolated) instead of error bars
+    pareto_tolerance: float = 0.01  # kept ratios closer than this do not decide the Pareto front
 
     def __post_init__(self) -> None:
+        if not (0 <= self.pareto_tolerance < 1):
+            raise StyleError(f"--pareto-tolerance={self.pareto_tolerance:g} is not allowed; give a kept-ratio "
+                             "difference in [0, 1), e.g. 0.01")
         if not (0 < self.width <= 40):
             raise StyleError(f"--figure-width={self.width:g} is not allowed; give inches in (0, 40] (7 for a "
                              "page's width, 3.3 for one column)")
@@ -157,16 +161,19 @@ def variant_markers(table: pd.DataFrame) -> dict[str, str]:
     return {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(names)}
 
 
-def pareto_front(ratios: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Indices of the cells no other cell dominates (kept ratio <= and score >=, one strictly),
-    ordered by ratio."""
-    order = np.lexsort((-scores, ratios))  # by ratio, best score first among equal ratios
-    front, best = [], -math.inf
-    for i in order:
-        if scores[i] > best:
-            front.append(i)
-            best = scores[i]
-    return np.array(front, dtype=int)
+def pareto_front(ratios: np.ndarray, scores: np.ndarray, upper: np.ndarray | None = None,
+                 tolerance: float = 0.0) -> np.ndarray:
+    """Indices of the cells no other cell dominates, ordered by ratio. Another cell dominates one when
+    it is clearly cheaper (kept ratio lower by more than `tolerance`) and scores no less, or when it is
+    no dearer (within `tolerance`) and scores above the cell's whole interval (`upper`, its 95% upper
+    bound; the score itself without one). With no tolerance and no intervals this is the classic
+    front; with them, kept ratios 0.003 apart and scores inside each other's intervals do not decide."""
+    upper = scores if upper is None else np.where(np.isnan(upper), scores, upper)
+    front = [i for i in range(len(scores))
+             if not any((ratios[j] < ratios[i] - tolerance and scores[j] >= scores[i])
+                        or (ratios[j] <= ratios[i] + tolerance and scores[j] > upper[i])
+                        for j in range(len(scores)) if j != i)]
+    return np.array(sorted(front, key=lambda i: (ratios[i], -scores[i])), dtype=int)
 
 
 def _n_label(rows: pd.DataFrame) -> str:
@@ -281,10 +288,12 @@ def plot_tradeoff(table: pd.DataFrame, metric: str | Metric, out: Path, style: S
         # The front of what a compressor achieves: oracle uses the gold labels, none compresses
         # nothing and random is the control, so they are references drawn apart, not points of it.
         methods = rows[~rows["variant"].map(roles(rows)).isin(["baseline", "ceiling", "control"])]
-        front = pareto_front(methods["kept_ratio"].to_numpy(float), methods[column].to_numpy(float))
+        upper = methods[f"{column}.hi"].to_numpy(float) if f"{column}.hi" in methods else None
+        front = pareto_front(methods["kept_ratio"].to_numpy(float), methods[column].to_numpy(float), upper,
+                             style.pareto_tolerance)
         if len(front) > 1:
             fx = style.x(methods["kept_ratio"].to_numpy(float)[front])
-            fy = methods[column].to_numpy(float)[front]
+            fy = np.maximum.accumulate(methods[column].to_numpy(float)[front])
             # A staircase: what is attainable at a ratio is the best score at that ratio or below.
             ax.step(fx, fy, where="post", color="black", alpha=0.35, linewidth=1.2, linestyle=(0, (4, 2)), zorder=1)
             ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=1.0, alpha=0.6,

@@ -839,6 +839,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bands", action="store_true",
                         help="draw 95%% intervals as bands between budgets (interpolated) instead of error bars at "
                              "the measured points")
+    parser.add_argument("--pareto-tolerance", type=float, default=0.01,
+                        help="kept ratios closer than this do not decide the Pareto front; a cell is also off the "
+                             "front only when another's score is above its 95%% interval (default 0.01)")
     parser.add_argument("--examples", type=int, default=3,
                         help="inspect pages per task and reader, linked from report.html: the examples the cells "
                              "disagree on most, as each cell compressed them (default 3; 0: none)")
@@ -850,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not str(args.out).strip():  # Path("") is the current folder: the report's files would land there
             raise ReportError("--out='' is empty; give a folder for the report")
-        style = Style(args.figure_width, args.palette, args.x_axis, args.bands)
+        style = Style(args.figure_width, args.palette, args.x_axis, args.bands, args.pareto_tolerance)
         report = build_report(args.roots, args.metric, Path(args.out), style, args.examples, names)
     except (ReportError, StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)

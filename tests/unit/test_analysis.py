@@ -275,6 +275,16 @@ def test_pareto_front() -> None:
     scores = np.array([40.0, 35.0, 60.0, 60.0, 80.0, 10.0])
     # 0.2 (35 < 40 at 0.1) and 0.5 (no better than 60 at 0.3) are dominated.
     assert list(pareto_front(ratios, scores)) == [5, 0, 2, 4]
+    # The demo's case: embedding keeps 0.003 less than bm25 and scores 66.7 against 75.0, both inside the
+    # other's interval. Without tolerance bm25 falls off the front behind a cell at 0.2456 scoring 75.0;
+    # with a 0.01 tolerance and the intervals, neither falls: noise does not decide.
+    ratios = np.array([0.2442, 0.2470, 0.2456])
+    scores, upper = np.array([66.7, 75.0, 75.0]), np.array([91.7, 100.0, 100.0])
+    assert list(pareto_front(ratios, scores)) == [0, 2]
+    assert list(pareto_front(ratios, scores, upper, 0.01)) == [0, 2, 1]
+    # A clearly cheaper cell that scores no less still dominates, and so does one above the whole interval.
+    assert list(pareto_front(np.array([0.1, 0.3]), np.array([50.0, 50.0]), np.array([70.0, 70.0]), 0.01)) == [0]
+    assert list(pareto_front(np.array([0.25, 0.25]), np.array([20.0, 90.0]), np.array([40.0, 99.0]), 0.01)) == [1]
 
 
 def test_speed_plot_rings_cells_that_reused_an_earlier_cells_work() -> None:
