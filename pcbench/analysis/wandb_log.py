@@ -145,7 +145,7 @@ def log_study(cfg: DictConfig, root: Path, metric: str | None = None) -> None:
 def _log_study_run(cfg: DictConfig, study: str, root: Path, report: Any) -> None:
     import wandb
 
-    from pcbench.analysis.report import cells_board, variants_board
+    from pcbench.analysis.boards import cells_board, variants_board
 
     run = wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, dir=str(root),
                      id=study_run_id(str(cfg.wandb.project), study), resume="allow", group=study, job_type="study",

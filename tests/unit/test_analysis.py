@@ -134,7 +134,7 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
 
 
 def test_report_formats() -> None:
-    from pcbench.analysis.report import TEX_ESCAPES, p_value
+    from pcbench.analysis.boards import TEX_ESCAPES, p_value
 
     assert p_value(0.0) == "p<0.001" and p_value(0.0004) == "p<0.001" and p_value(0.0123) == "p=0.012"
     import re
