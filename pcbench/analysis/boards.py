@@ -330,9 +330,9 @@ def markdown(table: pd.DataFrame, metric: Metric, speed: pd.DataFrame | None = N
 
 
 FLIPS_NOTE = ("Each cell against the full-context cell of its task and reader, on the examples both hold: an "
-              "example is right when its {metric} reaches 50 (of 100). right→wrong are the examples compression "
-              "broke; p is McNemar's exact test on the two discordant counts; the broken examples link to their "
-              "pages where the report wrote one (flips.csv lists them).")
+              "example is right when its {metric} reaches {threshold} (of 100, --flip-threshold). right→wrong are "
+              "the examples compression broke; p is McNemar's exact test on the two discordant counts; the broken "
+              "examples link to their pages where the report wrote one (flips.csv lists them).")
 ADHERENCE_NOTE = ("Cells that asked for a rate: the achieved kept ratio (mean of examples) in the budget's tokens, "
                   "in cl100k tokens and in characters; the share of examples over the budget by more than one "
                   "token and the mean overshoot of those; the achieved ratio in thirds of the task's context lengths "

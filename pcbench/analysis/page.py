@@ -235,6 +235,7 @@ class Truth:
     flips: pd.DataFrame
     adherence: pd.DataFrame
     plot: Path | None
+    threshold: float = 50.0  # the score (of 100) from which an example counts as right
 
 
 def flips_html(table: pd.DataFrame, pages: dict[str, list[tuple[str, str]]]) -> str:
@@ -298,7 +299,8 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         if speed is not None and not speed.empty else "",
         notes=[html.escape(n) for n in notes], serving=serving or [],
         flips_table=flips_html(truth.flips, pages or {}) if truth is not None and not truth.flips.empty else "",
-        flips_note=html.escape(FLIPS_NOTE.format(metric=metric.name)),
+        flips_note=html.escape(FLIPS_NOTE.format(metric=metric.name,
+                                                 threshold=f"{truth.threshold:g}" if truth is not None else "50")),
         adherence_table=adherence_board(truth.adherence).to_html(index=False, na_rep="–", classes="sortable")
         if truth is not None and not truth.adherence.empty else "",
         adherence_note=html.escape(ADHERENCE_NOTE),

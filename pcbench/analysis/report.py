@@ -101,10 +101,14 @@ def writable_folder(out: Path, flag: str) -> None:
 
 
 def build_report(roots: list[str], metric_name: str, out: Path, style: Style | None = None,
-                 examples: int = 3, table_metric_names: list[str] | None = None) -> Report:
+                 examples: int = 3, table_metric_names: list[str] | None = None,
+                 flip_threshold: float = 50.0) -> Report:
     """The report of the finished cells under `roots`, written to `out`; `examples` inspect pages
     per task and reader (the examples the cells disagree on most), 0 for none."""
     style = style or Style()
+    if not 0 < flip_threshold <= 100:
+        raise ReportError(f"--flip-threshold={flip_threshold:g} is not allowed; give the score (0-100] from which "
+                          "an example counts as right, e.g. 50")
     if examples < 0:
         raise ReportError(f"--examples={examples} is not allowed; give 0 (no example pages) or more")
     collected = collect_cells(*roots)
@@ -138,8 +142,8 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     heatmap = plot_heatmaps(table, metric, out / "heatmap", style)  # NIAH cells only
     if heatmap is not None:
         files["heatmap"] = heatmap
-    truth = Truth(flips(table, records, metric), rate_adherence(table, records),
-                  plot_rate_adherence(table, records, out / "rate_adherence", style.width))
+    truth = Truth(flips(table, records, metric, flip_threshold), rate_adherence(table, records),
+                  plot_rate_adherence(table, records, out / "rate_adherence", style.width), flip_threshold)
     files["flips"], files["rate_adherence"] = out / "flips.csv", out / "rate_adherence.csv"
     truth.flips.assign(negatives=truth.flips.get("negatives", pd.Series(dtype=object)).map(
         lambda ids: ";".join(ids) if isinstance(ids, list) else "")).to_csv(files["flips"], index=False)
@@ -147,7 +151,8 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     with files["leaderboard"].open("a", encoding="utf-8") as f:
         if not truth.flips.empty:
             board = truth.flips.drop(columns=["path"]).assign(negatives=truth.flips["negatives"].map(" ".join))
-            f.write(f"\n## Flips against the full context\n\n{FLIPS_NOTE.format(metric=metric.name)}\n\n"
+            f.write(f"\n## Flips against the full context\n\n"
+                    f"{FLIPS_NOTE.format(metric=metric.name, threshold=f'{flip_threshold:g}')}\n\n"
                     f"{board.to_markdown(index=False)}\n")
         if not survival_board(table).empty:
             f.write(f"\n## What survives\n\n{SURVIVAL_NOTE}\n\n{survival_board(table).to_markdown(index=False)}\n")
@@ -187,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bands", action="store_true",
                         help="draw 95%% intervals as bands between budgets (interpolated) instead of error bars at "
                              "the measured points")
+    parser.add_argument("--flip-threshold", type=float, default=50.0,
+                        help="the score (of 100) from which an example counts as right in the flips table "
+                             "(default 50; a 0/1 metric is right at 100 whatever it is)")
     parser.add_argument("--pareto-tolerance", type=float, default=0.01,
                         help="kept ratios closer than this do not decide the Pareto front; a cell is also off the "
                              "front only when another's score is above its 95%% interval (default 0.01)")
@@ -202,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         if not str(args.out).strip():  # Path("") is the current folder: the report's files would land there
             raise ReportError("--out='' is empty; give a folder for the report")
         style = Style(args.figure_width, args.palette, args.x_axis, args.bands, args.pareto_tolerance)
-        report = build_report(args.roots, args.metric, Path(args.out), style, args.examples, names)
+        report = build_report(args.roots, args.metric, Path(args.out), style, args.examples, names,
+                              args.flip_threshold)
     except (ReportError, StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -93,6 +93,7 @@ def test_report_files_leaderboard_and_intervals(tmp_path: Path, capsys: pytest.C
                                   .sum(axis=1) == flipped["n"]).all()
     assert len(pd.read_csv(out / "rate_adherence.csv")) == 5  # the cells that asked for a rate
     assert "## Flips against the full context" in board and "## Rate adherence" in board
+    assert "reaches 50 (of 100, --flip-threshold)" in board
     # The paired interval and p agree in every row: 0 outside exactly when p < 0.05.
     for name in ("none", "random"):
         rows = table[table[f"vs_{name}.p"].notna()]
@@ -155,6 +156,11 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     capsys.readouterr()
     assert main([str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: no finished cells under")
+    for flag, value, said in (("--flip-threshold", "0", "--flip-threshold=0 is not allowed"),
+                              ("--pareto-tolerance", "1.5", "--pareto-tolerance=1.5 is not allowed")):
+        assert main([str(root), "--out", str(out), flag, value]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {said}"), err
 
 
 def test_figures_are_exactly_as_wide_as_asked_with_truetype_fonts(tmp_path: Path) -> None:
