@@ -63,7 +63,7 @@ def run_components(cfg: DictConfig, out_dir: Path, names: dict[str, str], parts:
     examples = load_examples(task, names)
     cache = Cache(cfg.cache_dir)
     env, counts = lent_env(task, compressor, reader, cache), Env(reader.tokenizer, cache, MODELS)
-    records = CellRecords(task, compressor, reader, env, examples, start_folder(out_dir, cfg))
+    records = CellRecords(task, compressor, reader, env, cache, examples, start_folder(out_dir, cfg))
     stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk), counts)
     reading = reader.generates and cfg.stage == "all"
     memory: dict[str, Any] = {}  # each stage's own peak (core/memory.py)
@@ -150,6 +150,7 @@ class CellRecords:
     compressor: Compressor
     reader: Reader
     env: Env
+    cache: Cache
     examples: list[Example]
     recorder: Recorder
     rows: dict[int, ExampleRecord] = field(default_factory=dict)
@@ -185,13 +186,14 @@ class CellRecords:
         self.recorder.write(row)
 
     def facts(self, example: Example) -> dict[str, list[str]]:
-        """The original context's facts, from the store; not the compressor's work, so kept out of
-        the counters that tell whether a cell reused its compressor's cached work."""
-        store = self.env.store
-        counters = (getattr(store, "hits", None), getattr(store, "misses", None))
-        found: dict[str, list[str]] = store.fetch(facts_key(example.context), lambda: facts(example.context))
-        if counters[0] is not None:
-            store.hits, store.misses = counters  # type: ignore[attr-defined]
+        """The original context's facts, once per example across cells. The harness's own cache stage,
+        read and written as stages.py does its own: not counted as the compressor's reused work."""
+        key = facts_key(example.context)
+        hashed = digest(key)
+        found: dict[str, list[str]] | None = self.cache.get("facts", hashed)
+        if found is None:
+            found = facts(example.context)
+            self.cache.put("facts", hashed, found, key)
         return found
 
     def in_order(self) -> list[tuple[Example, ExampleRecord]]:

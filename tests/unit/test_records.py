@@ -70,3 +70,16 @@ def test_a_newer_schema_is_refused_in_one_line_and_an_older_folder_reads(finishe
     read, problem = read_metrics(older)
     assert problem is None and read is not None and read["n_examples"] == 3
     assert inspect([str(older)]) == 0
+
+
+def test_the_original_facts_are_cached_and_not_counted_as_the_compressors_work(tmp_path: Path) -> None:
+    """What survives needs the original context's facts once per example, across cells: the harness
+    keeps them in its own cache stage, which the compressor's reused-work counters never see."""
+    data = tmp_path / "hotpot.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in HOTPOT))
+    base = ("task=hotpotqa", f"task.path={data}", "reader=none", "compressor=oracle")
+    first, _ = cell(tmp_path, *base, out="first")
+    assert len(list((tmp_path / "cache" / "facts").rglob("*.json"))) == 3
+    again, records = cell(tmp_path, *base, out="again")
+    assert again["cache_hits"]["reused_work"] == first["cache_hits"]["reused_work"] == 0
+    assert all("numbers_kept" in r for r in records)
