@@ -150,7 +150,6 @@ class CodeZip(ScoredCompressor, ModelKnobs):
         key = self.key()
         return {k: key[k] for k in ("class", "version", "model", "revision", "dtype", "language", "query")}
 
-
     def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
         """Every chunk's drop in query perplexity, all examples' sequences in one batched call."""
         lm = env.causal_lm(self.model_spec())

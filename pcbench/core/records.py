@@ -8,6 +8,7 @@ Schema 1 is every folder written before the version was recorded: the same field
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from dataclasses import dataclass
@@ -175,12 +176,16 @@ def schema_problem(metrics: dict[str, Any]) -> str | None:
 def conforms(value: Any, shape: Any) -> bool:
     """Does a value read back from disk have the TypedDict `shape`: its required keys present, and
     every key it declares of the declared type (int is not bool; a float may be written as an int)."""
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not shape.__required_keys__ <= value.keys():
         return False
-    hints = typing.get_type_hints(shape)
-    if not shape.__required_keys__ <= value.keys():
-        return False
+    hints = _hints(shape)
     return all(_of_type(value[k], hints[k]) for k in hints if k in value)
+
+
+@functools.cache
+def _hints(shape: Any) -> dict[str, Any]:
+    """The shape's declared types, resolved once: every cache read checks its entry against them."""
+    return typing.get_type_hints(shape)
 
 
 def _of_type(value: Any, hint: Any) -> bool:

@@ -51,7 +51,6 @@ class TransformersReader(Reader, ModelKnobs):
         """The model, from the pool: loaded on first use, warm for the next cell."""
         return causal_lm(MODELS, self.model_spec())
 
-
     @property
     def loaded(self) -> bool:
         """Whether the pool holds this reader's weights (a cell whose answers are all cached loads none)."""

@@ -72,13 +72,6 @@ def run_list(arguments: list[str]) -> tuple[int, str]:
 # -- the manual's knob tables, made from the YAML and the class (docs/hooks.py puts them in pages) --------
 
 
-def composed_options(group: str, option: str) -> dict[str, Any]:
-    """The option's config node as plain values, its YAML's `defaults` applied (as the command line has it)."""
-    from pcbench.runners.compose import option_values
-
-    return option_values(group, option)
-
-
 def yaml_comments(group: str, option: str, conf_dir: Path = CONF_DIR) -> dict[str, str]:
     """Each top-level key's comment (the lines just above it and the one after its value), from
     the option's YAML, then from the options it extends (`defaults: [base]`), nearest first."""
@@ -158,7 +151,9 @@ def knob_table(group: str, option: str) -> str:
 
     from hydra.utils import get_class
 
-    values = composed_options(group, option)
+    from pcbench.runners.compose import option_values
+
+    values = option_values(group, option)
     comments = yaml_comments(group, option)
     cls = get_class(str(values["_target_"]))
     doc = inspect.cleandoc(cls.__doc__ or "") if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "(") else ""
