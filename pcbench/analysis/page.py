@@ -25,7 +25,6 @@ from pcbench.analysis.boards import (
     paper_table,
     provenance,
     summary,
-    survival_board,
     variants_board,
 )
 from pcbench.analysis.metric import Metric
@@ -232,8 +231,11 @@ def example_pages(table: pd.DataFrame, metric: Metric, out: Path, per_panel: int
 
 @dataclass
 class Truth:
+    """Per-example truth, computed once for the report's page and its leaderboard.md."""
+
     flips: pd.DataFrame
     adherence: pd.DataFrame
+    survival: pd.DataFrame  # boards.survival_board
     plot: Path | None
     threshold: float = 50.0  # the score (of 100) from which an example counts as right
 
@@ -304,8 +306,8 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         adherence_table=adherence_board(truth.adherence).to_html(index=False, na_rep="–", classes="sortable")
         if truth is not None and not truth.adherence.empty else "",
         adherence_note=html.escape(ADHERENCE_NOTE),
-        survival_table=survival_board(table).to_html(index=False, na_rep="–", classes="sortable")
-        if not survival_board(table).empty else "",
+        survival_table=truth.survival.to_html(index=False, na_rep="–", classes="sortable")
+        if truth is not None and not truth.survival.empty else "",
         survival_note=html.escape(SURVIVAL_NOTE),
         adherence_plot="rate_adherence.png" if truth is not None and truth.plot is not None else "",
         provenance=[(html.escape(k), html.escape(v)) for k, v in provenance(table).items()])

@@ -142,8 +142,9 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     heatmap = plot_heatmaps(table, metric, out / "heatmap", style)  # NIAH cells only
     if heatmap is not None:
         files["heatmap"] = heatmap
-    truth = Truth(flips(table, records, metric, flip_threshold), rate_adherence(table, records),
-                  plot_rate_adherence(table, records, out / "rate_adherence", style.width), flip_threshold)
+    adherence = rate_adherence(table, records)
+    truth = Truth(flips(table, records, metric, flip_threshold), adherence, survival_board(table),
+                  plot_rate_adherence(adherence, out / "rate_adherence", style.width), flip_threshold)
     files["flips"], files["rate_adherence"] = out / "flips.csv", out / "rate_adherence.csv"
     truth.flips.assign(negatives=truth.flips.get("negatives", pd.Series(dtype=object)).map(
         lambda ids: ";".join(ids) if isinstance(ids, list) else "")).to_csv(files["flips"], index=False)
@@ -154,8 +155,8 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
             f.write(f"\n## Flips against the full context\n\n"
                     f"{FLIPS_NOTE.format(metric=metric.name, threshold=f'{flip_threshold:g}')}\n\n"
                     f"{board.to_markdown(index=False)}\n")
-        if not survival_board(table).empty:
-            f.write(f"\n## What survives\n\n{SURVIVAL_NOTE}\n\n{survival_board(table).to_markdown(index=False)}\n")
+        if not truth.survival.empty:
+            f.write(f"\n## What survives\n\n{SURVIVAL_NOTE}\n\n{truth.survival.to_markdown(index=False)}\n")
         if not truth.adherence.empty:
             board = adherence_board(truth.adherence)
             f.write(f"\n## Rate adherence\n\n{ADHERENCE_NOTE}\n\n{board.to_markdown(index=False)}\n")

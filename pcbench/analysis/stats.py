@@ -124,7 +124,7 @@ def _flip_p(x: np.ndarray, signs: np.ndarray, exact: bool) -> float:
     return extreme / len(signs) if exact else (extreme + 1) / (len(signs) + 1)
 
 
-def _mcnemar(d: np.ndarray) -> float | None:
+def mcnemar(d: np.ndarray) -> float | None:
     """McNemar's exact p for paired right/wrong scores with equal weights (every nonzero difference of
     one size: 0/1 scores, or 0/100 as the report scales them); else None."""
     if len(np.unique(np.abs(d[d != 0]))) > 1:
@@ -148,11 +148,11 @@ def paired(a: Values, b: Values, n_perm: int = N_PERM, seed: int = SEED, level: 
     signs, exact = _sign_patterns(n, n_perm, np.random.default_rng(seed))
     alpha = 1 - level
     equal_weights = bool(np.allclose(weights, weights[0]))
-    mcnemar = _mcnemar(d) if equal_weights else None
+    exact_binary = mcnemar(d) if equal_weights else None
 
     def p_at(shift: float) -> float:
-        if shift == 0.0 and mcnemar is not None:
-            return mcnemar
+        if shift == 0.0 and exact_binary is not None:
+            return exact_binary
         return _flip_p(weights * (d - shift), signs, exact)
 
     diff = float(np.sum(weights * d))
@@ -163,7 +163,7 @@ def paired(a: Values, b: Values, n_perm: int = N_PERM, seed: int = SEED, level: 
     below, above = float(d.min()), float(d.max())
     differing = int(np.sum(d != 0))
     min_p = min(1.0, 2 * 0.5 ** differing)
-    if not exact and mcnemar is None:
+    if not exact and exact_binary is None:
         min_p = max(min_p, 1 / (len(signs) + 1))
 
     def bound(far: float) -> float:
@@ -187,7 +187,7 @@ def paired(a: Values, b: Values, n_perm: int = N_PERM, seed: int = SEED, level: 
                 break
         return inside
 
-    test = ("McNemar exact" if mcnemar is not None else
+    test = ("McNemar exact" if exact_binary is not None else
             "sign-flip exact" if exact else f"sign-flip, {len(signs)} random flips")
     return Paired(diff, bound(below), bound(above), p0, n, test, min_p)
 

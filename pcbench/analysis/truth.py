@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pcbench.analysis.metric import Metric, per_example
-from pcbench.analysis.stats import matched_baseline
+from pcbench.analysis.stats import matched_baseline, mcnemar
 from pcbench.core.records import ExampleRecord
 
 NEGATIVES_LISTED = 10  # right-to-wrong ids kept per cell (the flips.csv and the report list them)
@@ -29,8 +29,6 @@ NEGATIVES_LISTED = 10  # right-to-wrong ids kept per cell (the flips.csv and the
 def flips(table: pd.DataFrame, records: dict[str, list[ExampleRecord]], metric: Metric,
           threshold: float = 50.0) -> pd.DataFrame:
     """One row per cell that has a full-context cell at its task and reader (see the module doc)."""
-    from scipy.stats import binomtest
-
     rows: list[dict[str, Any]] = []
     for _, row in table.iterrows():
         if row["role"] == "baseline":
@@ -46,13 +44,12 @@ def flips(table: pd.DataFrame, records: dict[str, list[ExampleRecord]], metric: 
         right = mine.aligned(shared).values >= threshold
         was_right = base.aligned(shared).values >= threshold
         broke, fixed = shared[was_right & ~right], shared[~was_right & right]
-        discordant = len(broke) + len(fixed)
         rows.append({
             "task": row["task_label"], "reader": row["reader_label"], "variant": row["variant"],
             "budget": row["budget"], "kept_ratio": row["kept_ratio"], "path": row["path"], "n": len(shared),
             "right_to_wrong": len(broke), "wrong_to_right": len(fixed),
             "both_right": int(np.sum(was_right & right)), "both_wrong": int(np.sum(~was_right & ~right)),
-            "p": float(binomtest(len(broke), discordant, 0.5).pvalue) if discordant else 1.0,
+            "p": mcnemar(right.astype(float) - was_right.astype(float)),
             "negatives": [str(i) for i in broke[:NEGATIVES_LISTED]],
         })
     return pd.DataFrame(rows)
@@ -102,15 +99,13 @@ def _mean(values: list[Any]) -> float:
     return float(np.mean(numbers)) if numbers else math.nan
 
 
-def plot_rate_adherence(table: pd.DataFrame, records: dict[str, list[ExampleRecord]], out: Path,
-                        width: float = 7.0) -> Path | None:
-    """Achieved against requested kept ratio per example, by context length: one panel per task, a
-    line per cell (its mean achieved ratio per length third), the requested rate dashed."""
+def plot_rate_adherence(adherence: pd.DataFrame, out: Path, width: float = 7.0) -> Path | None:
+    """`rate_adherence`'s table drawn: achieved against requested kept ratio by context length, one
+    panel per task, a line per cell (its mean achieved ratio per length third), the requested rate dashed."""
     import matplotlib.pyplot as plt
 
     from pcbench.analysis.plot import _save
 
-    adherence = rate_adherence(table, records)
     if adherence.empty or not any(c.startswith("tokens ") for c in adherence.columns):
         return None  # no lengths to tell apart: the table says it all
     tasks = sorted(adherence["task"].unique())
