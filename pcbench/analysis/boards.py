@@ -344,6 +344,31 @@ SURVIVAL_NOTE = ("Reader-free, per cell: the share of the original context's nam
                  "strings, mean over the examples that have any (entities and dates by spaCy's en_core_web_sm).")
 
 
+JUDGE_NOTE = ("An LLM judge read each answer with BERGEN's prompt (tasks/judge.py): llm_judge is its mean verdict "
+              "(p(Yes) from the first token's logits, or 1/0 from its reply). Undecided: replies that name both "
+              "options or neither, left out of the mean. Agreement: the share of decided examples where the "
+              "judge (verdict >= 0.5) and match say the same; kappa: that agreement beyond chance (Cohen).")
+
+
+def judge_board(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per judged cell: its judge's model, llm_judge beside match, agreement and kappa."""
+    if "judge.judged" not in table or table["judge.judged"].isna().all():
+        return pd.DataFrame()
+    rows = table.dropna(subset=["judge.judged"]).sort_values(["task_label", "reader_label", "variant", "kept_ratio"])
+
+    def column(name: str) -> pd.Series:
+        return rows[name] if name in rows else pd.Series([None] * len(rows), index=rows.index)
+
+    return pd.DataFrame({
+        "task": rows["task_label"], "reader": rows["reader_label"], "variant": rows["variant"],
+        "budget": rows["budget"], "judge": column("judge.reader.model"),
+        "llm_judge": column("metrics.llm_judge").map(_fmt), "match": column("metrics.match").map(_fmt),
+        "judged": rows["judge.judged"].astype(int), "undecided": column("judge.unknown").fillna(0).astype(int),
+        "agreement %": column("judge.agreement_with_match").map(lambda v: _fmt(100 * v) if not pd.isna(v) else "–"),
+        "kappa": column("judge.kappa").map(lambda v: _fmt(v, 2)),
+    }).reset_index(drop=True)
+
+
 def survival_board(table: pd.DataFrame) -> pd.DataFrame:
     present = [name for name in SURVIVAL if name in table and table[name].notna().any()]
     if not present:

@@ -142,7 +142,9 @@ def read_cell(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     row["role"] = info.get("role", "method")
     row["result_key"] = _digest({"task": (metrics.get("task"), identity.get("task")),
                                  "compressor": (metrics.get("compressor"), compressor),
-                                 "reader": (metrics.get("reader"), identity.get("reader"))})
+                                 "reader": (metrics.get("reader"), identity.get("reader")),
+                                 # a judged cell is another result than the same cell unjudged
+                                 **({"judge": identity["judge"]} if identity.get("judge") else {})})
     row["identity"] = json.dumps(identity, sort_keys=True, default=str)
     row["variant"] = knob_label(str(metrics.get("compressor")), variant.get("compressor") or {},
                                 budget_knobs | RUNTIME_KNOBS)

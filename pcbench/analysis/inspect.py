@@ -219,7 +219,8 @@ def rebuild_examples(run: Path, metrics: CellMetrics, node: Any = None) -> list[
 
 def _header(run: Path, metrics: CellMetrics, record: ExampleRecord, position: str,
             counts: dict[str, int], written: bool) -> list[tuple[str, str]]:
-    scores = ", ".join(f"{k}={v:.3g}" for k, v in (record.get("scores") or {}).items()) or "–"
+    scores = ", ".join(f"{k}={'undecided' if v is None else f'{v:.3g}'}"
+                       for k, v in (record.get("scores") or {}).items()) or "–"
     evidence = "no gold evidence"
     if written:
         kept = (f"{record.get('compressed_tokens')}/{record.get('original_tokens')} reader tokens written "
@@ -233,7 +234,7 @@ def _header(run: Path, metrics: CellMetrics, record: ExampleRecord, position: st
         if counts["evidence_words"]:
             evidence = (f"{counts['evidence_kept']}/{counts['evidence_words']} evidence words kept "
                         f"(evidence_recall {record.get('evidence_recall')})")
-    return [
+    rows = [
         ("cell", f"{run}  ({metrics.get('task')} · {metrics.get('compressor')} · {metrics.get('reader')})"),
         ("id", f"{record['id']}  ({position})"),
         ("question", str(record.get("question"))),
@@ -243,6 +244,11 @@ def _header(run: Path, metrics: CellMetrics, record: ExampleRecord, position: st
         ("kept", kept),
         ("evidence", evidence),
     ]
+    judge = record.get("judge")
+    if judge is not None:  # the LLM judge's own words beside its verdict
+        verdict = {1.0: "right", 0.0: "wrong", None: "undecided"}.get(judge["verdict"], str(judge["verdict"]))
+        rows.insert(6, ("judge", f"{verdict}: {judge['reply']!r}"))
+    return rows
 
 
 HTML_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pandas as pd
 from pcbench.analysis.boards import (
     ADHERENCE_NOTE,
     FLIPS_NOTE,
+    JUDGE_NOTE,
     SPEED_NOTE,
     SURVIVAL_NOTE,
     _fmt,
@@ -68,6 +69,9 @@ tables below before any claim.</p>
 <div class="scroll">{{ adherence_table }}</div>
 {% if adherence_plot %}<img src="{{ adherence_plot }}" alt="achieved kept ratio by context length">
 <p><a href="rate_adherence.pdf">PDF</a></p>{% endif %}{% endif %}
+{% if judge_table %}<h2>LLM judge</h2>
+<p class="note">{{ judge_note }}</p>
+<div class="scroll">{{ judge_table }}</div>{% endif %}
 {% if survival_table %}<h2>What survives</h2>
 <p class="note">{{ survival_note }}</p>
 <div class="scroll">{{ survival_table }}</div>{% endif %}
@@ -238,6 +242,7 @@ class Truth:
     survival: pd.DataFrame  # boards.survival_board
     plot: Path | None
     threshold: float = 50.0  # the score (of 100) from which an example counts as right
+    judge: pd.DataFrame = field(default_factory=pd.DataFrame)  # boards.judge_board
 
 
 def flips_html(table: pd.DataFrame, pages: dict[str, list[tuple[str, str]]]) -> str:
@@ -309,6 +314,9 @@ def html_page(table: pd.DataFrame, metric: Metric, out: Path, roots: list[str], 
         survival_table=truth.survival.to_html(index=False, na_rep="–", classes="sortable")
         if truth is not None and not truth.survival.empty else "",
         survival_note=html.escape(SURVIVAL_NOTE),
+        judge_table=truth.judge.to_html(index=False, na_rep="–", classes="sortable")
+        if truth is not None and not truth.judge.empty else "",
+        judge_note=html.escape(JUDGE_NOTE),
         adherence_plot="rate_adherence.png" if truth is not None and truth.plot is not None else "",
         provenance=[(html.escape(k), html.escape(v)) for k, v in provenance(table).items()])
     path = out / "report.html"

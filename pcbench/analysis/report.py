@@ -28,9 +28,11 @@ import pandas as pd
 from pcbench.analysis.boards import (
     ADHERENCE_NOTE,
     FLIPS_NOTE,
+    JUDGE_NOTE,
     SURVIVAL_NOTE,
     adherence_board,
     cells_board,
+    judge_board,
     latex,
     markdown,
     survival_board,
@@ -144,7 +146,8 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
         files["heatmap"] = heatmap
     adherence = rate_adherence(table, records)
     truth = Truth(flips(table, records, metric, flip_threshold), adherence, survival_board(table),
-                  plot_rate_adherence(adherence, out / "rate_adherence", style.width), flip_threshold)
+                  plot_rate_adherence(adherence, out / "rate_adherence", style.width), flip_threshold,
+                  judge_board(table))
     files["flips"], files["rate_adherence"] = out / "flips.csv", out / "rate_adherence.csv"
     truth.flips.assign(negatives=truth.flips.get("negatives", pd.Series(dtype=object)).map(
         lambda ids: ";".join(ids) if isinstance(ids, list) else "")).to_csv(files["flips"], index=False)
@@ -157,6 +160,8 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
                     f"{board.to_markdown(index=False)}\n")
         if not truth.survival.empty:
             f.write(f"\n## What survives\n\n{SURVIVAL_NOTE}\n\n{truth.survival.to_markdown(index=False)}\n")
+        if not truth.judge.empty:
+            f.write(f"\n## LLM judge\n\n{JUDGE_NOTE}\n\n{truth.judge.to_markdown(index=False)}\n")
         if not truth.adherence.empty:
             board = adherence_board(truth.adherence)
             f.write(f"\n## Rate adherence\n\n{ADHERENCE_NOTE}\n\n{board.to_markdown(index=False)}\n")

@@ -101,7 +101,7 @@ def load_cell(folder: Path, reader: Any) -> Cell:
         prompt = reader.prompt(task.request(example, record["context"]))
         jobs.append(reader.body(prompt))
         ids.append(str(record["id"]))
-        values = list((record.get("scores") or {}).values())
+        values = [v for v in (record.get("scores") or {}).values() if v is not None]
         scores.append(float(values[0]) if values else float("nan"))  # records hold 0..1, not the means' x100
     budget = budget_label({f"requested.{k}": v for k, v in (metrics.get("requested") or {}).items()})
     compressor = str(metrics.get("compressor"))

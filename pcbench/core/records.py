@@ -42,12 +42,34 @@ class Diagnostics(TypedDict, total=False):
     question_terms_kept: float | None
 
 
+class JudgeVerdict(TypedDict):
+    """An LLM judge on one prediction (tasks/judge.py): its verdict and its words."""
+
+    verdict: float | None  # p(right) from the logits, or 1/0 from the reply; None: the reply names both or neither
+    reply: str  # what the judge wrote: its rationale, in BERGEN's protocol a word or a few
+    by: str  # "logits" or "reply": where the verdict came from
+    match: float  # `match` of the same prediction (0 or 1), for the judge's agreement with it
+    cached: bool  # the reply came from the cache
+
+
+class JudgeSummary(TypedDict):
+    """A cell's judge: what it was, how often it could not decide, and how often it agrees with `match`."""
+
+    protocol: str
+    reader: dict[str, Any]  # the judge's reader settings (its model)
+    judged: int
+    unknown: int
+    agreement_with_match: float | None  # share of decided examples where verdict == match, 0..1
+    kappa: float | None  # Cohen's kappa of the two (None when either never varies)
+    table: dict[str, int]  # judge_right_match_right, judge_right_match_wrong, ... (decided examples)
+
+
 class _Example(TypedDict):
     id: str
     question: str
     gold: list[str]
     prediction: str | None  # None in a reader-free cell
-    scores: dict[str, float]  # the task's metrics, 0..1 (empty in a reader-free cell)
+    scores: dict[str, float | None]  # the task's metrics, 0..1 (empty in a reader-free cell; llm_judge None: undecided)
     original_tokens: int  # the context's tokens, in the budget's tokenizer
     compressed_tokens: int
     kept_ratio: float
@@ -71,6 +93,7 @@ class ExampleRecord(_Example, Diagnostics, total=False):
     context: str  # the compressed context the reader got
     prompt_hash: str | None  # the reader request's digest
     raw_prediction: str  # the answer before the compressor's restore()
+    judge: JudgeVerdict  # with judge=...: the judge's verdict (also scores["llm_judge"])
 
 
 class _CompressedEntry(TypedDict):
@@ -103,6 +126,7 @@ class GenerationEntry(_GenerationEntry, total=False):
     kv_cache_mib: float | None
     kv_full_mib: float | None
     prefill_peak_mib: float | None
+    option_probs: dict[str, float] | None
 
 
 class CellMetrics(TypedDict, total=False):
@@ -145,6 +169,7 @@ class CellMetrics(TypedDict, total=False):
     status: str  # finished, or compressed (stage=compress)
     cwd: str
     skipped: bool  # this run found the cell finished and left it
+    judge: JudgeSummary  # with judge=...
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,21 @@ class Request:
     # and answer cue. Only readers that treat the two apart (a query-agnostic KV press) read it,
     # and only they key their cache on it (Reader.request_key); None when the task does not say.
     context_end: int | None = None
+    # A system turn before the prompt, for chat templates that hold one (an LLM judge's instruction,
+    # tasks/judge.py); tasks leave it None.
+    system: str | None = None
+    # Answers whose first token's probabilities the reader should report (an LLM judge's "Yes"/"No",
+    # read from the first new token's logits as BERGEN does); only readers that see logits can.
+    options: tuple[str, ...] | None = None
+
+    def key(self) -> dict[str, Any]:
+        """The request's fields as a cache key: `system` and `options` only when set, so keys made
+        before those fields existed stay what they were."""
+        fields = dataclasses.asdict(self)
+        for name in ("system", "options"):
+            if fields[name] is None:
+                del fields[name]
+        return fields
 
 
 @dataclass
@@ -34,6 +51,9 @@ class Generation:
     kv_cache_mib: float | None = None
     kv_full_mib: float | None = None
     prefill_peak_mib: float | None = None
+    # The request's `options`: the softmax over their first tokens' logits at the first new token;
+    # None where the request named none or the backend sees no logits.
+    option_probs: dict[str, float] | None = None
 
 
 MARK = "\x00pcbench-context\x00"

@@ -193,18 +193,20 @@ class CausalLM:
         them; sorting by length inside a group keeps left padding (wasted prefill) small.
         """
         out: list[Generation | None] = [None] * len(prompts)
-        groups: dict[tuple[int, bool], list[int]] = defaultdict(list)
+        groups: dict[tuple[int, bool, tuple[str, ...] | None], list[int]] = defaultdict(list)
         for i, p in enumerate(prompts):
-            groups[(p.max_new_tokens, p.stop_at_newline)].append(i)
-        for (max_new, stop_nl), members in groups.items():
+            groups[(p.max_new_tokens, p.stop_at_newline, p.options)].append(i)
+        for (max_new, stop_nl, options), members in groups.items():
             members.sort(key=lambda i: len(prompts[i].ids))
             for start in range(0, len(members), max(1, batch_size)):
                 batch = members[start:start + batch_size]
-                for i, gen in zip(batch, self._generate_batch([prompts[i] for i in batch], max_new, stop_nl)):
+                made = self._generate_batch([prompts[i] for i in batch], max_new, stop_nl, options)
+                for i, gen in zip(batch, made):
                     out[i] = gen
         return [g for g in out if g is not None]
 
-    def _generate_batch(self, batch: list[Prompt], max_new: int, stop_nl: bool) -> list[Generation]:
+    def _generate_batch(self, batch: list[Prompt], max_new: int, stop_nl: bool,
+                        options: tuple[str, ...] | None = None) -> list[Generation]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -227,7 +229,8 @@ class CausalLM:
         with torch.inference_mode():
             started = time.perf_counter()
             output = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                                    generation_config=config, logits_processor=LogitsProcessorList([clock]))
+                                    generation_config=config, logits_processor=LogitsProcessorList([clock]),
+                                    output_logits=options is not None, return_dict_in_generate=True)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             ended = time.perf_counter()
@@ -237,13 +240,24 @@ class CausalLM:
         prefill = (first - started) / len(batch)
         decode = (ended - first) / len(batch)
         stops = set(eos)
+        probs = self._option_probs(output.logits[0], options) if options is not None else None
         results = []
-        for p, row in zip(batch, output[:, width:].tolist()):
+        for r, (p, row) in enumerate(zip(batch, output.sequences[:, width:].tolist())):
             # Rows that finished early are padded after their EOS; count up to and including it.
             n = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
             text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
-            results.append(Generation(text, len(p.ids), n, p.truncated, prefill, decode))
+            results.append(Generation(text, len(p.ids), n, p.truncated, prefill, decode,
+                                      option_probs=probs[r] if probs is not None else None))
         return results
+
+    def _option_probs(self, first: Any, options: tuple[str, ...]) -> list[dict[str, float]]:
+        """Per row, the softmax over each option's first token's logit at the first new token (the
+        raw logits, before any processor), as BERGEN's judge reads "Yes" against "No"."""
+        import torch
+
+        ids = [self.encode(option)[0] for option in options]
+        probs = torch.softmax(first[:, ids].float(), dim=-1).cpu().tolist()
+        return [dict(zip(options, row)) for row in probs]
 
     # -- attention ---------------------------------------------------------------------------------
 

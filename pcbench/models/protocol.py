@@ -7,8 +7,8 @@ compressor that generates (a summariser), apply it byte-for-byte the same way:
 1. a prompt longer than `max_input_tokens` (in the model's tokenizer) keeps its first and last
    `int(max_input_tokens / 2)` tokens, each half decoded back to text and the strings joined;
 2. then, per request (`Request.chat`), the tokenizer's chat template wraps the cut text as one user
-   turn with the generation prompt, or the raw text is used (LongBench's trec, triviaqa, samsum,
-   lsht, lcc, repobench-p);
+   turn (after the request's system turn, if it has one) with the generation prompt, or the raw text
+   is used (LongBench's trec, triviaqa, samsum, lsht, lcc, repobench-p);
 3. decoding is greedy and stops at any EOS id of the model and tokenizer, plus the newline token
    when `Request.stop_at_newline` (LongBench's samsum), which also forces at least one new token.
 
@@ -38,6 +38,8 @@ class Prompt:
     truncated: bool  # the prompt was cut from the middle to fit max_input_tokens
     max_new_tokens: int
     stop_at_newline: bool
+    system: str | None = None  # the request's system turn (inside `text` already where templated)
+    options: tuple[str, ...] | None = None  # answers whose first-token probabilities to report
 
 
 def middle_truncate(hf: Any, prompt: str, max_tokens: int) -> tuple[str, bool]:
@@ -58,16 +60,17 @@ def build_prompt(hf: Any, request: Request, max_input_tokens: int) -> Prompt:
     content, truncated = middle_truncate(hf, request.prompt, max_input_tokens)
     template = has_chat_template(hf)
     if request.chat and template:
-        text = hf.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+        system = [{"role": "system", "content": request.system}] if request.system else []
+        text = hf.apply_chat_template([*system, {"role": "user", "content": content}], tokenize=False,
                                       add_generation_prompt=True)
         # The template writes its own BOS and control tokens; adding specials would double BOS.
         ids = hf(text, add_special_tokens=False)["input_ids"]
     else:
         # A base model (no template) or a raw request: the tokenizer's usual BOS handling.
-        text = content
-        ids = hf(content, add_special_tokens=True)["input_ids"]
+        text = f"{request.system}\n\n{content}" if request.system else content
+        ids = hf(text, add_special_tokens=True)["input_ids"]
     return Prompt(content, text, tuple(ids), request.chat and template, truncated, request.max_new_tokens,
-                  request.stop_at_newline)
+                  request.stop_at_newline, request.system, request.options)
 
 
 def has_chat_template(hf: Any) -> bool:

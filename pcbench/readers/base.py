@@ -96,7 +96,7 @@ class Reader(ABC):
         `context_end` is left out, since only a query-agnostic KV press reads it; that keeps every
         other reader's keys exactly what they were before the field existed.
         """
-        key = dataclasses.asdict(request)
+        key = request.key()
         key.pop("context_end", None)
         return key
 

@@ -23,7 +23,6 @@ README's Readers section for what runs with the transformers installed here).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -133,7 +132,7 @@ class KVPressReader(TransformersReader):
 
     def request_key(self, request: Request) -> dict[str, Any]:
         # Query-agnostic, the split point changes what the press sees: it is part of the key.
-        return dataclasses.asdict(request) if not self.query_aware else super().request_key(request)
+        return request.key() if not self.query_aware else super().request_key(request)
 
     def run(self, requests: list[Request], prompts: list[Prompt]) -> list[Generation]:
         splits = [self.split(r, p) for r, p in zip(requests, prompts)]

@@ -108,7 +108,8 @@ class OpenAIReader(Reader):
         if prompt.stop_at_newline:
             common["stop"] = ["\n"]
         if self.api == "chat" and prompt.chat:
-            return "/chat/completions", {**common, "messages": [{"role": "user", "content": prompt.content}]}
+            system = [{"role": "system", "content": prompt.system}] if prompt.system else []
+            return "/chat/completions", {**common, "messages": [*system, {"role": "user", "content": prompt.content}]}
         return "/completions", {**common, "prompt": prompt.text}
 
     def generation(self, prompt: Prompt, reply: Reply) -> Generation:

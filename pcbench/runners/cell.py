@@ -1,4 +1,4 @@
-"""One cell, top to bottom: load, compress, read, score, record."""
+"""One cell, top to bottom: load, compress, read, judge (with judge=...), score and record, summarise."""
 
 from __future__ import annotations
 
@@ -6,31 +6,34 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from pcbench.compressors.base import Compressor, Env
-from pcbench.core.energy import gpu_energy
+from pcbench.compressors.base import Env
+from pcbench.core.energy import Energy, gpu_energy
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.files import write_atomically
 from pcbench.core.memory import peak_memory
-from pcbench.core.records import CellMetrics, Diagnostics, ExampleRecord
+from pcbench.core.records import CellMetrics, Diagnostics, ExampleRecord, JudgeVerdict
 from pcbench.core.redact import redact
 from pcbench.core.requests import Request
 from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.models.pool import MODELS
-from pcbench.readers.base import Reader
-from pcbench.runners.build import build_cell
+from pcbench.runners.build import CellParts, build_cell
 from pcbench.runners.cache import Cache, digest
 from pcbench.runners.diagnostics import answer_in_context, evidence_recall, facts, facts_key, paper_ratios, survival
 from pcbench.runners.identity import cell_key, identity
-from pcbench.runners.record import Recorder, cell_lock, example_record, finished, summarize
+from pcbench.runners.record import Recorder, cell_lock, example_record, finished, judge_summary, summarize
 from pcbench.runners.stages import compress_stream, read_all
 from pcbench.tasks.base import Task
+from pcbench.tasks.judge import JUDGE_METRIC
+from pcbench.tasks.registry import get_metric
 
 log = logging.getLogger(__name__)
 
@@ -44,58 +47,154 @@ def run_cell(cfg: DictConfig, out_dir: Path, names: dict[str, str]) -> CellMetri
     node); the cell is then not marked finished.
     """
     start, loading = time.perf_counter(), MODELS.loading_seconds
-    task, compressor, reader = build_cell(cfg)
-    settings = {"task": task.settings(), "compressor": compressor.settings(), "reader": reader.settings()}
+    parts = build_cell(cfg)
+    settings = parts.settings()
     with cell_lock(out_dir):  # one process per cell folder; a second one waits, then finds it finished
         done = finished(out_dir, cell_key(cfg, settings))
         if done is not None and not cfg.rerun:
             log.info("%s holds this cell's finished results: skipped (rerun=true recomputes)", out_dir)
             skipped: CellMetrics = {**done, "skipped": True}
             return skipped
-        return run_components(cfg, out_dir, names, (task, compressor, reader), settings, (start, loading))
+        return Cell(cfg, out_dir, names, parts, settings, start, loading).run()
 
 
-def run_components(cfg: DictConfig, out_dir: Path, names: dict[str, str], parts: tuple[Task, Compressor, Reader],
-                   settings: dict[str, dict[str, Any]], started: tuple[float, float]) -> CellMetrics:
-    """The cell's work once its folder is held: compress, read, score, record."""
-    (task, compressor, reader), (start, loading) = parts, started
+@dataclass
+class Reading:
+    """The reader's answer to one example, after the compressor's restore() (`raw`: before it)."""
 
-    examples = load_examples(task, names)
-    cache = Cache(cfg.cache_dir)
-    env, counts = lent_env(task, compressor, reader, cache), Env(reader.tokenizer, cache, MODELS)
-    records = CellRecords(task, compressor, reader, env, cache, examples, start_folder(out_dir, cfg))
-    stream = compress_stream(examples, compressor, env, cache, int(cfg.compress_chunk), counts)
-    reading = reader.generates and cfg.stage == "all"
-    memory: dict[str, Any] = {}  # each stage's own peak (core/memory.py)
-    energy: dict[str, Any] = {}  # each stage's joules on the GPU (core/energy.py)
-    if reading:
-        with peak_memory(memory, "compress"), gpu_energy() as energy["compress"]:
-            compressed = dict(stream)
-        requests = [task.request(examples[i], compressed[i]["text"]) for i in range(len(examples))]
-        with peak_memory(memory, "read"), gpu_energy() as energy["read"]:
-            for i, generation in read_all(requests, reader, cache, reader.batch_size):
-                records.add(i, compressed[i], generation, requests[i])
-    else:
-        with peak_memory(memory, "compress"), gpu_energy() as energy["compress"]:
-            for i, result in stream:  # reader-free: each record is written as soon as it is compressed
-                records.add(i, result)
-    reader.close()
+    generation: dict[str, Any]
+    request: Request
+    raw: str | None = None
 
-    metrics = summarize(task, records.in_order(), settings["compressor"], names, time.perf_counter() - start,
-                        MODELS.loading_seconds - loading)
-    metrics["memory"] = memory
-    metrics["energy"] = {stage: dataclasses.asdict(e) for stage, e in energy.items()}
-    metrics["compressor_info"] = compressor.describe()  # its role and budget knobs, for analysis
-    # Work the compressor took from the cache instead of doing it (unit scores, token counts, LM
-    # passes that do not depend on the budget): the later cells of a rate sweep reuse the first's,
-    # so their compress seconds are not the method's full cost (the speed plot marks them).
-    metrics["cache_hits"]["reused_work"] = cache.hits
-    metrics["cache_hits"]["computed_work"] = cache.misses
-    metrics["identity"] = identity(cfg, names, settings)
-    metrics["status"] = "finished" if reading or not reader.generates else "compressed"
-    metrics["cwd"] = os.getcwd()  # what relative paths in config.yaml (task.path) are relative to
-    records.recorder.finish(metrics, [row for _, row in records.in_order()])
-    return cast(CellMetrics, metrics)  # summarize's keys and the task's own (core/records.py)
+
+@dataclass
+class Cell:
+    """One cell's work once its folder is held; `run` is its table of contents."""
+
+    cfg: DictConfig
+    out_dir: Path
+    names: dict[str, str]
+    parts: CellParts
+    settings: dict[str, dict[str, Any]]
+    start: float  # perf_counter and the model pool's loading seconds when the cell began
+    loading: float
+    cache: Cache = field(init=False)
+    env: Env = field(init=False)  # what the compressor's budgets are counted in (`budget_env`)
+    memory: dict[str, Any] = field(init=False, default_factory=dict)  # each stage's own peak (core/memory.py)
+    energy: dict[str, Energy] = field(init=False, default_factory=dict)  # each stage's joules on the GPU
+
+    def __post_init__(self) -> None:
+        self.cache = Cache(self.cfg.cache_dir)
+        self.env = self.budget_env()
+
+    def run(self) -> CellMetrics:
+        examples = load_examples(self.parts.task, self.names)
+        records = self.records(examples)
+        compressed = self.compress(examples)
+        if not self.reads:  # reader-free: each record is written as soon as it is compressed
+            with self.stage("compress"):
+                for i, entry in compressed:
+                    records.add(i, entry)
+            return self.finish(records)
+        with self.stage("compress"):
+            contexts = dict(compressed)
+        requests = [self.parts.task.request(examples[i], contexts[i]["text"]) for i in range(len(examples))]
+        with self.stage("read"):
+            answered: dict[int, Reading] = {}
+            for i, reading in self.read(examples, contexts, requests):
+                answered[i] = reading
+                if self.parts.judge is None:  # records stream out as answers come
+                    records.add(i, contexts[i], reading)
+        if self.parts.judge is not None:
+            with self.stage("judge"):
+                for i, verdict in self.judge(examples, answered):
+                    records.add(i, contexts[i], answered[i], verdict)
+        return self.finish(records)
+
+    @property
+    def reads(self) -> bool:
+        return bool(self.parts.reader.generates and self.cfg.stage == "all")
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        with peak_memory(self.memory, name), gpu_energy() as self.energy[name]:
+            yield
+
+    def records(self, examples: list[Example]) -> CellRecords:
+        """The cell's folder, emptied of older results, with the resolved config beside them."""
+        recorder = Recorder(self.out_dir)
+        write_atomically(self.out_dir / "config.yaml", redact(OmegaConf.to_yaml(self.cfg, resolve=True)))
+        return CellRecords(self.parts, self.cache, examples, recorder)
+
+    def budget_env(self) -> Env:
+        """What the compressor gets: budgets counted in the reader's tokenizer, or the one its
+        `budget_tokenizer` names, over the context or (`budget_scope=prompt`) the whole prompt."""
+        task, compressor, reader = self.parts.task, self.parts.compressor, self.parts.reader
+        name, scope = compressor.budget_basis()
+        tokenizer = reader.tokenizer if name == "reader" else openai_tokenizer(name)
+        env = Env(tokenizer, self.cache, MODELS)
+        if scope == "prompt":
+            # The prompt's tokens besides the context: the task's instruction and question.
+            env.prompt_overhead = lambda example: env.count([task.prompt(example, "")])[0]
+        return env
+
+    def compress(self, examples: list[Example]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, compressed entry) as each is ready; records count tokens in the reader's tokenizer."""
+        reader_counts = Env(self.parts.reader.tokenizer, self.cache, MODELS)
+        return compress_stream(examples, self.parts.compressor, self.env, self.cache,
+                               int(self.cfg.compress_chunk), reader_counts)
+
+    def read(self, examples: list[Example], contexts: dict[int, dict[str, Any]],
+             requests: list[Request]) -> Iterator[tuple[int, Reading]]:
+        """(index, answer) as each batch is read, the compressor's restore() applied."""
+        reader, compressor, env = self.parts.reader, self.parts.compressor, self.env
+        for i, generation in read_all(requests, reader, self.cache, reader.batch_size):
+            reading = Reading(generation, requests[i])
+            restored = compressor.restore(generation["text"], examples[i], contexts[i]["text"], env)
+            if restored != generation["text"]:
+                reading.raw, reading.generation = generation["text"], {**generation, "text": restored}
+            yield i, reading
+
+    def judge(self, examples: list[Example], answered: dict[int, Reading]) -> Iterator[tuple[int, JudgeVerdict]]:
+        """(index, verdict) of the judge model on each answer, read and cached as answers are."""
+        judge, judge_reader, task = self.parts.judge, self.parts.judge_reader, self.parts.task
+        assert judge is not None and judge_reader is not None
+        order = sorted(answered)
+        requests = [judge.request(examples[i], answered[i].generation["text"]) for i in order]
+        match = get_metric("match")
+        for k, reply in read_all(requests, judge_reader, self.cache, judge_reader.batch_size):
+            i = order[k]
+            answer = task.postprocess(answered[i].generation["text"], examples[i])
+            probs = reply.get("option_probs")
+            yield i, {"verdict": judge.verdict(reply["text"], probs), "reply": reply["text"],
+                      "by": "logits" if probs else "reply", "match": float(match(answer, examples[i])),
+                      "cached": reply["cached"]}
+
+    def finish(self, records: CellRecords) -> CellMetrics:
+        """Summarise the records into metrics.json, beside what the cell cost and what it was."""
+        parts, cache = self.parts, self.cache
+        parts.reader.close()
+        if parts.judge_reader is not None:
+            parts.judge_reader.close()
+        rows = records.in_order()
+        metrics = summarize(parts.task, rows, self.settings["compressor"], self.names,
+                            time.perf_counter() - self.start, MODELS.loading_seconds - self.loading)
+        metrics["memory"] = self.memory
+        metrics["energy"] = {stage: dataclasses.asdict(e) for stage, e in self.energy.items()}
+        metrics["compressor_info"] = parts.compressor.describe()  # its role and budget knobs, for analysis
+        # Work the compressor took from the cache instead of doing it (unit scores, token counts, LM
+        # passes that do not depend on the budget): the later cells of a rate sweep reuse the first's,
+        # so their compress seconds are not the method's full cost (the speed plot marks them).
+        metrics["cache_hits"]["reused_work"] = cache.hits
+        metrics["cache_hits"]["computed_work"] = cache.misses
+        if parts.judge is not None:
+            judged = [row for _, row in rows]
+            metrics["judge"] = judge_summary(judged, parts.judge.protocol, self.settings["judge"]["reader"])
+        metrics["identity"] = identity(self.cfg, self.names, self.settings)
+        metrics["status"] = "finished" if self.reads or not parts.reader.generates else "compressed"
+        metrics["cwd"] = os.getcwd()  # what relative paths in config.yaml (task.path) are relative to
+        records.recorder.finish(metrics, [row for _, row in rows])
+        return cast(CellMetrics, metrics)  # summarize's keys and the task's own (core/records.py)
 
 
 # Examples already read in this process, by the task's settings and its file's state: the cells of
@@ -123,65 +222,46 @@ def load_examples(task: Task, names: dict[str, str]) -> list[Example]:
     return examples
 
 
-def lent_env(task: Task, compressor: Compressor, reader: Reader, cache: Cache) -> Env:
-    """What the compressor gets: budgets counted in the reader's tokenizer, or the one its
-    `budget_tokenizer` names, over the context or (`budget_scope=prompt`) the whole prompt."""
-    name, scope = compressor.budget_basis()
-    tokenizer = reader.tokenizer if name == "reader" else openai_tokenizer(name)
-    env = Env(tokenizer, cache, MODELS)
-    if scope == "prompt":
-        # The prompt's tokens besides the context: the task's instruction and question.
-        env.prompt_overhead = lambda example: env.count([task.prompt(example, "")])[0]
-    return env
-
-
-def start_folder(out_dir: Path, cfg: DictConfig) -> Recorder:
-    """The cell's folder, emptied of older results, with the resolved config beside them."""
-    recorder = Recorder(out_dir)
-    write_atomically(out_dir / "config.yaml", redact(OmegaConf.to_yaml(cfg, resolve=True)))
-    return recorder
-
-
 @dataclass
 class CellRecords:
     """Scores each example and writes its record as soon as it is ready (a killed cell keeps them)."""
 
-    task: Task
-    compressor: Compressor
-    reader: Reader
-    env: Env
+    parts: CellParts
     cache: Cache
     examples: list[Example]
     recorder: Recorder
     rows: dict[int, ExampleRecord] = field(default_factory=dict)
 
-    def add(self, i: int, compressed: dict[str, Any], generation: dict[str, Any] | None = None,
-            request: Request | None = None) -> None:
-        example, text = self.examples[i], compressed["text"]
+    def add(self, i: int, compressed: dict[str, Any], reading: Reading | None = None,
+            verdict: JudgeVerdict | None = None) -> None:
+        example, text, task = self.examples[i], compressed["text"], self.parts.task
+        generation = reading.generation if reading is not None else None
         # Diagnostics judge what the reader saw: a prompt cut from the middle to fit the window may
         # have lost the needle that compression kept (the question is taken out of the cut prompt,
         # since it may hold an answer itself).
         seen = text
-        if generation and generation["truncated"] and request is not None:
-            seen = self.reader.prompt(request).content.replace(example.question, " ")
+        if reading is not None and reading.generation["truncated"]:
+            seen = self.parts.reader.prompt(reading.request).content.replace(example.question, " ")
         diagnostics: Diagnostics = {"answer_in_context": answer_in_context(example, seen),
                                     "evidence_recall": evidence_recall(example, seen),
-                                    **paper_ratios(self.task, example, text)}
+                                    **paper_ratios(task, example, text)}
         # What survives, judged on the compressed context itself; the original's facts once per example.
         diagnostics.update(survival(self.facts(example), example.question, example.context, text))
-        if self.compressor.generates_text:
+        if self.parts.compressor.generates_text:
             # Written text holds no source spans to find: not applicable, rather than a misleading 0.
             diagnostics["evidence_recall"], diagnostics["evidence_recall_applicable"] = None, False
-        raw = None
-        if generation:
-            restored = self.compressor.restore(generation["text"], example, text, self.env)
-            if restored != generation["text"]:
-                raw, generation = generation["text"], {**generation, "text": restored}
-        scores = self.task.score(generation["text"], example) if generation else None
+        scores: dict[str, float | None] | None = None
+        if generation is not None:
+            scores = {**task.score(generation["text"], example)}
+            if verdict is not None:
+                scores[JUDGE_METRIC] = verdict["verdict"]
         row: ExampleRecord = {**example_record(example, compressed, generation, scores, diagnostics),
-                              "context": text, "prompt_hash": digest(vars(request)) if request is not None else None}
-        if raw is not None:
-            row["raw_prediction"] = raw  # before the compressor's restore()
+                              "context": text,
+                              "prompt_hash": digest(reading.request.key()) if reading is not None else None}
+        if reading is not None and reading.raw is not None:
+            row["raw_prediction"] = reading.raw  # before the compressor's restore()
+        if verdict is not None:
+            row["judge"] = verdict
         self.rows[i] = row
         self.recorder.write(row)
 

@@ -56,7 +56,8 @@ if not OmegaConf.has_resolver("cell_dir"):
 def config_hash(cfg: DictConfig) -> str:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    return digest({k: v for k, v in resolved.items() if k not in NOT_IDENTITY})
+    # No judge is no key, so the hashes of configs from before the judge existed stay the same.
+    return digest({k: v for k, v in resolved.items() if k not in NOT_IDENTITY and not (k == "judge" and v is None)})
 
 
 @functools.lru_cache(maxsize=64)
@@ -124,4 +125,5 @@ def identity(cfg: DictConfig, names: dict[str, str], settings: dict[str, dict[st
         "config_hash": config_hash(cfg),
         "cell_key": cell_key(cfg, settings),
         "git": git_state(),
+        **({"judge": settings["judge"]} if "judge" in settings else {}),  # with judge=...: what judged
     }

@@ -16,7 +16,7 @@ from typing import Any
 
 from pcbench.core.example import Example
 from pcbench.core.files import write_atomically
-from pcbench.core.records import SCHEMA, SURVIVAL, CellMetrics, Diagnostics, ExampleRecord
+from pcbench.core.records import SCHEMA, SURVIVAL, CellMetrics, Diagnostics, ExampleRecord, JudgeSummary
 from pcbench.core.redact import redact_value
 from pcbench.core.results import complete, read_metrics
 from pcbench.runners.diagnostics import yes_no_only
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def example_record(example: Example, compressed: dict[str, Any], generation: dict[str, Any] | None,
-                   scores: dict[str, float] | None, diagnostics: Diagnostics) -> ExampleRecord:
+                   scores: dict[str, float | None] | None, diagnostics: Diagnostics) -> ExampleRecord:
     original, kept = compressed["original_tokens"], compressed["compressed_tokens"]
     record: ExampleRecord = {
         "id": example.id,
@@ -141,6 +141,26 @@ def summarize(task: Task, rows: list[tuple[Example, ExampleRecord]], requested: 
     summary.update(task.summarize(rows))
     summary["environment"] = environment()
     return summary
+
+
+def judge_summary(records: list[ExampleRecord], protocol: str, reader: dict[str, Any]) -> JudgeSummary:
+    """How the judge decided over a cell, and how often it agrees with `match` where it decided:
+    the share of equal verdicts and Cohen's kappa (agreement beyond what the two rates give by chance)."""
+    verdicts = [r["judge"] for r in records if "judge" in r]
+    decided = [(v["verdict"] >= 0.5, v["match"] >= 0.5) for v in verdicts if v["verdict"] is not None]
+    table = {f"judge_{'right' if j else 'wrong'}_match_{'right' if m else 'wrong'}": 0
+             for j in (True, False) for m in (True, False)}
+    for j, m in decided:
+        table[f"judge_{'right' if j else 'wrong'}_match_{'right' if m else 'wrong'}"] += 1
+    n = len(decided)
+    agreement = kappa = None
+    if n:
+        agreement = sum(j == m for j, m in decided) / n
+        judge_yes, match_yes = sum(j for j, _ in decided) / n, sum(m for _, m in decided) / n
+        chance = judge_yes * match_yes + (1 - judge_yes) * (1 - match_yes)
+        kappa = (agreement - chance) / (1 - chance) if chance < 1 else None
+    return {"protocol": protocol, "reader": reader, "judged": len(verdicts), "unknown": len(verdicts) - n,
+            "agreement_with_match": agreement, "kappa": kappa, "table": table}
 
 
 def environment() -> dict[str, str | None]:

@@ -18,6 +18,7 @@ from pcbench.core.knobs import Range
 from pcbench.core.records import ExampleRecord
 from pcbench.core.requests import Request, context_end
 from pcbench.tasks.jsonl import refuse_duplicate_ids
+from pcbench.tasks.judge import JUDGE_METRIC
 from pcbench.tasks.registry import MetricName, get_metric
 
 
@@ -88,7 +89,8 @@ class Task(ABC):
 
     def score(self, prediction: str, example: Example) -> dict[str, float]:
         answer = self.postprocess(prediction, example)
-        return {name: float(get_metric(name)(answer, example)) for name in self.metrics}
+        # llm_judge comes from the cell's judge model (runners/cell.py), beside these.
+        return {name: float(get_metric(name)(answer, example)) for name in self.metrics if name != JUDGE_METRIC}
 
     def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """Task-specific aggregates beyond metric means (LongBench categories, length buckets).

@@ -74,6 +74,8 @@ class HotpotQATask(Task):
         by_type: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for example, record in rows:
             for name, value in record.get("scores", {}).items():
+                if value is None:  # an undecided llm_judge
+                    continue
                 by_type[str(example.meta.get("type", "unknown"))][name].append(float(value))
         return {
             "by_type": {

@@ -252,14 +252,14 @@ class LongBenchTask(Task):
         values: dict[str, list[float]] = defaultdict(list)
         buckets: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for example, record in rows:
-            scores = record.get("scores") or {}
-            if key not in scores:
+            score = (record.get("scores") or {}).get(key)
+            if score is None:
                 continue
             dataset = self._dataset_of(example)
-            values[dataset].append(float(scores[key]))
+            values[dataset].append(float(score))
             length = example.meta.get("length")
             if self.longbench_e and length is not None:
-                buckets[dataset][length_bucket(float(length))].append(float(scores[key]))
+                buckets[dataset][length_bucket(float(length))].append(float(score))
         if not values:
             return {}
         per_dataset = {d: 100 * fmean(values[d]) for d in ALL if d in values}

@@ -118,6 +118,8 @@ class NeedleTask(Task):
         for example, record in rows:
             cell = grid[example.meta["context_tokens"]][example.meta["depth"]]
             for name, value in record.get("scores", {}).items():
+                if value is None:  # an undecided llm_judge
+                    continue
                 cell[name].append(float(value))
         return {
             "by_length_depth": {

@@ -110,6 +110,8 @@ class NQTask(Task):
         for example, record in rows:
             if "gold_position" in example.meta:
                 for name, value in record.get("scores", {}).items():
+                    if value is None:  # an undecided llm_judge
+                        continue
                     by_position[int(example.meta["gold_position"])][name].append(float(value))
         return {
             "by_gold_position": {

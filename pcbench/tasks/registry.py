@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from pcbench.core.errors import PcbenchError
+from pcbench.tasks.judge import JUDGE_METRIC
 from pcbench.tasks.longbench_metrics import LONGBENCH_METRICS, longbench
 from pcbench.tasks.metrics import Metric, exact_match, f1, match, rouge_l, ruler_match
 
@@ -20,10 +21,11 @@ METRICS: dict[str, Metric] = {
 
 
 # The names a task's `metrics` list may hold, as a type: the knob check lists them on a typo.
+# llm_judge is scored by the cell's judge model (tasks/judge.py), not by a function of the answer.
 if TYPE_CHECKING:
     MetricName = str
 else:
-    MetricName = Literal[tuple(METRICS)]
+    MetricName = Literal[(*METRICS, JUDGE_METRIC)]
 
 
 def get_metric(name: str) -> Metric:

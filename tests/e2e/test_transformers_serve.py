@@ -78,3 +78,24 @@ def test_answers_and_prompt_tokens_equal_the_in_process_readers(api: str, served
     assert [g.truncated for g in remote] == [g.truncated for g in expected] == [False, False, True]
     assert [g.prompt_tokens for g in remote] == [g.prompt_tokens for g in expected]
     assert [g.new_tokens for g in remote] == [g.new_tokens for g in expected]
+
+
+def test_the_judges_system_turn_reaches_the_server_as_the_in_process_reader_builds_it(
+        served: tuple[str, str, Path], in_process: Any) -> None:
+    """An LLM judge's request (BERGEN's system turn and question, tasks/judge.py) read through the
+    endpoint: the server applies the template to both turns, and must reply what the in-process
+    reader replies to the prompt our protocol built."""
+    from pcbench.core.example import Example, Passage
+    from pcbench.tasks.judge import BergenJudge
+
+    url, model, _ = served
+    judge = BergenJudge(protocol="bergen", max_new_tokens=10, use_logits=False)
+    example = Example("q", "What is the capital of France", (Passage("France", "Paris is its capital."),), ("Paris",))
+    requests = [judge.request(example, answer) for answer in ("Paris", "It is Lyon.")]
+    expected = in_process.generate(requests)
+    remote = make("reader", "openai", base_url=url, model=model, api="chat", tokenizer_model="smollm2",
+                  max_input_tokens=200, concurrency=1, timeout=600.0).generate(requests)
+    assert all(g.text.strip() for g in expected)
+    assert [g.text for g in remote] == [g.text for g in expected]
+    assert [g.prompt_tokens for g in remote] == [g.prompt_tokens for g in expected]
+    assert "You are an evaluation tool." in in_process.prompt(requests[0]).text
