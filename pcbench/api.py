@@ -51,7 +51,7 @@ class Compression:
 def load_compressor(name: str, **knobs: Any) -> Compressor:
     """The compressor `name` (a conf/compressor option) with its YAML defaults and `knobs` on top.
 
-    `load_compressor("bm25", rate=0.25)`, `load_compressor("chain", stages={"fine": {"rate": 0.3}})`;
+    `load_compressor("bm25", rate=0.25)`, `load_compressor("chain", steps={"fine": {"rate": 0.3}})`;
     a budget is switched with the others nulled: `load_compressor("bm25", rate=None, target_tokens=500)`.
     """
     return _load("compressor", name, knobs)

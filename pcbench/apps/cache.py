@@ -1,7 +1,7 @@
 """`pcbench-cache`: what the content-addressed cache holds, and pruning it.
 
-    pcbench-cache stats                   # entries and bytes per stage
-    pcbench-cache prune --older-than 30   # also --compressor bm25, --stage scores, --dry-run
+    pcbench-cache stats                   # entries and bytes per kind
+    pcbench-cache prune --older-than 30   # also --compressor bm25, --kind scores, --dry-run
     pcbench-cache prune --runs multirun   # no filter: only killed writers' temporary files
     pcbench-cache show 3fa2...            # the stored key and value of a hash (or a prefix)
 
@@ -50,13 +50,13 @@ def human(n: float) -> str:
 
 
 def stats(root: Path) -> list[tuple[str, int, int]]:
-    """(stage, entries, bytes) per stage, sorted by stage."""
+    """(kind, entries, bytes) per kind of entry, sorted by kind."""
     table: dict[str, list[int]] = {}
-    for stage, path in entries(root):
-        row = table.setdefault(stage, [0, 0])
+    for kind, path in entries(root):
+        row = table.setdefault(kind, [0, 0])
         row[0] += 1
         row[1] += _size(path)
-    return [(stage, n, size) for stage, (n, size) in sorted(table.items())]
+    return [(kind, n, size) for kind, (n, size) in sorted(table.items())]
 
 
 def _classes(value: Any) -> Iterator[str]:
@@ -92,11 +92,11 @@ def matches_compressor(key: Any, wanted: set[str]) -> bool:
     return False
 
 
-def check_stage(root: Path, stage: str) -> None:
-    """`--stage` names one of the cache's stage folders, never a path (`../x` would reach outside)."""
+def check_kind(root: Path, kind: str) -> None:
+    """`--kind` names one of the cache's kind folders, never a path (`../x` would reach outside)."""
     present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if stage not in present:
-        raise PcbenchError(f"--stage={stage!r} is not a stage of the cache {root}; "
+    if kind not in present:
+        raise PcbenchError(f"--kind={kind!r} is not a kind of entry in the cache {root}; "
                            f"allowed: {', '.join(present) or '(none: the cache is empty)'}")
 
 
@@ -114,7 +114,7 @@ def check_compressor(name: str, conf_dir: Path | None = None) -> None:
                            "(or a compressor class or module name)")
 
 
-def prune(root: Path, older_than_days: float | None = None, compressor: str | None = None, stage: str | None = None,
+def prune(root: Path, older_than_days: float | None = None, compressor: str | None = None, kind: str | None = None,
           dry_run: bool = False) -> dict[str, int]:
     """Delete matching entries (all filters must match); returns counts for the report.
 
@@ -126,7 +126,7 @@ def prune(root: Path, older_than_days: float | None = None, compressor: str | No
     cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
     wanted = compressor_targets(compressor) if compressor else None
     report = {"deleted": 0, "bytes": 0, "kept": 0, "no_stored_key": 0, "stale_temporary": 0}
-    for _, path in entries(root, stage):
+    for _, path in entries(root, kind):
         try:
             mtime = path.stat().st_mtime
         except FileNotFoundError:
@@ -173,12 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None,
                         help="cache folder (default: $PCBENCH_CACHE or ~/.cache/pcbench, as cache_dir=)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("stats", help="entries and bytes per stage")
+    commands.add_parser("stats", help="entries and bytes per kind of entry")
     pruning = commands.add_parser("prune", help="delete entries (all given filters must match)")
     pruning.add_argument("--older-than", type=float, metavar="DAYS", help="last written more than DAYS ago")
     pruning.add_argument("--compressor", metavar="NAME",
                          help="made by this compressor: a conf/compressor option (bm25), a class or module name")
-    pruning.add_argument("--stage", help="only this stage (compressed, scores, generation, tokens, ...)")
+    # --stage: the flag's name before kinds had their own word; kept so that scripts keep working.
+    pruning.add_argument("--kind", "--stage", dest="kind",
+                         help="only this kind of entry (compressed, scores, generation, tokens, ...)")
     pruning.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     pruning.add_argument("--runs", type=Path, nargs="+", metavar="FOLDER",
                          help="also remove stale .metrics.json.*.tmp files under these result folders (multirun)")
@@ -198,29 +200,29 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         raise PcbenchError(f"{root} is a file, not a cache folder")
     if args.command == "stats":
         rows = stats(root)
-        width = max([len("stage"), *(len(s) for s, _, _ in rows)])
-        print(f"{'stage':<{width}}  {'entries':>9}  {'size':>10}")
-        for stage, n, size in rows:
-            print(f"{stage:<{width}}  {n:>9}  {human(size):>10}")
+        width = max([len("kind"), *(len(s) for s, _, _ in rows)])
+        print(f"{'kind':<{width}}  {'entries':>9}  {'size':>10}")
+        for kind, n, size in rows:
+            print(f"{kind:<{width}}  {n:>9}  {human(size):>10}")
         print(f"{'total':<{width}}  {sum(n for _, n, _ in rows):>9}  {human(sum(s for _, _, s in rows)):>10}")
         print(f"cache: {root}")
         return 0
     if args.command == "prune":
         if args.older_than is not None and (not math.isfinite(args.older_than) or args.older_than < 0):
             raise PcbenchError(f"--older-than={args.older_than} is not allowed; allowed: a number of days >= 0")
-        if args.stage is not None:
-            check_stage(root, args.stage)
+        if args.kind is not None:
+            check_kind(root, args.kind)
         if args.compressor is not None:
             check_compressor(args.compressor)
         require_cache(root)
         verb = "would delete" if args.dry_run else "deleted"
-        if args.older_than is None and args.compressor is None and args.stage is None:
+        if args.older_than is None and args.compressor is None and args.kind is None:
             # No filter: entries are all kept (deleting every entry takes an explicit --older-than 0);
             # only killed writers' leftovers go.
-            line = f"{verb} 0 entries (give --older-than DAYS, --compressor NAME or --stage STAGE to delete some)"
+            line = f"{verb} 0 entries (give --older-than DAYS, --compressor NAME or --kind KIND to delete some)"
             stale = remove_cache_temporaries(root, args.dry_run)
         else:
-            report = prune(root, args.older_than, args.compressor, args.stage, args.dry_run)
+            report = prune(root, args.older_than, args.compressor, args.kind, args.dry_run)
             line = f"{verb} {report['deleted']} entries ({human(report['bytes'])}); kept {report['kept']}"
             if report["no_stored_key"]:
                 line += f"; kept {report['no_stored_key']} that store no key (older format, or written without one)"
@@ -235,13 +237,13 @@ def _run(args: argparse.Namespace, root: Path) -> int:
     if not found:
         raise PcbenchError(f"no cache entry {args.hash!r} under {root}")
     if len(found) > 1:
-        shown = ", ".join(f"{stage}/{path.stem[:12]}" for stage, path in found[:5])
+        shown = ", ".join(f"{kind}/{path.stem[:12]}" for kind, path in found[:5])
         raise PcbenchError(f"{args.hash!r} matches {len(found)} entries ({shown}); give more digits")
-    stage, path = found[0]
+    kind, path = found[0]
     entry = read_entry(path)
     if entry is None:
         raise PcbenchError(f"{path} is unreadable or written by a newer pcbench")
-    print(json.dumps({"hash": path.stem, "stage": stage, "path": str(path), **entry}, indent=2, ensure_ascii=False))
+    print(json.dumps({"hash": path.stem, "kind": kind, "path": str(path), **entry}, indent=2, ensure_ascii=False))
     return 0
 
 

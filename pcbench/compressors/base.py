@@ -134,13 +134,13 @@ Role = Literal["method", "baseline", "control", "ceiling"]
 class Compressor:
     """Subclasses are dataclasses whose annotated fields are their knobs (values in the YAML).
 
-    Implement `compress` or `compress_batch` (at least one). Set `query_aware = False` when the
+    Implement `compress` or `compress_batch` (at least one). Set `question_aware = False` when the
     question is never looked at, so results are keyed without it. `role` and `budget_knobs` say
     what the compressor is in a study and which knobs set its budget (the x axis of a trade-off
     curve, not part of a variant); they are recorded in metrics.json, which analysis reads.
     """
 
-    query_aware: ClassVar[bool] = True
+    question_aware: ClassVar[bool] = True
     version: ClassVar[int] = 1
     role: ClassVar[Role] = "method"
     budget_knobs: ClassVar[tuple[str, ...]] = ("rate", "target_tokens", "threshold")

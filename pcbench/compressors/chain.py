@@ -1,7 +1,7 @@
 """Stages in sequence: each compresses what the previous one kept (coarse to fine).
 
-Every stage gets the previous result as an example (passages and titles kept), so a passage
-ranker can feed a sentence scorer or a token pruner. Each stage's budget applies to its own input:
+Every step gets the previous result as an example (passages and titles kept), so a passage
+ranker can feed a sentence scorer or a token pruner. Each step's budget applies to its own input:
 passage-level bm25 at rate 0.5, then a token pruner at rate 0.5 keeps about a quarter of the context.
 """
 
@@ -17,29 +17,29 @@ from pcbench.core.example import Example
 
 @dataclass
 class Chain(Compressor):
-    """Coarse to fine (DSPC-style when configured as `dspc`): stages in sequence, each
+    """Coarse to fine (DSPC-style when configured as `dspc`): steps in sequence, each
     compressing what the previous one kept.
 
-    `stages` maps a name to a compressor config; each stage's budget applies to its own input, so
-    bm25 passages at 0.5 then a token pruner at 0.5 keep about a quarter. Knobs: `stages`.
+    `steps` maps a name to a compressor config; each step's budget applies to its own input, so
+    bm25 passages at 0.5 then a token pruner at 0.5 keep about a quarter. Knobs: `steps`.
     """
 
-    stages: dict[str, Compressor]  # name -> stage, run in the order given
+    steps: dict[str, Compressor]  # name -> step, run in the order given
 
     def __post_init__(self) -> None:
-        if not self.stages or not all(isinstance(s, Compressor) for s in self.stages.values()):
-            raise PcbenchError("compressor.stages must map names to compressor nodes (each with a _target_)")
+        if not self.steps or not all(isinstance(s, Compressor) for s in self.steps.values()):
+            raise PcbenchError("compressor.steps must map names to compressor nodes (each with a _target_)")
 
     @property
-    def query_aware(self) -> bool:  # type: ignore[override]
-        return any(stage.query_aware for stage in self.stages.values())
+    def question_aware(self) -> bool:  # type: ignore[override]
+        return any(step.question_aware for step in self.steps.values())
 
     def budget_basis(self) -> tuple[str, str]:
-        """The stages' common basis: they all count in the one tokenizer the harness lends."""
-        bases = {name: stage.budget_basis() for name, stage in self.stages.items()}
+        """The steps' common basis: they all count in the one tokenizer the harness lends."""
+        bases = {name: step.budget_basis() for name, step in self.steps.items()}
         if len(set(bases.values())) > 1:
             listed = ", ".join(f"{name}: {tokenizer}/{scope}" for name, (tokenizer, scope) in bases.items())
-            raise PcbenchError(f"compressor.stages count budgets differently ({listed}); give every stage the same "
+            raise PcbenchError(f"compressor.steps count budgets differently ({listed}); give every step the same "
                                "budget_tokenizer and budget_scope")
         return next(iter(bases.values()))
 
@@ -47,8 +47,8 @@ class Chain(Compressor):
         current = list(examples)
         extras: list[dict[str, Any]] = [{} for _ in examples]
         results: list[Compressed] = []
-        for name, stage in self.stages.items():
-            results = stage.compress_batch(current, env)
+        for name, step in self.steps.items():
+            results = step.compress_batch(current, env)
             for extra, result in zip(extras, results):
                 extra[name] = result.extras
             current = [result.as_example(example) for result, example in zip(results, current)]

@@ -112,7 +112,7 @@ class LLMLingua(Compressor, Budget, ModelKnobs):
     token_score: Literal["next", "own"]
     strict_budget: bool
 
-    query_aware: ClassVar[bool] = False
+    question_aware: ClassVar[bool] = False
     # 2: segments, ratios and the question's tokens as llmlingua 0.2.2's; dropped tokens take their judged slot
     version: ClassVar[int] = 2
 

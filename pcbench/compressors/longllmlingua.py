@@ -56,7 +56,7 @@ class LongLLMLingua(LLMLingua):
     max_document_tokens: Annotated[int, Range(1)]
     recovery: bool  # subsequence recovery of the reader's answer (restore), before it is scored
 
-    query_aware: ClassVar[bool] = True
+    question_aware: ClassVar[bool] = True
     version: ClassVar[int] = 3  # 2: coarse ranking scores the joined string, as llmlingua 0.2.2; 3: segments as its
 
     def condition(self) -> str:

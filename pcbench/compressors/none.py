@@ -15,7 +15,7 @@ class NoCompression(Compressor):
     `-m compressor=none,bm25 compressor.rate=0.5,0.25` can hold the baseline; its cells are
     identical, and their generations come from the cache after the first."""
 
-    query_aware: ClassVar[bool] = False
+    question_aware: ClassVar[bool] = False
     role: ClassVar[Role] = "baseline"
     uses_budget: ClassVar[bool] = False
     rate: float | None

@@ -21,7 +21,7 @@ class Oracle(Compressor):
     evidence is refused with one line.
     """
 
-    # query_aware stays True: the gold evidence is chosen for this question, more so than any scorer.
+    # question_aware stays True: the gold evidence is chosen for this question, more so than any scorer.
     level: Literal["passage", "sentence"]  # sentence: the gold sentences under their titles; passage: whole
 
     role: ClassVar[Role] = "ceiling"

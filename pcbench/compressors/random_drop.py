@@ -22,7 +22,7 @@ class RandomDrop(ScoredCompressor):
 
     seed: int
 
-    query_aware: ClassVar[bool] = False
+    question_aware: ClassVar[bool] = False
     role: ClassVar[Role] = "control"
 
     def score(self, question: str, units: list[str], example: Example) -> list[float]:

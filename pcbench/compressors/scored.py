@@ -44,7 +44,7 @@ class ScoredCompressor(Compressor, Budget):
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
         units = [self.units(e, env) for e in examples]
         scorer = self.scorer_key()
-        keys = [{"stage": "scores", "scorer": scorer, "question": e.question if self.query_aware else None,
+        keys = [{"stage": "scores", "scorer": scorer, "question": e.question if self.question_aware else None,
                  "units": [view(e, u) for u in us], "example_id": e.id} for e, us in zip(examples, units)]
 
         def compute(missing: list[int]) -> list[list[float]]:

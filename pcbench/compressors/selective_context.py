@@ -60,7 +60,7 @@ class SelectiveContext(Compressor, Budget, ModelKnobs):
     scoring: Literal["sentence", "context"]  # sentence: each sentence alone (the package); context: one pass
     unit_score: Literal["mean", "sum"]  # mean of a unit's token self-information (the package), or the sum
 
-    query_aware: ClassVar[bool] = False
+    question_aware: ClassVar[bool] = False
     budget_knobs: ClassVar[tuple[str, ...]] = ("rate", "target_tokens", "threshold", "reduce_ratio")
     version: ClassVar[int] = 2  # 2: sentence-by-sentence scoring and mean unit scores by default
 

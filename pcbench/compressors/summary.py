@@ -17,7 +17,7 @@ cut into chunks of whole sentences that fit, each chunk summarised with its shar
 `extras.chunks` and `extras.merged` say what ran. An empty summary is a legitimate output (the
 reader then gets no context) and is counted (`empty`).
 
-Knobs: model, revision, dtype, device, batch_size (generations per batch), query_focused (the
+Knobs: model, revision, dtype, device, batch_size (generations per batch), question_aware (the
 question goes into the prompt), focused_prompt / generic_prompt / merge_prompt (templates over
 {context} and {question}), max_input_tokens, length_slack, rate, target_tokens, budget_tokenizer,
 budget_scope.
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 from pcbench.compressors.base import Budget, Compressed, Compressor, Env
@@ -48,14 +48,15 @@ _WORD_END = re.compile(r"\S+")
 class Summary(Compressor, Budget, ModelKnobs):
     """Abstractive compression (as compared by Jha et al. 2024): an instruction LM writes a summary.
 
-    Query-focused by default (`query_focused=false` for a generic one), batched under the readers'
+    Query-focused by default (`question_aware=false` for a generic one), batched under the readers'
     prompt protocol; the budget sets the generation length and is never exceeded; long contexts are
-    summarised in chunks, then merged. Knobs: the budget, `query_focused`, `max_input_tokens`,
+    summarised in chunks, then merged. Knobs: the budget, `question_aware`, `max_input_tokens`,
     the model block.
     """
 
     batch_size: Annotated[int, Range(1)]
-    query_focused: bool
+    # The knob is the attribute the harness reads; field() so the base class's value is no default.
+    question_aware: bool = field()  # type: ignore[misc]
     focused_prompt: str
     generic_prompt: str
     merge_prompt: str
@@ -78,10 +79,6 @@ class Summary(Compressor, Budget, ModelKnobs):
                                    f"got {template!r}")
         if "{question}" not in self.focused_prompt:
             raise PcbenchError(f"compressor.focused_prompt must hold {{question}}; got {self.focused_prompt!r}")
-
-    @property
-    def query_aware(self) -> bool:  # type: ignore[override]
-        return self.query_focused
 
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
         lm = env.causal_lm(self.model_spec())
@@ -107,7 +104,7 @@ class Summary(Compressor, Budget, ModelKnobs):
             extras = {"requested": {"rate": self.rate, "target_tokens": self.target_tokens},
                       "target_reader_tokens": plan["limit"], "original_reader_tokens": plan["total"],
                       "chunks": len(plan["chunks"]), "merged": i in merging, "cut": cut, "empty": not text,
-                      "query_focused": self.query_focused, "model": self.model}
+                      "question_aware": self.question_aware, "model": self.model}
             out.append(Compressed.of_text(text, extras))
         return out
 
@@ -130,7 +127,7 @@ class Summary(Compressor, Budget, ModelKnobs):
                 "lengths": [max(1, math.ceil(length * s)) for s in shares]}
 
     def _prompt(self, example: Example, context: str) -> str:
-        template = self.focused_prompt if self.query_focused else self.generic_prompt
+        template = self.focused_prompt if self.question_aware else self.generic_prompt
         return template.format_map({"context": context, "question": example.question})
 
     def _generate(self, lm: CausalLM, prompts: list[str], lengths: list[int]) -> list[str]:

@@ -24,7 +24,7 @@ class Truncate(Compressor, Budget):
 
     side: Literal["head", "tail", "middle"]  # head keeps the start, tail the end, middle both ends
 
-    query_aware: ClassVar[bool] = False
+    question_aware: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

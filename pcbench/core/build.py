@@ -2,7 +2,7 @@
 
 Components are dataclasses whose fields carry no defaults: the YAML is the one source of values
 and the field annotations say what each knob allows (core/knobs.py). Before anything is
-instantiated, every node with a `_target_` (nested ones too, e.g. the stages of a chain) is
+instantiated, every node with a `_target_` (nested ones too, e.g. the steps of a chain) is
 checked against its class: unset `???` values, unknown keys, wrong types and out-of-range values
 are refused with one line naming the key and what is allowed. Nothing loads here (no model, no
 data), so the sweeper can build every cell of a sweep before the first one runs.
@@ -80,7 +80,7 @@ def _nested(value: Any, prefix: str) -> Any:
         values = _check(value, prefix)
         _trial_build(values, prefix)
         return values
-    if isinstance(value, dict):  # a mapping of components (a chain's named stages): each checked, named
+    if isinstance(value, dict):  # a mapping of components (a chain's named steps): each checked, named
         return {key: _nested(inner, f"{prefix}.{key}") for key, inner in value.items()}
     if isinstance(value, list | ListConfig):
         return [_nested(item, f"{prefix}[{i}]") for i, item in enumerate(value)]
@@ -89,7 +89,7 @@ def _nested(value: Any, prefix: str) -> Any:
 
 def _trial_build(values: dict[str, Any], prefix: str) -> None:
     """Build a nested component on its own (cheap: nothing loads), so that its own checks (a budget
-    rule between knobs) name its key, `compressor.stages.fine.rate`, not the top's."""
+    rule between knobs) name its key, `compressor.steps.fine.rate`, not the top's."""
     try:
         instantiate(values, _convert_="all")
     except InstantiationException as exc:

@@ -10,10 +10,10 @@ It is split in two, as kvpress's own pipeline does: the first part is prefilled 
 the rest is then read on top of the compressed cache at its original positions and decoding
 continues greedily with the protocol's stop ids.
 
-- `query_aware: true`: the press sees the question. Everything the task wrote (context, question,
+- `question_aware: true`: the press sees the question. Everything the task wrote (context, question,
   answer cue) is pressed; only the chat template's closing tokens follow (the last token for a
   raw prompt). This is how most KV-compression papers report.
-- `query_aware: false`: the question is read after compression, as kvpress's benchmarks do: the
+- `question_aware: false`: the question is read after compression, as kvpress's benchmarks do: the
   split is where the task says its context ends (`Request.context_end`), so the cache is built
   without knowing what will be asked.
 
@@ -106,14 +106,14 @@ def _declared() -> str:
 @dataclass
 class KVPressReader(TransformersReader):
     """The transformers reader's knobs, plus: press (a kvpress prefill press), compression_ratio
-    (the fraction of pressed KV entries to evict, 0 keeps all), query_aware (see the module doc).
+    (the fraction of pressed KV entries to evict, 0 keeps all), question_aware (see the module doc).
     batch_size only sets how many requests the runner hands over at once: presses run one prompt
     at a time, as kvpress's pipeline does."""
 
     press: PressName
     compression_ratio: Annotated[float, Range(0, 1, high_open=True)]
     key_channel_compression_ratio: Annotated[float, Range(0, 1, high_open=True)] | None
-    query_aware: bool
+    question_aware: bool
 
     NAME: ClassVar[str] = "kvpress"
     # v2: presses built as kvpress's evaluation registry builds them (expected_attention AdaKV-wrapped).
@@ -132,7 +132,7 @@ class KVPressReader(TransformersReader):
 
     def request_key(self, request: Request) -> dict[str, Any]:
         # Query-agnostic, the split point changes what the press sees: it is part of the key.
-        return request.key() if not self.query_aware else super().request_key(request)
+        return request.key() if not self.question_aware else super().request_key(request)
 
     def run(self, requests: list[Request], prompts: list[Prompt]) -> list[Generation]:
         splits = [self.split(r, p) for r, p in zip(requests, prompts)]
@@ -145,9 +145,9 @@ class KVPressReader(TransformersReader):
     def split(self, request: Request, prompt: Prompt) -> int:
         """How many of `prompt.ids` are prefilled under the press (at least 1, never all)."""
         content_end = len(prompt.content)
-        if not self.query_aware:
+        if not self.question_aware:
             if request.context_end is None:
-                raise PcbenchError("reader.query_aware=false needs the task to say where its context ends "
+                raise PcbenchError("reader.question_aware=false needs the task to say where its context ends "
                                    "(Request.context_end); this task's requests do not")
             tail = request.prompt[request.context_end:]
             if prompt.content.endswith(tail):

@@ -4,7 +4,9 @@ Every entry is keyed by a SHA-256 of everything that can change it (full compres
 settings, example content, tokenizer), so a changed knob can never reuse a stale entry. Each file
 holds `{"format": N, "key": <the key dict>, "value": ...}`: the key it was made from sits beside
 the value, so `pcbench-cache show HASH` says what an entry is and `prune --compressor`
-can find a method's entries.
+can find a method's entries. Entries are filed by their *kind*, a folder per kind (`compressed`,
+`generation`, `scores`, `tokens`, `facts`, a compressor's own); a key names its kind under "stage",
+the word stored keys have always used, so no cache written before is lost to a rename.
 
 Writes go to a temporary file that is renamed into place: a killed run leaves either a whole entry
 or none, and two processes writing the same entry both write identical bytes, so the rename is
@@ -163,28 +165,28 @@ class Cache:
         threading.Thread(target=remove_cache_temporaries, args=(self.root,), daemon=True,
                          name="pcbench-cache-temporaries").start()
 
-    def _path(self, stage: str, key: str) -> Path:
-        return self.root / stage / key[:2] / f"{key}.json"
+    def _path(self, kind: str, key: str) -> Path:
+        return self.root / kind / key[:2] / f"{key}.json"
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def get(self, stage: str, key: str) -> Any | None:
+    def get(self, kind: str, key: str) -> Any | None:
         """The value stored under a hash, or None when absent, unreadable or of a newer format."""
-        value = self._read(stage, key)
+        value = self._read(kind, key)
         return None if value is _MISS else value
 
-    def _read(self, stage: str, key: str) -> Any:
+    def _read(self, kind: str, key: str) -> Any:
         if not self.enabled:
             return _MISS
-        slot = (str(self.root), stage, key)
+        slot = (str(self.root), kind, key)
         if slot in _MEMORY:
             _MEMORY.move_to_end(slot)
             return _MEMORY[slot]
-        path = self._path(stage, key)
+        path = self._path(kind, key)
         entry = read_entry(path)
         if entry is None:
             return _MISS
-        problem = mismatch(stage, path, entry)
+        problem = mismatch(kind, path, entry)
         if problem:
             warn_once(log, "mismatch", "cache entry %s %s; recomputing it and rewriting the entry (other such "
                        "entries are recomputed without a warning)", path, problem)
@@ -200,11 +202,11 @@ class Cache:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def put(self, stage: str, key: str, value: Any, source: dict[str, Any] | None = None) -> None:
+    def put(self, kind: str, key: str, value: Any, source: dict[str, Any] | None = None) -> None:
         """Store `value` under the hash `key`; `source` is the key dict it was hashed from."""
         if not self.enabled:
             return
-        path = self._path(stage, key)
+        path = self._path(kind, key)
         if _newer_on_disk(path):
             return  # a newer pcbench wrote it; do not downgrade its entry
         try:
@@ -225,7 +227,7 @@ class Cache:
                     head["key_verifiable"] = False
                 f.write(json.dumps(head, ensure_ascii=False)[:-1] + f', "value": {value_text}}}')
             os.replace(tmp, path)
-            self._remember((str(self.root), stage, key), value)
+            self._remember((str(self.root), kind, key), value)
         except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
             if isinstance(exc, OSError):
@@ -235,22 +237,22 @@ class Cache:
     # -- memoisation (the Store protocol of compressors/base.py) ------------------------------
 
     def fetch(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        """The cached value for `key` (a dict with a "stage" entry), computing it on a miss."""
-        stage = str(key.get("stage", "misc"))
+        """The cached value for `key` (a dict whose "stage" entry names its kind), computing it on a miss."""
+        kind = str(key.get("stage", "misc"))
         hashed = digest(key)
-        value = self._read(stage, hashed)
+        value = self._read(kind, hashed)
         if value is not _MISS:
             self.hits += 1
             return value
         self.misses += 1
         value = compute()
-        self.put(stage, hashed, value, key)
+        self.put(kind, hashed, value, key)
         return value
 
     def fetch_many(self, keys: list[dict[str, Any]], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
         """Values for every key; `compute(indices)` is called once, with the misses only (if any)."""
         hashed = [(str(k.get("stage", "misc")), digest(k)) for k in keys]
-        values = [self._read(stage, h) for stage, h in hashed]
+        values = [self._read(kind, h) for kind, h in hashed]
         missing = [i for i, v in enumerate(values) if v is _MISS]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
@@ -259,8 +261,8 @@ class Cache:
             if len(computed) != len(missing):
                 raise ValueError(f"compute returned {len(computed)} values for {len(missing)} missing keys")
             for i, value in zip(missing, computed):
-                stage, h = hashed[i]
-                self.put(stage, h, value, keys[i])
+                kind, h = hashed[i]
+                self.put(kind, h, value, keys[i])
                 values[i] = value
         return values
 
@@ -320,8 +322,8 @@ def _count_of(key: Any, field: str) -> int | None:
     return len(inner) if isinstance(inner, list) else None
 
 
-# What a value of each of the harness's stages looks like, given its stored key. Other stages (a
-# compressor's own) are checked by their checksum only.
+# What a value of each of the harness's kinds of entry looks like, given its stored key. Other kinds
+# (a compressor's own) are checked by their checksum only.
 SHAPES: dict[str, Callable[[Any, Any], bool]] = {
     "compressed": lambda v, k: conforms(v, CompressedEntry),
     "generation": lambda v, k: conforms(v, GenerationEntry),
@@ -332,10 +334,10 @@ SHAPES: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def mismatch(stage: str, path: Path, entry: dict[str, Any]) -> str | None:
+def mismatch(kind: str, path: Path, entry: dict[str, Any]) -> str | None:
     """Why an entry cannot be trusted (None when it can): a file whose stored key does not hash to its
     name (files swapped or copied over), a value that changed since it was written (its checksum),
-    or a value of the wrong shape for its stage."""
+    or a value of the wrong shape for its kind."""
     key = entry["key"]
     if key is not None and entry["key_verifiable"]:
         try:
@@ -345,9 +347,9 @@ def mismatch(stage: str, path: Path, entry: dict[str, Any]) -> str | None:
             return "holds a key that cannot be hashed"
     if entry["checksum"] is not None and _checksum(json.dumps(entry["value"], ensure_ascii=False)) != entry["checksum"]:
         return "holds a value changed since it was written (its checksum differs)"
-    shape = SHAPES.get(stage)
+    shape = SHAPES.get(kind)
     if shape is not None and not shape(entry["value"], key):
-        return f"holds a value of the wrong shape for stage {stage!r}"
+        return f"holds a value of the wrong shape for kind {kind!r}"
     return None
 
 
@@ -384,13 +386,13 @@ def require_cache(root: Path) -> None:
                            "0.2.0 gets its tag the next time a cell uses it")
 
 
-def entries(root: Path, stage: str | None = None) -> Iterator[tuple[str, Path]]:
-    """(stage, path) of every entry file under root: `STAGE/ab/ab<62 hex>.json`, so nothing else that
+def entries(root: Path, kind: str | None = None) -> Iterator[tuple[str, Path]]:
+    """(kind, path) of every entry file under root: `KIND/ab/ab<62 hex>.json`, so nothing else that
     a folder holds (a package.json, temporary files of running writers) is ever taken for one."""
     if not root.is_dir():
         return
-    stages = [root / stage] if stage else sorted(p for p in root.iterdir() if p.is_dir())
-    for folder in stages:
+    kinds = [root / kind] if kind else sorted(p for p in root.iterdir() if p.is_dir())
+    for folder in kinds:
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*/*.json")):
@@ -426,7 +428,7 @@ def remove_stale_temporaries(folder: Path, pattern: str, dry_run: bool = False,
 
 
 def remove_cache_temporaries(root: Path, dry_run: bool = False) -> int:
-    """Stale `.tmp-*` files of every stage folder of a cache (see remove_stale_temporaries); none
+    """Stale `.tmp-*` files of every kind folder of a cache (see remove_stale_temporaries); none
     under a folder that is not a tagged cache."""
     if not root.is_dir() or not is_cache(root):
         return 0

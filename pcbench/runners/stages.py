@@ -49,7 +49,7 @@ def compress_stream(examples: list[Example], compressor: Compressor, env: Env, c
     """
     counts = counts or env
     settings = compressor.key()
-    sources = [{"stage": "compressed", "compressor": settings, "example": fingerprint(e, compressor.query_aware),
+    sources = [{"stage": "compressed", "compressor": settings, "example": fingerprint(e, compressor.question_aware),
                 "tokenizer": counts.tokenizer.name,
                 **({"budget_tokenizer": env.tokenizer.name} if env.tokenizer.name != counts.tokenizer.name else {})}
                for e in examples]
@@ -96,11 +96,11 @@ def read_all(requests: list[Request], reader: Reader, cache: Cache, batch_size: 
     bar.close()
 
 
-def _hits(cache: Cache, stage: str, keys: list[str]) -> Generator[tuple[int, dict[str, Any]], None, list[int]]:
+def _hits(cache: Cache, kind: str, keys: list[str]) -> Generator[tuple[int, dict[str, Any]], None, list[int]]:
     """Yield (index, cached record) for every hit; return the indices of the misses."""
     misses = []
     for i, key in enumerate(keys):
-        hit = cache.get(stage, key)
+        hit = cache.get(kind, key)
         if hit is None:
             misses.append(i)
         else:

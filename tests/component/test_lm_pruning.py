@@ -262,9 +262,9 @@ def test_selective_context_is_query_agnostic_and_longllmlingua_is_not(tiny: str,
     other = Example("x", "What do quantum particles do?", PASSAGES, ("Paris",))
     sc = build("selective_context", tiny, rate=0.4)
     assert sc.compress(EXAMPLE, env).text == sc.compress(other, env).text
-    assert type(sc).query_aware is False
-    assert type(build("llmlingua", tiny, rate=0.4)).query_aware is False
-    assert type(build("longllmlingua", tiny, rate=0.4)).query_aware is True
+    assert type(sc).question_aware is False
+    assert type(build("llmlingua", tiny, rate=0.4)).question_aware is False
+    assert type(build("longllmlingua", tiny, rate=0.4)).question_aware is True
 
 
 def test_longllmlingua_cuts_a_long_passage_into_sentence_documents(tiny: str, env: Env) -> None:

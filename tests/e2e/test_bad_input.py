@@ -52,17 +52,17 @@ CASES = [
     Case("study-path", "run", ["study=../../../tmp/x"], "error", ["study='../../../tmp/x'", "plain name"]),
     Case("duplicate-override", "run", ["compressor=bm25", "compressor.rate=0.5", "compressor.rate=0.3"], "error",
          ["compressor.rate", "more than once"]),
-    # -- chain stages are compressors like any other -----------------------------------------------
-    Case("stage-rate-high", "run", ["compressor=dspc", "compressor.stages.fine.rate=2"], "error",
-         ["compressor.stages.fine.rate=2 ", "(0, 1]"]),
-    Case("stage-rate-neg", "run", ["compressor=dspc", "compressor.stages.fine.rate=-1"], "error",
-         ["compressor.stages.fine.rate=-1", "(0, 1]"]),
-    Case("stage-rate-text", "run", ["compressor=dspc", "compressor.stages.fine.rate=abc"], "error",
-         ["compressor.stages.fine.rate='abc'"]),
-    Case("stage-level", "run", ["compressor=dspc", "compressor.stages.coarse.level=bogus"], "error",
-         ["compressor.stages.coarse.level='bogus'", "sentence"]),
-    Case("stage-budget", "run", ["compressor=dspc", "compressor.stages.fine.target_tokens=100"], "error",
-         ["compressor.stages.fine", "compressor.stages.fine.rate=null"]),
+    # -- chain steps are compressors like any other ------------------------------------------------
+    Case("step-rate-high", "run", ["compressor=dspc", "compressor.steps.fine.rate=2"], "error",
+         ["compressor.steps.fine.rate=2 ", "(0, 1]"]),
+    Case("step-rate-neg", "run", ["compressor=dspc", "compressor.steps.fine.rate=-1"], "error",
+         ["compressor.steps.fine.rate=-1", "(0, 1]"]),
+    Case("step-rate-text", "run", ["compressor=dspc", "compressor.steps.fine.rate=abc"], "error",
+         ["compressor.steps.fine.rate='abc'"]),
+    Case("step-level", "run", ["compressor=dspc", "compressor.steps.coarse.level=bogus"], "error",
+         ["compressor.steps.coarse.level='bogus'", "sentence"]),
+    Case("step-budget", "run", ["compressor=dspc", "compressor.steps.fine.target_tokens=100"], "error",
+         ["compressor.steps.fine", "compressor.steps.fine.rate=null"]),
     # -- numbers ---------------------------------------------------------------------------------
     Case("rate-nan", "run", ["compressor=bm25", "compressor.rate=nan"], "error", ["compressor.rate=nan", "finite"]),
     Case("rate-inf", "run", ["compressor=bm25", "compressor.rate=inf"], "error", ["compressor.rate=inf", "finite"]),
@@ -142,9 +142,9 @@ CASES = [
     # -- cache -----------------------------------------------------------------------------------
     Case("prune-unknown-compressor", "cache", ["--root", "{data}/cache", "prune", "--compressor", "nosuch"], "error",
          ["nosuch", "bm25"]),
-    Case("prune-unknown-stage", "cache", ["--root", "{data}/cache", "prune", "--stage", "nosuch"], "error",
+    Case("prune-unknown-kind", "cache", ["--root", "{data}/cache", "prune", "--kind", "nosuch"], "error",
          ["nosuch", "compressed"]),
-    Case("prune-escape", "cache", ["--root", "{data}/cache", "prune", "--stage", "../victim"], "error",
+    Case("prune-escape", "cache", ["--root", "{data}/cache", "prune", "--kind", "../victim"], "error",
          ["../victim", "compressed"]),
 ]
 

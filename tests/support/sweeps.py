@@ -26,7 +26,7 @@ from pcbench.compressors.base import Compressed, Compressor
 
 @dataclass
 class Boom(Compressor):
-    query_aware: ClassVar[bool] = False
+    question_aware: ClassVar[bool] = False
     message: str
 
     def compress(self, example, env):
@@ -35,7 +35,7 @@ class Boom(Compressor):
 
 @dataclass
 class Slow(Compressor):
-    query_aware: ClassVar[bool] = False
+    question_aware: ClassVar[bool] = False
     seconds: float
 
     def compress(self, example, env):
@@ -46,7 +46,7 @@ class Slow(Compressor):
 @dataclass
 class Gated(Compressor):
     """The first example at once; every later one waits until the file `gate` exists."""
-    query_aware: ClassVar[bool] = False
+    question_aware: ClassVar[bool] = False
     gate: str
 
     def compress(self, example, env):

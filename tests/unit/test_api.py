@@ -30,8 +30,8 @@ def test_a_compressor_by_name_has_its_yaml_defaults_and_overrides() -> None:
     assert bm25.rate == 0.25 and bm25.k1 == 1.5 and bm25.level == "sentence"  # k1, level: conf/compressor/bm25.yaml
     switched = pcbench.load_compressor("bm25", rate=None, target_tokens=12)
     assert switched.rate is None and switched.target_tokens == 12
-    chain = pcbench.load_compressor("chain", stages={"fine": {"rate": 0.3}})
-    assert chain.settings()["stages"]["fine"]["rate"] == 0.3
+    chain = pcbench.load_compressor("chain", steps={"fine": {"rate": 0.3}})
+    assert chain.settings()["steps"]["fine"]["rate"] == 0.3
 
 
 def cli_error(*overrides: str) -> str:

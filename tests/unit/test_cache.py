@@ -181,7 +181,7 @@ def filled(root: Path) -> dict[str, dict]:
         "bm25": {"stage": "scores", "scorer": {"class": "pcbench.compressors.bm25.BM25Compressor", "k1": 1.5}, "x": 1},
         "random": {"stage": "compressed", "compressor": {"class": "pcbench.compressors.random_drop.RandomDrop"},
                    "x": 2},
-        "chain": {"stage": "compressed", "compressor": {"class": "pcbench.compressors.chain.Chain", "stages": [
+        "chain": {"stage": "compressed", "compressor": {"class": "pcbench.compressors.chain.Chain", "steps": [
             {"class": "pcbench.compressors.bm25.BM25Compressor"}]}, "x": 3},
         "tokens": {"stage": "tokens", "tokenizer": "smollm2", "texts": ["a b"]},
     }
@@ -195,7 +195,7 @@ def filled(root: Path) -> dict[str, dict]:
     return keys
 
 
-def test_cli_stats_counts_entries_and_bytes_per_stage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_stats_counts_entries_and_bytes_per_kind(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     filled(tmp_path)
     assert cache_cli(["--root", str(tmp_path), "stats"]) == 0
     out = capsys.readouterr().out
@@ -208,7 +208,7 @@ def test_cli_show_prints_the_stored_key_and_value(tmp_path: Path, capsys: pytest
     hashed = digest(keys["bm25"])
     assert cache_cli(["--root", str(tmp_path), "show", hashed[:10]]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["hash"] == hashed and shown["stage"] == "scores"
+    assert shown["hash"] == hashed and shown["kind"] == "scores"
     assert shown["key"] == keys["bm25"] and shown["value"] == {"made": "bm25"}
     assert cache_cli(["--root", str(tmp_path), "show", "0000"]) == 2
     assert "no cache entry '0000'" in capsys.readouterr().err
@@ -226,7 +226,7 @@ def test_cli_prune_by_compressor_matches_option_class_or_module(tmp_path: Path, 
     assert remaining == {digest(keys[n]) for n in expected}
 
 
-def test_cli_prune_by_age_and_stage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_prune_by_age_and_kind(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     keys = filled(tmp_path)
     old = tmp_path / "tokens" / digest(keys["tokens"])[:2] / f"{digest(keys['tokens'])}.json"
     os.utime(old, (time.time() - 40 * 86400,) * 2)
@@ -234,7 +234,7 @@ def test_cli_prune_by_age_and_stage(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "would delete 1 entries" in capsys.readouterr().out and old.exists()
     assert cache_cli(["--root", str(tmp_path), "prune", "--older-than", "30"]) == 0
     assert not old.exists() and len(list(tmp_path.rglob("*.json"))) == 3
-    assert cache_cli(["--root", str(tmp_path), "prune", "--stage", "compressed"]) == 0
+    assert cache_cli(["--root", str(tmp_path), "prune", "--kind", "compressed"]) == 0
     assert {p.parent.parent.name for p in tmp_path.rglob("*.json")} == {"scores"}
     assert cache_cli(["--root", str(tmp_path), "prune"]) == 0  # no filter: no entry goes
     assert "deleted 0 entries" in capsys.readouterr().out and len(list(tmp_path.rglob("*.json"))) == 1

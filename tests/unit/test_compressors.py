@@ -58,7 +58,7 @@ def scored_factories() -> list[Any]:
 def test_none_is_identity(words) -> None:
     example = example_of(FRANCE, DOGS, SPACE)
     assert C("none").compress(example, Env(words)).text == example.context
-    assert NoCompression.query_aware is False
+    assert NoCompression.question_aware is False
 
 
 # --- truncate ---------------------------------------------------------------------------------
@@ -88,8 +88,8 @@ def test_truncate_returns_the_context_itself_when_it_fits(words) -> None:
     assert C("truncate", target_tokens=10_000, side="tail").compress(example, Env(words)).text == example.context
 
 
-def test_truncate_is_not_query_aware() -> None:
-    assert Truncate.query_aware is False
+def test_truncate_is_not_question_aware() -> None:
+    assert Truncate.question_aware is False
 
 
 # --- knob validation --------------------------------------------------------------------------
@@ -290,9 +290,9 @@ def test_order_score_puts_the_best_passage_first(words) -> None:
 
 
 def test_scored_compressors_share_the_base() -> None:
-    assert issubclass(BM25Compressor, ScoredCompressor) and BM25Compressor.query_aware
-    assert issubclass(RandomDrop, ScoredCompressor) and not RandomDrop.query_aware
-    assert EmbeddingCompressor.query_aware and Oracle.query_aware
+    assert issubclass(BM25Compressor, ScoredCompressor) and BM25Compressor.question_aware
+    assert issubclass(RandomDrop, ScoredCompressor) and not RandomDrop.question_aware
+    assert EmbeddingCompressor.question_aware and Oracle.question_aware
 
 
 # --- configs ----------------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def test_a_compressor_with_a_model_takes_the_shared_model_block(path: Path) -> N
     from pcbench.models.pool import ModelKnobs
 
     compressor = build("compressor", path.stem)
-    parts = [compressor, *(getattr(compressor, "stages", {}) or {}).values()]
+    parts = [compressor, *(getattr(compressor, "steps", {}) or {}).values()]
     for part in parts:
         fields = {f.name for f in dataclasses.fields(part)}
         if "model" in fields:

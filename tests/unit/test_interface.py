@@ -59,24 +59,24 @@ def test_a_new_version_never_reuses_old_scores(words) -> None:
 def test_nested_settings_carry_class_names() -> None:
     chain = make("compressor", "chain")
     assert isinstance(chain, Chain)
-    stages = chain.settings()["stages"]
-    assert list(stages) == ["coarse", "fine"]
-    assert stages["coarse"]["class"] == "pcbench.compressors.bm25.BM25Compressor"
-    assert stages["coarse"]["level"] == "passage"
-    assert stages["fine"]["level"] == "sentence"
-    changed = make("compressor", "chain", stages={"fine": {"rate": 0.3}})
+    steps = chain.settings()["steps"]
+    assert list(steps) == ["coarse", "fine"]
+    assert steps["coarse"]["class"] == "pcbench.compressors.bm25.BM25Compressor"
+    assert steps["coarse"]["level"] == "passage"
+    assert steps["fine"]["level"] == "sentence"
+    changed = make("compressor", "chain", steps={"fine": {"rate": 0.3}})
     assert changed.key() != chain.key()
 
 
-def test_chain_compresses_what_the_previous_stage_kept(words) -> None:
-    chain = make("compressor", "chain", stages={"coarse": {"rate": 0.7}, "fine": {"rate": 0.5}})
+def test_chain_compresses_what_the_previous_step_kept(words) -> None:
+    chain = make("compressor", "chain", steps={"coarse": {"rate": 0.7}, "fine": {"rate": 0.5}})
     example = examples()[0]
-    first = chain.stages["coarse"].compress(example, Env(words))
+    first = chain.steps["coarse"].compress(example, Env(words))
     result = chain.compress(example, Env(words))
     kept = len(result.text.split())
     assert 0 < kept <= round(0.5 * len(first.text.split()))
     assert set(result.extras) == {"coarse", "fine"}
-    # Structure survives each stage: titles stay on their passages.
+    # Structure survives each step: titles stay on their passages.
     assert all(p.title for p in result.passages)
     assert result.passages[0].title in {p.title for p in first.passages}
 
@@ -94,7 +94,7 @@ def test_query_agnostic_scores_are_keyed_without_the_question(words) -> None:
 class Recording(Compressor):
     """Counts how the harness calls it."""
 
-    query_aware = False
+    question_aware = False
 
     def __init__(self) -> None:
         self.calls: list[int] = []
@@ -144,8 +144,8 @@ def test_the_dspc_preset_is_a_chain_of_an_embedding_filter_and_token_pruning() -
     from pcbench.core.tokenizer import load_tokenizer
 
     dspc = make("compressor", "dspc")
-    assert isinstance(dspc, Chain) and list(dspc.stages) == ["coarse", "fine"]
-    coarse, fine = dspc.stages["coarse"], dspc.stages["fine"]
+    assert isinstance(dspc, Chain) and list(dspc.steps) == ["coarse", "fine"]
+    coarse, fine = dspc.steps["coarse"], dspc.steps["fine"]
     assert isinstance(coarse, EmbeddingCompressor) and coarse.level == "sentence" and coarse.rate == 0.5
     assert isinstance(fine, SelectiveContext) and fine.level == "token" and fine.rate == 0.5
     env = Env(load_tokenizer("smollm2"))

@@ -52,7 +52,7 @@ def test_context_end_marks_the_context() -> None:
 
 @needs_smollm2
 def test_split_puts_the_question_after_the_press_only_when_query_agnostic(tiny: str) -> None:
-    aware, agnostic = press_reader(tiny, query_aware=True), press_reader(tiny, query_aware=False)
+    aware, agnostic = press_reader(tiny, question_aware=True), press_reader(tiny, question_aware=False)
     r = request(NOTES)
     prompt = aware.prompt(r)
     hf = aware.tokenizer.hf
@@ -64,20 +64,20 @@ def test_split_puts_the_question_after_the_press_only_when_query_agnostic(tiny: 
     assert "blue door" in hf.decode(list(prompt.ids[:k_agnostic]))
     raw = Request("Just a raw prompt.", 4, chat=False)
     assert aware.split(raw, aware.prompt(raw)) == len(aware.prompt(raw).ids) - 1  # the last token starts decoding
-    with pytest.raises(PcbenchError, match=r"reader\.query_aware=false needs the task to say where its context ends"):
+    with pytest.raises(PcbenchError, match=r"reader\.question_aware=false needs the task to say where its context"):
         agnostic.split(raw, agnostic.prompt(raw))
 
 
 def test_settings_and_keys() -> None:
     base = make("reader", "kvpress", model="m")
     s = base.settings()
-    assert s["reader"] == "kvpress" and s["press"] == "snapkv" and s["query_aware"] is True
+    assert s["reader"] == "kvpress" and s["press"] == "snapkv" and s["question_aware"] is True
     assert make("reader", "kvpress", model="m", compression_ratio=0.25).settings() != s
     assert make("reader", "kvpress", model="m", press="knorm").settings() != s
     # Only a query-agnostic press keys its cache on where the context ends.
     a, b = Request("p q", 2, context_end=1), Request("p q", 2, context_end=2)
     assert base.request_key(a) == base.request_key(b)
-    agnostic = make("reader", "kvpress", model="m", query_aware=False)
+    agnostic = make("reader", "kvpress", model="m", question_aware=False)
     assert agnostic.request_key(a) != agnostic.request_key(b)
     with pytest.raises(PcbenchError, match=r"reader\.press='h2o' is not allowed; allowed: one of snapkv"):
         make("reader", "kvpress", model="m", press="h2o")
@@ -102,7 +102,7 @@ def test_no_eviction_equals_the_transformers_reader(tiny: str) -> None:
     requests = [request(NOTES), request(NOTES[:200], "which key opens nothing?")]
     expected = plain.generate(requests)
     for aware in (True, False):
-        got = press_reader(tiny, compression_ratio=0.0, query_aware=aware).generate(requests)
+        got = press_reader(tiny, compression_ratio=0.0, question_aware=aware).generate(requests)
         assert [g.text for g in got] == [g.text for g in expected]
         assert [g.new_tokens for g in got] == [g.new_tokens for g in expected]
         assert [g.prompt_tokens for g in got] == [g.prompt_tokens for g in expected]

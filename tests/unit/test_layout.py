@@ -44,3 +44,18 @@ def test_tests_sit_in_tiers_and_import_no_other_test_module() -> None:
     wrong = [f"{p.relative_to(ROOT)} imports {name}" for p in modules for name in imported(p)
              if name.split(".")[0] in test_names]
     assert not wrong, "\n".join(wrong)
+
+
+# Where an option's class may live elsewhere than `pcbench/compressors/OPTION.py` (docs/extending.md).
+PRESETS = {"dspc": "chain", "llmlingua2_small": "llmlingua2"}  # presets of another option: its class
+MODULE_OF = {"random": "random_drop", "recomp_abstractive": "recomp"}
+
+
+def test_an_options_class_lives_in_the_module_of_its_name() -> None:
+    from pcbench.runners.compose import option_values
+
+    for path in sorted((ROOT / "pcbench" / "conf" / "compressor").glob("*.yaml")):
+        option = path.stem
+        target = str(option_values("compressor", option)["_target_"])
+        module = PRESETS.get(option, MODULE_OF.get(option, option))
+        assert target.rsplit(".", 2)[-2] == module, (option, target)

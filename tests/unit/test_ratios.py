@@ -109,9 +109,9 @@ def test_a_budget_in_cl100k_tokens_holds_in_cl100k_tokens(tmp_path: Path, hotpot
     assert reader_counted["cache_hits"]["compress"] == 0  # another budget basis is another result
 
 
-def test_chain_stages_must_count_alike() -> None:
-    chain = make("compressor", "chain", stages={"fine": {"budget_tokenizer": "cl100k"}})
-    with pytest.raises(PcbenchError, match=r"compressor.stages count budgets differently \(coarse: "
+def test_chain_steps_must_count_alike() -> None:
+    chain = make("compressor", "chain", steps={"fine": {"budget_tokenizer": "cl100k"}})
+    with pytest.raises(PcbenchError, match=r"compressor.steps count budgets differently \(coarse: "
                                            r"reader/context, fine: cl100k/context\)"):
         chain.budget_basis()
     assert make("compressor", "chain").budget_basis() == ("reader", "context")

@@ -61,8 +61,8 @@ def test_budget_is_never_exceeded_and_batches_equal_one_by_one(tiny: str) -> Non
         limit = result.extras["target_reader_tokens"]
         assert limit == round(0.2 * env.count([example.context])[0])
         assert env.count([result.text])[0] <= limit
-        assert result.extras["chunks"] == 1 and not result.extras["merged"] and result.extras["query_focused"]
-    assert summary.query_aware and not make("compressor", "summary", query_focused=False).query_aware
+        assert result.extras["chunks"] == 1 and not result.extras["merged"] and result.extras["question_aware"]
+    assert summary.question_aware and not make("compressor", "summary", question_aware=False).question_aware
 
 
 @needs_smollm2

@@ -429,7 +429,7 @@ def test_llmlingua2_word_probability_is_the_mean_of_its_subwords(tmp_path: Path,
     for unit, score in zip(units, scores):
         probs = [p for (s, t), p in zip(direct.offsets, direct.keep) if t > s and unit.start <= t - 1 < unit.end]
         assert score == pytest.approx(sum(probs) / len(probs), abs=1e-5)
-    assert compressor.query_aware is False
+    assert compressor.question_aware is False
 
 
 def test_llmlingua2_keeps_top_words_in_order_and_force_tokens(tmp_path: Path) -> None:
@@ -463,7 +463,7 @@ def test_llmlingua2_question_aware_and_chunked(tmp_path: Path) -> None:
     n = len(units)
     assert len(a) == 2 * n and all(0.0 <= s <= 2.0 for s in a[:n])  # word scores, then each word's chunk
     assert a[n:] == sorted(a[n:]) and a[-1] > 5  # in order, and the long passage is cut into chunks
-    assert a[:n] != b[:n] and aware.query_aware is True
+    assert a[:n] != b[:n] and aware.question_aware is True
     # a question-agnostic result does not depend on the question
     other = Example("ex", "Something else entirely?", ex.passages, ex.answers)
     assert agnostic.compress(ex, e).text == agnostic.compress(other, e).text
