@@ -1,20 +1,7 @@
 """An attention probe (AttentionRAG, Fang et al. 2025, training-free): a small causal LM reads the
 context, then the question, and each unit is scored by the attention the query pays to its tokens.
 
-The question is appended after the context, optionally recast with an answer-hint prefix
-(`answer_hint`, AttentionRAG's next-token recast, e.g. "Answer:"), so that the attending position
-looks for the answer. The attention of the last token (`query: last`) or the mean over the
-question's tokens (`query: question`) to every context token is averaged over the chosen `layers`
-and `heads` (all heads when null) and summed, averaged or maxed over each unit's tokens
-(`aggregation`; a token belongs to the unit holding its first non-space character). Only the
-chosen layers compute attention weights (the model layer's `attention`); the units are then kept
-by the shared honest selector, like every scored compressor. A BOS token opens every sequence, so
-the attention sink is not a context token. Contexts longer than `max_tokens` scorer tokens are read
-in consecutive windows of that size, each with the question after it.
-
-Knobs: model, revision, dtype, device, layers, heads, query, answer_hint, aggregation, max_tokens,
-level (sentence, passage or word), order, rate / target_tokens / threshold, budget_tokenizer,
-budget_scope.
+Step by step, and every difference from the reference: docs/methods/attention.md.
 """
 
 from __future__ import annotations

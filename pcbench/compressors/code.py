@@ -3,51 +3,7 @@ Models"): code is cut into function/class chunks, chunks are ranked by how much 
 perplexity of the query, whole chunks are kept by rank, and (unless `rank_only`) lines inside the
 kept chunks are pruned in entropy-defined blocks chosen by a 0/1 knapsack.
 
-Behaviour follows the reference (`longcodezip.LongCodeZip.compress_code_file`, YerbaPage/LongCodeZip):
-
-1. Chunks: a chunk starts at every line that opens with `def`/`class` (at any indentation) and runs
-   to the next one; the code before the first is a chunk too. A chunk starts at the newline that
-   ends the last non-blank line before its `def`, as the reference's pattern does. `language: brace`
-   (Java, C#, C++ ...; pcbench's rule, not the reference's regexes) starts chunks at type and
-   method declaration lines instead; `auto` picks `python` when a `def`/`class` line exists.
-   `language: python_ast` (pcbench's, not the reference's) takes the chunks from Python's own
-   parser: decorators and the comments right above a definition stay with it, a `def` inside a
-   string or a function opens nothing, code that does not parse whole (a cut-off or pasted file) is
-   parsed in pieces cut at top-level lines, and a stretch that parses in no piece gets the line rule.
-2. Coarse ranking: score(chunk) = ppl(query) - ppl(query | chunk + "\\n\\n"), each the exponent of
-   the mean token loss; the conditioned loss skips the first query token, as the reference's
-   `condition_pos_id` does. Chunks are taken by score while the budget plus `context_budget`
-   ("+100") lasts, the one that crosses it too; unkept chunks become a `# ... ` line (`// ... `
-   outside Python), kept chunks are joined by blank lines in their original order, and runs of
-   markers collapse into one.
-3. Fine stage (`rank_only: false`, the reference's default): the kept chunks' lines are kept at
-   `fine_ratio` (null: the coarse rate, as in the reference), spread over the chunks by their coarse
-   scores (`importance_beta`; chunks under `min_lines` lines are kept whole). Each chunk is cut into
-   blocks where the per-line perplexity spikes (mean + `entropy_k` x std), blocks are scored by the
-   query's perplexity drop given the block, blocks opening with a definition, comment or `return`
-   are kept, and the rest are chosen by a 0/1 knapsack under the chunk's token target; gaps become
-   indented `# ... ` lines.
-
-The query: LongCodeZip compresses background code given the code being completed. LongBench's
-`lcc` and `repobench-p` give one context that ends with the code being completed and no question,
-so with `query: auto` (the default) the last chunk is the query when the question is empty: it is
-kept whole, first, and its tokens count in the budget (the reference gets it apart from the code).
-
-Budgets: the reference counts in its own model's tokens and overshoots (slack and the crossing
-chunk); pcbench converts the reader-token budget into scorer tokens as LLMLingua does, records
-requested and achieved sizes, and with `strict_budget: true` picks chunks with the shared honest
-selector instead (never over the budget in reader tokens; the fine stage can only shrink the text).
-Differences from the reference: `model` scores both stages (the reference uses a second, smaller
-model, Qwen2.5-Coder-0.5B-Instruct, for the line perplexities; set `chunk_model` for that); only
-the knapsack fine selection and the `conditional_ppl` block importance (the reference's defaults)
-are offered; there is no custom chunk separator.
-
-`line_ppl: one_pass` scores every line of a chunk in one forward pass instead of one pass per line
-(the reference's way, quadratic in the chunk's lines): much faster, close but not equal.
-
-Knobs: model, chunk_model, revision, dtype, device, batch_size, language, query, context_budget,
-strict_budget, rank_only, fine_ratio, importance_beta, min_lines, entropy_k, line_ppl, rate / target_tokens,
-budget_tokenizer, budget_scope, order.
+Step by step, and every difference from the reference: docs/methods/code.md.
 """
 
 from __future__ import annotations

@@ -1,32 +1,6 @@
 """LLMLingua (Jiang et al., EMNLP 2023): budget controller, then iterative token-level compression.
 
-Implemented natively from the paper and the documented behaviour of `llmlingua` 0.2.2's
-`PromptCompressor.compress_prompt` (which no longer runs on transformers 5); no code of it is used.
-
-1. Budget controller (`use_context_level_filter`): the passages are documents; each is scored by
-   the small LM's perplexity of it alone, the most perplexing first, and whole documents are kept
-   while the token budget plus `context_budget` slack ("+100") lasts (the one that crosses it too).
-2. Optional sentence-level filter (`use_sentence_level_filter`): sentences of kept documents by
-   perplexity, up to `token_budget_ratio` x the budget.
-3. Iterative token-level compression (`use_token_level_filter`): the kept documents joined by blank
-   lines are cut into segments of `iterative_size` scorer tokens (laid out as the reference lays
-   them out: the first one token short, each document's ratio over its own token count + 2). The
-   question prefix is tokenized with the context after it. Every token's perplexity is first
-   scored in one pass; then segment by segment the tokens are rescored conditioned on the
-   already-compressed prefix (a KV cache of the compressed prefix, so each step feeds only the
-   previous compressed segment and the new one), a threshold is read off the distribution of all
-   current token scores at the segment's ratio (budget / kept-document tokens), and tokens above it
-   stay. As in the reference: a token's keep decision reads the surprisal of the token after it
-   (`token_score: next`; `own` uses the token's own surprisal, as the paper writes it), and a last
-   partial segment shorter than `iterative_size` is kept whole. Both make the achieved ratio miss
-   the request, by design; the record says requested and achieved, and `strict_budget` trims (or
-   tops up) by the same scores to the budget in reader tokens.
-
-The question is never compressed: the task renders it outside the context, and this compressor
-only sees passages. Budgets are in the reader's tokens (env.count); the algorithm runs in the
-scorer's tokens, so the budget is converted by the ratio of the two counts of the same context.
-Kept tokens are mapped back to their passages by character offsets, so titles and passage
-boundaries survive (compressed titles included).
+Step by step, and every difference from the reference: docs/methods/token-pruning.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """LLMLingua-2 (Pan et al., Findings ACL 2024): an encoder classifies each token preserve/discard.
 
-As published: each passage is cut into chunks of the 512-token window at chunk-end tokens ("."
-and newline), a word's probability is the mean of its subwords', and the top words under the
-budget are kept in their original order; `force_tokens` are always preferred, `force_reserve_digit`
-keeps words with digits, `drop_consecutive` drops a force token repeating the kept one before it.
-It ignores the question (`question_aware: false`); `question_aware: true` (not in the original)
-puts the question first in every chunk, as the Provence-style models trained here expect.
-
-Selection (`selection`): `chunk` (the default) is llmlingua 0.2.2's rule: within each chunk, a
-word is kept when its probability is above the (100 (1 - rate) + 1)-th percentile of the chunk's
-word probabilities, each word counted once per GPT-3.5 (cl100k) token as the reference counts it
-(force tokens at probability 1; `target_tokens` becomes a rate over the context's cl100k tokens), so
-every chunk of every passage keeps about `rate` of its words. `global` is pcbench's: the best words
-of the whole context under an honest budget in the reader's tokens on the rendered text (the
-shared selector), never over it, but a whole passage can lose every word.
-
-Differences from microsoft/LLMLingua, on purpose:
-- force tokens are split off the words they touch and rank above every word (probability 1 in
-  the original), but still count against the budget; the model reads the original text rather
-  than placeholder tokens substituted for them;
-- words are whitespace words (punctuation split off only where it is a force token); passage
-  titles are not scored and stay with any kept word of their passage, as for every compressor.
+Step by step, and every difference from the reference: docs/methods/trained-pruners.md.
 """
 
 from __future__ import annotations

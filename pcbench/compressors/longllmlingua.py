@@ -1,24 +1,6 @@
 """LongLLMLingua (Jiang et al., ACL 2024): LLMLingua made question-aware for long contexts.
 
-Built on compressors.llmlingua (same budget controller and iterative token stage), with:
-
-1. Question-aware coarse ranking: each document is scored by the perplexity of the question plus
-   "We can get the answer to this question in the given documents." conditioned on the document
-   (`condition_in_question: after`, the reference's choice when none is given; `before` scores the
-   document after the question). Lowest perplexity first; whole documents are kept to the budget.
-2. Contrastive token scores (`condition_compare`): a token's surprisal without the question minus
-   its surprisal with the question before the context; `*_condition` values of
-   `condition_in_question` put the question before the context for the token stage.
-3. `reorder_context`: original order, `sort` (rank order, against lost-in-the-middle) or
-   `two_stage` (best at both ends).
-4. `dynamic_context_compression_ratio`: looser token budgets for better-ranked documents.
-5. Subsequence recovery: `recover(original, compressed, response)` maps spans of a reader's answer
-   that match the compressed context back to the original text (a post-generation step: the
-   runner calls it when it offers that hook; see the README).
-
-Documents are the passages. A passage longer than `max_document_tokens` scorer tokens (a LongBench
-context is one passage) is cut into documents of whole sentences packed up to that size, so the
-coarse stage can rank and drop pieces of it.
+Step by step, and every difference from the reference: docs/methods/token-pruning.md.
 """
 
 from __future__ import annotations

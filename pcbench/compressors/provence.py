@@ -1,28 +1,7 @@
 """Provence (Chirkova et al., ICLR 2025): a cross-encoder that reranks passages and prunes their
 sentences in one forward pass over (question, passage).
 
-Two implementations, picked by `implementation` (auto: remote when the checkpoint ships its own
-modeling code, native otherwise):
-
-- **remote**: the checkpoint's own `process()` through `trust_remote_code`, as its authors and
-  BERGEN call it, batched over a chunk of examples. Only `threshold` can be asked of it.
-  Reordering by reranking score and `top_k` are applied here from the scores it returns (the
-  same sort and cut), so every passage stays traceable and compression is counted before them,
-  as BERGEN reports it.
-- **native**: pcbench's own inference for checkpoints without remote code (a trained pruner from
-  `pcbench-train`, an LLMLingua-2-style classifier, or naver's weights remapped;
-  see models/encoders.py). The normalised question and each passage (title line first)
-  go through the encoder in blocks that fit the window; each sentence gets a keep score from its
-  token keep probabilities, and a sentence is kept when that score reaches the threshold:
-    * `sentence_rule: paper`: more than half of its tokens have probability >= T. The score is
-      the (floor(n/2)+1)-th largest token probability, so "score >= T" is exactly that rule;
-    * `sentence_rule: openprovence` (hotchpotch/open_provence): mean token probability >= T.
-  Because the rule is a per-sentence score, `rate`/`target_tokens` rank sentences by the same
-  score through the shared selector (honest budgets in reader tokens), and a rate sweep scores
-  once. Sentences are the dataset's own (HotpotQA) or blingfire's, not nltk's.
-
-Every result records which implementation and rule ran, the threshold, each passage's reranking
-score, and how many passages were pruned to "" (dropped, never replaced by their raw text).
+Step by step, and every difference from the reference: docs/methods/trained-pruners.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """Selective Context (Li et al., EMNLP 2023): drop the lexical units a small LM finds least informative.
 
-As the published code (liyucheng09/Selective_Context, PyPI `selective-context` 0.1.4) does by
-default: each passage is split into sentences with its regex (after "." or "?" and a space, not
-after "e.g." or "Mr."), each sentence is scored on its own after the BOS token, self-information
-I(x_i) = -log p(x_i | x_<i) per scorer token, and a unit scores the MEAN over its tokens (each token
-belongs to the unit holding its first non-space character). Units: scorer `token`s, `phrase`s (spaCy
-noun chunks, every other spaCy token a unit of its own, found within each sentence; without spaCy
-and `en_core_web_sm`, whitespace words, and the record says so) or `sentence`s. Query-agnostic: the
-question is never read.
-
-Differences from the package, each a knob or stated: `scoring: context` scores the whole rendered
-context in one pass (each token conditioned on everything before it) and `unit_score: sum` sums a
-unit's tokens (pcbench's rule before it followed the package); the package first folds all
-whitespace of the context to single spaces, pcbench keeps the text as it is (passages and titles
-stay apart); BOS is the scorer's own (the package writes GPT-2's "<|endoftext|>", its BOS).
-
-Budgets: `rate` / `target_tokens` keep the most informative units, in reader tokens, up to the
-budget counted on the rendered result (our default); `reduce_ratio` is the published rule
-(units below the reduce_ratio-th percentile of unit scores are removed, so it is the fraction of
-units removed, not of tokens); `threshold` keeps units scoring at least that many nats.
-Units keep their passage: titles stay on passages that keep any unit.
+Step by step, and every difference from the reference: docs/methods/token-pruning.md.
 """
 
 from __future__ import annotations

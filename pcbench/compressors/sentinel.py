@@ -3,29 +3,7 @@ Understanding Perspective"): a small proxy LM reads the context and the question
 described by the attention the last position pays to it in every layer and head, and a logistic
 regression trained on gold evidence turns that vector into a relevance probability.
 
-Implemented from the official code (yzhangchuck/Sentinel, `attention_compressor.py` and `probe/`,
-commit 6224413), whose feature rule is ours:
-- the prompt "Given the following information: {context}\\nAnswer the following question based on
-  the given information with one or few words: {question}\\nAnswer:";
-- the last position's attention, softmaxed over the whole sequence, sliced to the context and
-  renormalised within it, per layer and head;
-- a sentence's feature for one (layer, head) = the mean of that over the sentence's tokens (a token
-  belongs to the sentence holding its first non-space character), for every layer and head
-  (L x H features);
-- the probe standardises the vector and scores it (sigmoid of a linear map), as the released
-  scikit-learn StandardScaler + LogisticRegression do.
-
-The probe is trained here (`pcbench-train --style sentinel`, on a task's gold evidence) and saved as
-a folder holding `sentinel.json` (proxy model, layers x heads, scaler, weights); `compressor.model`
-names that folder, as for the other trained pruners. The released probe (ReRaWo/Sentinel, a pickle
-for Qwen2.5-0.5B-Instruct) is not loaded: a pickle runs code when read. Sentences are kept by the
-shared honest selector under `rate`/`target_tokens`, or above `threshold` (the probability; the
-reference's default threshold is 0.5). Contexts longer than `max_tokens` proxy tokens are read in
-consecutive windows, each in its own prompt (the reference cuts them into chunks too).
-
-Knobs: model (the probe folder), proxy (null: the proxy model the probe was trained with), revision,
-dtype, device, max_tokens, level (sentence), order, rate / target_tokens / threshold,
-budget_tokenizer, budget_scope.
+Step by step, and every difference from the reference: docs/methods/trained-pruners.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
 """Abstractive compression: an instruction LM writes a summary of the context (Jha et al. 2024 compare
 query-focused and query-agnostic summaries; the focused ones score several points higher).
 
-The summariser is any causal LM of the model layer (offline default SmolLM2), run under the
-readers' prompt protocol (chat template, greedy decoding) and batched across examples: the
-`compress_chunk` examples the harness hands over are summarised in one batched generation.
-
-Budget: `rate` or `target_tokens`, in the reader's tokens (or the tokenizer `budget_tokenizer`
-names), never exceeded. The budget sets the generation length (converted into the summariser's
-tokens by the ratio of the two counts of the context, plus `length_slack`); a summary that still
-runs over is cut at its last sentence end that fits (at a word when no sentence does), and the
-record says so (`cut`).
-
-Long contexts: when the prompt would exceed `max_input_tokens` of the summariser, the context is
-cut into chunks of whole sentences that fit, each chunk summarised with its share of the budget
-(map), and the partial summaries merged by `merge_prompt` into one of the whole budget (reduce);
-`extras.chunks` and `extras.merged` say what ran. An empty summary is a legitimate output (the
-reader then gets no context) and is counted (`empty`).
-
-Knobs: model, revision, dtype, device, batch_size (generations per batch), question_aware (the
-question goes into the prompt), focused_prompt / generic_prompt / merge_prompt (templates over
-{context} and {question}), max_input_tokens, length_slack, rate, target_tokens, budget_tokenizer,
-budget_scope.
+Step by step, and every difference from the reference: docs/methods/abstractive.md.
 """
 
 from __future__ import annotations
