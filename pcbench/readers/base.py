@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from typing import Any, ClassVar
 
 from pcbench.core.errors import PcbenchError
@@ -112,11 +113,20 @@ class Reader(ABC):
         return built
 
     def prompt(self, request: Request) -> Prompt:
+        """`request` under the protocol. The last few hundred are remembered, so the runner's look at
+        what a cut prompt kept (its diagnostics) reuses the one the backend read, never a rebuild."""
+        built: OrderedDict[Request, Prompt] = self.__dict__.setdefault("_built", OrderedDict())
+        prompt = built.get(request)
+        if prompt is not None:
+            return prompt
         hf = self._hf()
         if request.chat and not has_chat_template(hf) and not self.__dict__.get("_warned_no_template"):
             log.warning("%s has no chat template: chat requests get the raw prompt", self.tokenizer.name)
             self.__dict__["_warned_no_template"] = True
-        return build_prompt(hf, request, self.max_input_tokens)
+        prompt = built[request] = build_prompt(hf, request, self.max_input_tokens)
+        if len(built) > 256:
+            built.popitem(last=False)
+        return prompt
 
     def stop_ids(self, stop_at_newline: bool, model_eos: Any = None) -> list[int]:
         """The protocol's stop ids for this reader's tokenizer (models/protocol.py)."""

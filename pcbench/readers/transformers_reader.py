@@ -7,7 +7,6 @@ across the cells of a local sweep and is shared with a compressor that names the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -17,8 +16,6 @@ from pcbench.core.requests import Generation, Request
 from pcbench.models.causal import CausalLM, causal_lm, load_causal_lm
 from pcbench.models.pool import MODELS, ModelKnobs
 from pcbench.readers.base import Prompt, Reader
-
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass
@@ -38,11 +35,9 @@ class TransformersReader(Reader, ModelKnobs):
     PROTOCOL: ClassVar[str | None] = "longbench-middle-trunc/greedy/v1"
 
     def __post_init__(self) -> None:
+        # The device is checked once, by its annotation (core/knobs.py: Device), before anything is built.
         if not self.model.strip():
             raise PcbenchError(f"reader.model={self.model!r} is empty; give a hub id, a local path or 'smollm2'")
-        # A pattern, which an annotation cannot say: cuda:N takes any device index.
-        if not DEVICE_PATTERN.fullmatch(self.device):
-            raise PcbenchError(f"reader.device={self.device!r} is not allowed; allowed: auto, cpu, mps, cuda, cuda:N")
 
     def run(self, requests: list[Request], prompts: list[Prompt]) -> list[Generation]:
         return self.lm().generate(prompts, self.batch_size)
