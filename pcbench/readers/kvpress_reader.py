@@ -302,9 +302,9 @@ class KVPressReader(TransformersReader):
                     pressed = torch.cat([ids[:, :delimiter], mark, ids[:, delimiter:k]], dim=1)
                 # KVCompose replays the context with the same arguments, which must then leave the
                 # replay's positions to the model (after the context), as kvpress's pipeline does.
-                slots = {} if isinstance(press, kvpress.KVComposePress) else {
+                filled = {} if isinstance(press, kvpress.KVComposePress) else {
                     "cache_position": torch.arange(k, device=device)}
-                model.model(input_ids=pressed, past_key_values=cache, **slots)
+                model.model(input_ids=pressed, past_key_values=cache, **filled)
             kept = kept_entries(model, cache)
             held, full = cache_bytes(cache, k)
             # The rest at its original positions, on top of the compressed cache (kvpress's pipeline);
