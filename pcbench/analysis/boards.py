@@ -4,6 +4,7 @@ survives, rate adherence, provenance, and leaderboard.md."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -348,6 +349,29 @@ JUDGE_NOTE = ("An LLM judge read each answer with BERGEN's prompt (tasks/judge.p
               "(p(Yes) from the first token's logits, or 1/0 from its reply). Undecided: replies that name both "
               "options or neither, left out of the mean. Agreement: the share of decided examples where the "
               "judge (verdict >= 0.5) and match say the same; kappa: that agreement beyond chance (Cohen).")
+
+
+def kvpress_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The KV-press cells in the columns of kvpress's leaderboard results (evaluation/evaluate.py's
+    config and score: dataset, data_dir, model, method, compression_ratio, score), so a row compares
+    with the public Space. method is the press, `__query_aware` appended when the question was pressed
+    (kvpress's output folders say so); compression_ratio is the press's budget, its threshold or head
+    ratio for the presses budgeted so, as kvpress names the run."""
+    rows = []
+    for _, row in table.dropna(subset=[metric.column]).iterrows():
+        identity = json.loads(row["identity"]) if isinstance(row.get("identity"), str) else {}
+        reader, task = identity.get("reader") or {}, identity.get("task") or {}
+        if reader.get("reader") != "kvpress":
+            continue
+        budget = next((reader[k] for k in ("threshold", "head_compression_ratio") if reader.get(k) is not None),
+                      reader.get("compression_ratio"))
+        rows.append({"dataset": task.get("name"),
+                     "data_dir": task.get("context_tokens", task.get("hub_config")),
+                     "model": reader.get("model"),
+                     "method": str(reader.get("press")) + ("__query_aware" if reader.get("question_aware") else ""),
+                     "compression_ratio": budget, "score": round(float(row[metric.column]), 2),
+                     "kv_kept_ratio": row.get("kv_kept_ratio"), "metric": metric.name})
+    return pd.DataFrame(rows)
 
 
 def judge_board(table: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,8 @@ Writes to --out (default `report/`):
   its metric-vs-ratio curve and its mean rank at matched budgets;
 - table.csv (one row per cell: task, reader, variant, budget, kept ratio, the metric and its 95%
   interval) and table.tex (methods x tasks, booktabs, each cell "mean (kept ratio)") for a paper;
+- kvpress.csv, for KV-press cells: kvpress's leaderboard columns (dataset, data_dir, model, method,
+  compression_ratio, score), to set beside its public results;
 - tradeoff.png/.pdf, speed.png/.pdf (--figure-width, --palette, --x-axis ratio|factor, --bands), heatmap for
   needle cells, report.html (sortable tables, the plots, links to the cells and to inspect pages of
   the examples the cells disagree on most under examples/, and the provenance: when it was made,
@@ -33,6 +35,7 @@ from pcbench.analysis.boards import (
     adherence_board,
     cells_board,
     judge_board,
+    kvpress_board,
     latex,
     markdown,
     survival_board,
@@ -138,6 +141,10 @@ def build_report(roots: list[str], metric_name: str, out: Path, style: Style | N
     speed.to_csv(files["speed_csv"], index=False)
     files["csv"], files["latex"] = out / "table.csv", out / "table.tex"
     tidy_table(table, in_tables).to_csv(files["csv"], index=False)
+    kv = kvpress_board(table, metric)
+    if not kv.empty:  # KV-press cells: also in kvpress's own leaderboard columns
+        files["kvpress"] = out / "kvpress.csv"
+        kv.to_csv(files["kvpress"], index=False)
     files["latex"].write_text(latex(table, in_tables), encoding="utf-8")
     files["tradeoff"] = plot_tradeoff(table, metric, out / "tradeoff", style)
     files["speed"] = plot_speed(table, out / "speed", style)

@@ -297,3 +297,4 @@ def test_a_press_cell_records_the_memory_it_saves(tiny: str, tmp_path: Path) -> 
     assert memory["full_cache_mib_mean"] == pytest.approx(sum(r["kv_full_mib"] for r in records) / 3)
     assert all(r["prefill_peak_mib"] >= 0 for r in records) and memory["prefill_peak_mib_max"] is not None
     assert set(metrics["memory"]) == set(metrics["energy"]) == {"compress", "read"}
+
