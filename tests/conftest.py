@@ -114,6 +114,16 @@ HOTPOT = [
 ]
 
 
+@pytest.fixture
+def hotpot_file(tmp_path: Path) -> Path:
+    """The three HotpotQA questions above as a file, for a cell's task.path."""
+    import json
+
+    path = tmp_path / "hotpot.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in HOTPOT) + "\n")
+    return path
+
+
 def cell(tmp_path: Path, *overrides: str, out: str = "out") -> tuple[dict, list[dict]]:
     """One cell composed as `pcbench` composes it and run in this process: its metrics and records."""
     import json

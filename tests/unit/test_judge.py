@@ -3,11 +3,10 @@ the cell's llm_judge score and records, agreement with match, and the one-line r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import HOTPOT, cell, make, needs_smollm2
+from conftest import cell, make, needs_smollm2
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
@@ -93,13 +92,6 @@ def test_option_probabilities_are_the_first_new_tokens_softmax(tiny: str) -> Non
     text = reader.prompt(requests[0]).text
     assert text.index("You are an evaluation tool.") < text.index("Here is a question")
     reader.close()
-
-
-@pytest.fixture
-def hotpot_file(tmp_path: Path) -> Path:
-    path = tmp_path / "hotpot.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in HOTPOT) + "\n")
-    return path
 
 
 @needs_smollm2

@@ -3,7 +3,6 @@ budgets requested the papers' way (budget_tokenizer, budget_scope)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -60,13 +59,6 @@ def test_a_prompt_budget_keeps_the_instruction_and_question_whole() -> None:
     assert budget(rate=0.5, budget_scope="prompt").token_limit(1000, overhead=100) == 450
     assert budget(target_tokens=300, budget_scope="prompt").token_limit(1000, overhead=100) == 200
     assert budget(rate=0.05, budget_scope="prompt").token_limit(1000, overhead=100) == 0  # never negative
-
-
-@pytest.fixture
-def hotpot_file(tmp_path: Path) -> Path:
-    path = tmp_path / "hotpot.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in HOTPOT) + "\n")
-    return path
 
 
 @needs_smollm2
