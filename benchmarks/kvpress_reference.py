@@ -18,10 +18,10 @@ import sys
 
 
 def main() -> None:
+    import kvpress
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-    import kvpress
     from pcbench.readers.kvpress_reader import PRESSES  # the registry's entries, transcribed and tested
 
     job = json.load(sys.stdin)
