@@ -342,15 +342,17 @@ class KVPressReader(TransformersReader):
                     out = model(input_ids=step, past_key_values=cache, position_ids=at, **slots(1))
                     new.append(int(out.logits[0, -1].argmax()))
                     position += 1
-                if decoding:  # what the press kept of everything read, the answer's tokens included
-                    kept, k = kept_entries(model, cache), position - 1
-                    held, full = cache_bytes(cache, k)
+            # What the press kept, of the pressed prefix; a decoding press, of everything read (the
+            # answer's tokens included), measured after generation.
+            measured = position - 1 if decoding else k
+            if decoding:
+                kept, (held, full) = kept_entries(model, cache), cache_bytes(cache, measured)
             if sync:
                 torch.cuda.synchronize()
             ended = time.perf_counter()
         text = self.tokenizer.hf.decode(new, skip_special_tokens=True)
         heads = int(getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads)
-        ratio = sum(kept) / (len(kept) * heads * k) if kept else None
+        ratio = sum(kept) / (len(kept) * heads * measured) if kept else None
         return Generation(text, len(prompt.ids), len(new), prompt.truncated, first - started, ended - first,
                           kv_kept_ratio=ratio, kv_cache_mib=mib(held, 4), kv_full_mib=mib(full, 4),
                           prefill_peak_mib=mib(prefill.rise(), 4))

@@ -177,6 +177,7 @@ class Cell:
         if parts.judge_reader is not None:
             parts.judge_reader.close()
         rows = records.in_order()
+        written = [row for _, row in rows]
         metrics = summarize(parts.task, rows, self.settings["compressor"], self.names,
                             time.perf_counter() - self.start, MODELS.loading_seconds - self.loading)
         metrics["memory"] = self.memory
@@ -188,12 +189,11 @@ class Cell:
         metrics["cache_hits"]["reused_work"] = cache.hits
         metrics["cache_hits"]["computed_work"] = cache.misses
         if parts.judge is not None:
-            judged = [row for _, row in rows]
-            metrics["judge"] = judge_summary(judged, parts.judge.protocol, self.settings["judge"]["reader"])
+            metrics["judge"] = judge_summary(written, parts.judge.protocol, self.settings["judge"]["reader"])
         metrics["identity"] = identity(self.cfg, self.names, self.settings)
         metrics["status"] = "finished" if self.reads or not parts.reader.generates else "compressed"
         metrics["cwd"] = os.getcwd()  # what relative paths in config.yaml (task.path) are relative to
-        records.recorder.finish(metrics, [row for _, row in rows])
+        records.recorder.finish(metrics, written)
         return cast(CellMetrics, metrics)  # summarize's keys and the task's own (core/records.py)
 
 

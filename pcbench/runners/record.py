@@ -148,10 +148,10 @@ def judge_summary(records: list[ExampleRecord], protocol: str, reader: dict[str,
     the share of equal verdicts and Cohen's kappa (agreement beyond what the two rates give by chance)."""
     verdicts = [r["judge"] for r in records if "judge" in r]
     decided = [(v["verdict"] >= 0.5, v["match"] >= 0.5) for v in verdicts if v["verdict"] is not None]
-    table = {f"judge_{'right' if j else 'wrong'}_match_{'right' if m else 'wrong'}": 0
-             for j in (True, False) for m in (True, False)}
-    for j, m in decided:
-        table[f"judge_{'right' if j else 'wrong'}_match_{'right' if m else 'wrong'}"] += 1
+    def side(right: bool) -> str:
+        return "right" if right else "wrong"
+
+    table = {f"judge_{side(j)}_match_{side(m)}": decided.count((j, m)) for j in (True, False) for m in (True, False)}
     n = len(decided)
     agreement = kappa = None
     if n:
