@@ -342,7 +342,13 @@ ADHERENCE_NOTE = ("Cells that asked for a rate: the achieved kept ratio (mean of
 
 SURVIVAL_NOTE = ("Reader-free, per cell: the share of the original context's named entities, dates, numbers and "
                  "question words (those the original holds) still found in the compressed context, as exact "
-                 "strings, mean over the examples that have any (entities and dates by spaCy's en_core_web_sm).")
+                 "strings, mean over the examples that have any (entities and dates by spaCy's en_core_web_sm). "
+                 "Where the context holds the task's instruction or few-shot demonstrations (LongBench's trec, "
+                 "triviaqa, samsum, lsht; own data's fields.instruction): the share of their words kept in place, "
+                 "and the share of them kept whole.")
+SURVIVAL_COLUMNS = {"entities_kept": "entities kept %", "dates_kept": "dates kept %", "numbers_kept": "numbers kept %",
+                    "question_terms_kept": "question terms kept %", "instruction_kept": "instruction words kept %",
+                    "instruction_whole": "instruction spans whole %"}
 
 
 JUDGE_NOTE = ("An LLM judge read each answer with BERGEN's prompt (tasks/judge.py): llm_judge is its mean verdict "
@@ -401,7 +407,7 @@ def survival_board(table: pd.DataFrame) -> pd.DataFrame:
     board = pd.DataFrame({"task": rows["task_label"], "reader": rows["reader_label"], "variant": rows["variant"],
                           "budget": rows["budget"], "kept ratio": rows["kept_ratio"].map(lambda v: _fmt(v, 3))})
     for name in present:
-        board[name.removesuffix("_kept").replace("_", " ") + " kept %"] = rows[name].map(_fmt)
+        board[SURVIVAL_COLUMNS[name]] = rows[name].map(_fmt)
     return board.reset_index(drop=True)
 
 

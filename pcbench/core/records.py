@@ -17,7 +17,8 @@ from typing import Any, TypedDict
 SCHEMA = 2
 # The reader-free diagnostics of what survives compression (runners/diagnostics.py), per example and as
 # cell means.
-SURVIVAL = ("entities_kept", "dates_kept", "numbers_kept", "question_terms_kept")
+SURVIVAL = ("entities_kept", "dates_kept", "numbers_kept", "question_terms_kept", "instruction_kept",
+            "instruction_whole")
 
 
 class Cached(TypedDict, total=False):
@@ -40,6 +41,10 @@ class Diagnostics(TypedDict, total=False):
     dates_kept: float | None
     numbers_kept: float | None
     question_terms_kept: float | None
+    # ... and of the instruction or few-shot demonstrations that sit in the context (Task.instruction_spans):
+    # the share of their words kept in place, and the share of them kept whole; None where there are none.
+    instruction_kept: float | None
+    instruction_whole: float | None
 
 
 class JudgeVerdict(TypedDict):
@@ -156,6 +161,8 @@ class CellMetrics(TypedDict, total=False):
     dates_kept: float | None
     numbers_kept: float | None
     question_terms_kept: float | None
+    instruction_kept: float | None
+    instruction_whole: float | None
     truncated: int
     kv_kept_ratio: float | None
     kv_memory: dict[str, float | None] | None

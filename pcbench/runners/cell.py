@@ -27,7 +27,15 @@ from pcbench.core.tokenizer import openai_tokenizer
 from pcbench.models.pool import MODELS
 from pcbench.runners.build import CellParts, build_cell
 from pcbench.runners.cache import Cache, digest
-from pcbench.runners.diagnostics import answer_in_context, evidence_recall, facts, facts_key, paper_ratios, survival
+from pcbench.runners.diagnostics import (
+    answer_in_context,
+    evidence_recall,
+    facts,
+    facts_key,
+    instruction_survival,
+    paper_ratios,
+    survival,
+)
 from pcbench.runners.identity import cell_key, identity
 from pcbench.runners.record import Recorder, cell_lock, example_record, finished, judge_summary, summarize
 from pcbench.runners.stages import compress_stream, read_all
@@ -247,6 +255,7 @@ class CellRecords:
                                     **paper_ratios(task, example, text)}
         # What survives, judged on the compressed context itself; the original's facts once per example.
         diagnostics.update(survival(self.facts(example), example.question, example.context, text))
+        diagnostics.update(instruction_survival(task.instruction_spans(example), example.context, text))
         if self.parts.compressor.generates_text:
             # Written text holds no source spans to find: not applicable, rather than a misleading 0.
             diagnostics["evidence_recall"], diagnostics["evidence_recall_applicable"] = None, False

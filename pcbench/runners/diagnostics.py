@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import difflib
 import functools
 import hashlib
 import re
@@ -66,7 +68,8 @@ def paper_ratios(task: Task, example: Example, compressed: str) -> Diagnostics:
             "prompt_ratio_cl100k": kept_prompt / prompt if prompt else 1.0}
 
 
-__all__ = ["answer_in_context", "evidence_recall", "char_ratio", "normalize_answer", "paper_ratios", "yes_no_only"]
+__all__ = ["answer_in_context", "evidence_recall", "char_ratio", "instruction_survival", "normalize_answer",
+           "paper_ratios", "yes_no_only"]
 
 
 # -- what survives: facts of the original context still in the compressed one ---------------------
@@ -77,6 +80,7 @@ NAMED = frozenset({"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVE
 DATED = frozenset({"DATE", "TIME"})
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 WORD = re.compile(r"[^\W_]+")
+_WORD_END = re.compile(r"\S+")
 # Function words a question term never is.
 _STOP = frozenset("a an the of in on at to for from by with and or but is are was were be been who whom whose "
                   "which what when where why how did do does that this these those it its as than then".split())
@@ -120,3 +124,43 @@ def survival(found: dict[str, list[str]], question: str, original: str, compress
             "dates_kept": _share(found["dates"], compressed) if ner else None,
             "numbers_kept": _share(found["numbers"], compressed),
             "question_terms_kept": _share(terms, kept)}
+
+
+def _kept_words(original: str, compressed: str) -> tuple[list[tuple[int, int]], list[bool]]:
+    """The original's words (their character spans) and, for each, whether the compressed text keeps
+    it: the two word sequences aligned in order (difflib's matching blocks), so a word is kept where
+    the compressed text has it at the matching place, not merely somewhere."""
+    words = [m.span() for m in _WORD_END.finditer(original)]
+    kept = [False] * len(words)
+    matcher = difflib.SequenceMatcher(None, [original[a:b] for a, b in words], _WORD_END.findall(compressed),
+                                      autojunk=False)
+    for block in matcher.get_matching_blocks():
+        kept[block.a:block.a + block.size] = [True] * block.size
+    return words, kept
+
+
+def instruction_survival(spans: tuple[str, ...], original: str, compressed: str) -> Diagnostics:
+    """How much of the instruction and few-shot demonstrations that sit in the compressed text survives:
+    `instruction_kept`, the share of their words kept in place (the original and compressed words
+    aligned in order); `instruction_whole`, the share of spans kept whole (whitespace-insensitive).
+    None for both where the task marks no such spans (Task.instruction_spans)."""
+    spans = tuple(s for s in spans if s.strip())
+    if not spans:
+        return {"instruction_kept": None, "instruction_whole": None}
+    words, kept = _kept_words(original, compressed)
+    starts = [a for a, _ in words]
+    total = hits = 0
+    cursor = 0
+    for span in spans:
+        begin = original.find(span, cursor)
+        if begin < 0:  # out of order, or repeated: search from the start
+            begin = original.find(span)
+        if begin < 0:
+            continue
+        cursor = begin + len(span)
+        first, last = bisect.bisect_left(starts, begin), bisect.bisect_left(starts, cursor)
+        total += last - first
+        hits += sum(kept[first:last])
+    flat = " ".join(compressed.split())
+    whole = sum(" ".join(span.split()) in flat for span in spans)
+    return {"instruction_kept": hits / total if total else None, "instruction_whole": whole / len(spans)}

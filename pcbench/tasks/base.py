@@ -92,6 +92,12 @@ class Task(ABC):
         # llm_judge comes from the cell's judge model (runners/cell.py), beside these.
         return {name: float(get_metric(name)(answer, example)) for name in self.metrics if name != JUDGE_METRIC}
 
+    def instruction_spans(self, example: Example) -> tuple[str, ...]:
+        """The parts of the context that are instruction or few-shot demonstrations rather than evidence
+        (the runner reports how much of them survives compression): by default the strings a user's data
+        names (task.fields.instruction, kept as meta["instruction"]); none for most tasks."""
+        return tuple(str(s) for s in example.meta.get("instruction") or ())
+
     def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """Task-specific aggregates beyond metric means (LongBench categories, length buckets).
 

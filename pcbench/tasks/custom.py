@@ -24,6 +24,8 @@ FIELDS = {
     "context": "a string, or a list of passages (strings, {title, text} objects or [title, text] pairs)",
     "answers": "a string or a list of strings",
     "evidence": "optional gold evidence: strings found in the context, or 0-based passage indices",
+    "instruction": "optional: strings of the context that are instruction or few-shot demonstrations "
+                   "(how much of them survives is reported)",
     "title": "a passage object's title key",
     "text": "a passage object's text key (a string or a list of sentences)",
     "gold": "optional: a passage object's key that marks a gold passage (true/false)",
@@ -100,6 +102,9 @@ class CustomTask(Task):
         id_key = self.fields.get("id")
         example_id = str(index) if not id_key else self._string(record, origin, "id", scalar=True)
         meta = {key: _get(record, key) for key in self.meta if _has(record, key)}
+        instruction_key = self.fields.get("instruction")
+        if instruction_key and _has(record, instruction_key) and _get(record, instruction_key) is not None:
+            meta["instruction"] = list(self._strings(record, origin, "instruction"))
         return Example(id=example_id, question=question, passages=tuple(passages), answers=answers, meta=meta), misses
 
     # -- reading one field -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ reader does both, truncation first, as pred.py does).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from pcbench.tasks.longbench_protocol import (
     ALL,
     CATEGORIES,
     CHINESE,
+    DEMONSTRATION_OPENERS,
     FIRST_LINE,
     LENGTH_BUCKETS,
     LONGBENCH_E,
@@ -230,6 +232,15 @@ class LongBenchTask(Task):
             self.stop_at_newline_for(example),
             context_end(lambda c: self.prompt(example, c), context),
         )
+
+    def instruction_spans(self, example: Example) -> tuple[str, ...]:
+        """The few-shot datasets' demonstrations (their whole context, split where a line opens one)."""
+        opener = DEMONSTRATION_OPENERS.get(self._dataset_of(example))
+        if opener is None:
+            return ()
+        context = example.context
+        starts = [m.start() for m in re.finditer("^" + re.escape(opener), context, flags=re.MULTILINE)]
+        return tuple(context[a:b].strip() for a, b in zip(starts, [*starts[1:], len(context)]) if context[a:b].strip())
 
     def postprocess(self, prediction: str, example: Example) -> str:
         if self.first_line_for(example):

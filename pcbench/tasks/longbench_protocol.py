@@ -202,6 +202,12 @@ FIRST_LINE: frozenset[str] = frozenset({"trec", "triviaqa", "samsum", "lsht"})
 # pred.py adds the newline token as an extra EOS for samsum.
 STOP_AT_NEWLINE: frozenset[str] = frozenset({"samsum"})
 
+# The few-shot datasets' contexts are their demonstrations, each opening a line with these words (the
+# question of the example itself, `input`, opens the same way). Not part of the official code: how
+# the runner finds the demonstrations whose survival it reports (LongBenchTask.instruction_spans).
+DEMONSTRATION_OPENERS: dict[str, str] = {"trec": "Question: ", "triviaqa": "Passage:\n", "samsum": "Dialogue: ",
+                                         "lsht": "新闻："}
+
 # The six categories of the paper and README, in their published order.
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "single_doc_qa": ("narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh"),

@@ -91,6 +91,17 @@ def test_meta_keys_reach_the_metrics_that_read_them(tmp_path: Path) -> None:
     assert task.score("sports", example) == {"classification": 1.0}
 
 
+def test_instruction_strings_are_the_spans_whose_survival_is_reported(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "c.jsonl", [
+        {"question": "Kind?", "context": "Label each text.\nA text.", "answers": ["news"], "guide": "Label each text."},
+        {"question": "Kind?", "context": "A text.", "answers": ["news"]}])
+    task = custom(data, fields={"question": "question", "context": "context", "answers": "answers",
+                                "instruction": "guide"})
+    first, second = task.load()
+    assert task.instruction_spans(first) == ("Label each text.",)
+    assert task.instruction_spans(second) == ()
+
+
 def test_evidence_found_nowhere_is_counted_in_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = write_jsonl(tmp_path / "qa.jsonl", [
         {"question": "Who?", "context": "Ann did it.", "answers": ["Ann"], "ev": ["Bob did it.", "Ann did it."]},

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from pcbench.core.example import Example, Passage
-from pcbench.runners.diagnostics import answer_in_context, char_ratio, evidence_recall, yes_no_only
+from pcbench.runners.diagnostics import (
+    answer_in_context,
+    char_ratio,
+    evidence_recall,
+    instruction_survival,
+    yes_no_only,
+)
 
 EXAMPLE = Example("e", "Where is the tower?", (
     Passage("The tower is tall. It stands in Paris.", "Tower", evidence=("It stands in Paris.",), gold=True),
@@ -53,3 +59,22 @@ def test_yes_no_answers_are_not_looked_for_and_counted_apart() -> None:
         rows.append((example, record))
     metrics = summarize(task, rows, {}, {"task": "t"}, 1.0)
     assert metrics["answer_in_context"] == 100.0 and metrics["answer_in_context_yes_no"] == 1
+
+
+DEMOS = "Question: Who wrote it ?\nType: Individual\nQuestion: Why is it so ?\nType: Reason"
+SPANS = ("Question: Who wrote it ?\nType: Individual", "Question: Why is it so ?\nType: Reason")
+
+
+def test_instruction_survival_counts_words_kept_in_place_and_spans_kept_whole() -> None:
+    # The first demonstration whole (7 words); of the second, its question without the label
+    # (6 of 8 words): 13 of 15 words, 1 of 2 spans whole.
+    kept = "Question: Who wrote it ?\nType: Individual\nQuestion: Why is it so ?"
+    assert instruction_survival(SPANS, DEMOS, kept) == {"instruction_kept": 13 / 15, "instruction_whole": 0.5}
+    # "Question:" and "?" recur, but an in-order alignment counts each kept word once, where it was kept:
+    # the second demonstration's label alone keeps 2 of its 8 words, and none of the first's.
+    assert instruction_survival(SPANS, DEMOS, "Type: Reason") == {"instruction_kept": 2 / 15, "instruction_whole": 0.0}
+    assert instruction_survival(SPANS, DEMOS, DEMOS) == {"instruction_kept": 1.0, "instruction_whole": 1.0}
+
+
+def test_no_instruction_spans_is_none_not_zero() -> None:
+    assert instruction_survival((), DEMOS, "") == {"instruction_kept": None, "instruction_whole": None}

@@ -365,3 +365,11 @@ def test_repeated_ids_and_null_fields_are_one_line(tmp_path: Path) -> None:
             task(dataset="hotpotqa", path=str(tmp_path)).load()
     write_rows(tmp_path / "hotpotqa.jsonl", [row(input="")])  # "" is a dataset without a question: fine
     assert task(dataset="hotpotqa", path=str(tmp_path)).load()[0].question == ""
+
+
+def test_the_few_shot_datasets_demonstrations_are_their_instruction_spans() -> None:
+    trec = Example("t", "Question: Why ?\nType:", (Passage(text="Question: Who ?\nType: Individual\nQuestion: "
+                                                                "When ?\nType: Date"),), ("Reason",),
+                   {"dataset": "trec"})
+    assert task().instruction_spans(trec) == ("Question: Who ?\nType: Individual", "Question: When ?\nType: Date")
+    assert task().instruction_spans(example("hotpotqa")) == ()
