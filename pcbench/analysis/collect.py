@@ -14,6 +14,12 @@ counted twice and nothing half-done is counted at all:
 Rows are labelled for grouping: `variant` is the compressor option plus its non-default knobs
 other than the budget (`bm25 level=passage`), so a sweep over budgets draws one line per variant;
 `task_label` and `reader_label` name the task and the reader the same way.
+
+A KV press is a method, not another reader: under `reader=kvpress` the press joins the variant
+(`kv:snapkv`, `bm25 + kv:snapkv`), its budget the budget column, and the reader is named by its
+model alone, so text compressors and presses share a panel. Their kept axis is one: `kept_ratio`
+is the share of the context's KV entries the reader attends to, the text compressor's kept tokens
+times the press's kept entries of what it pressed (`text_kept_ratio` and `kv_kept_ratio` apart).
 """
 
 from __future__ import annotations
@@ -153,11 +159,40 @@ def read_cell(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     return row, None
 
 
+# The kvpress reader's knobs that choose and budget its press: the method's, not the reader's.
+PRESS_KNOBS = frozenset({"press", "compression_ratio", "threshold", "head_compression_ratio", "target_size",
+                         "compression_interval", "key_channel_compression_ratio", "question_aware"})
+# What sets a press's budget, first match: KVzap's threshold, DuoAttention's head ratio, a decoding
+# press's target size, else the compression ratio.
+PRESS_BUDGETS = ("threshold", "head_compression_ratio", "target_size", "compression_ratio")
+
+
+def _press_as_method(row: dict[str, Any]) -> None:
+    """A kvpress cell's press moved from the reader's label to the variant and budget, and its kept
+    ratio made the product of the text's and the press's (see the module's docstring)."""
+    settings = (json.loads(row["identity"]).get("reader") or {})
+    row["_reader_knobs"] = {k: v for k, v in row["_reader_knobs"].items() if k not in PRESS_KNOBS}
+    press = settings.get("press")
+    if press in (None, "no_press"):
+        return
+    label = f"kv:{press}" + (" question_aware" if settings.get("question_aware") else "")
+    row["variant"] = label if row["variant"] == "none" else f"{row['variant']} + {label}"
+    row["role"] = "method"
+    knob = next(k for k in PRESS_BUDGETS if settings.get(k) is not None or k == "compression_ratio")
+    press_budget = f"{knob}={_short(settings.get(knob))}"
+    row["budget"] = f"{row['budget']} + {press_budget}" if row["budget"] else press_budget
+    kv = row.get("kv_kept_ratio")
+    if kv is not None and not pd.isna(kv) and row.get("kept_ratio") is not None:
+        row["kept_ratio"] = float(row["kept_ratio"]) * float(kv)
+
+
 def _reader_label(option: str, knobs: dict[str, Any]) -> str:
     knobs = {k: v for k, v in knobs.items() if k not in RUNTIME_KNOBS}
     model = knobs.pop("model", None)
     if isinstance(model, str):  # a hub id or a folder: its last part names the model
-        option = model.rstrip("/").rsplit("/", 1)[-1]
+        # kvpress's reader keeps its name: its full-context answers are not the transformers reader's
+        name = model.rstrip("/").rsplit("/", 1)[-1]
+        option = f"{name} (kvpress)" if option == "kvpress" else name
     return knob_label(option, knobs)
 
 
@@ -202,9 +237,13 @@ def collect_cells(*roots: str | Path) -> Collected:
     rows = _newest(rows, "result_key", "one experiment (identical settings)", notes)
     _task_labels(rows)
     for row in rows:
-        row["reader_label"] = _reader_label(str(row.get("reader")), row.pop("_reader_knobs"))
-        row.pop("_task_knobs")
         row["budget"] = budget_label(row)
+        row["text_kept_ratio"] = row.get("kept_ratio")
+        kvpress = (json.loads(row["identity"]).get("reader") or {}).get("reader") == "kvpress"
+        if kvpress:
+            _press_as_method(row)
+        row["reader_label"] = _reader_label("kvpress" if kvpress else str(row.get("reader")), row.pop("_reader_knobs"))
+        row.pop("_task_knobs")
     table = pd.DataFrame(rows)
     if not table.empty:
         table = table.sort_values(["task_label", "reader_label", "variant", "kept_ratio"]).reset_index(drop=True)

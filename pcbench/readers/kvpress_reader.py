@@ -351,8 +351,7 @@ class KVPressReader(TransformersReader):
                 torch.cuda.synchronize()
             ended = time.perf_counter()
         text = self.tokenizer.hf.decode(new, skip_special_tokens=True)
-        heads = int(getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads)
-        ratio = sum(kept) / (len(kept) * heads * measured) if kept else None
+        ratio = sum(kept) / (len(kept) * kv_heads(model) * measured) if kept else None
         return Generation(text, len(prompt.ids), len(new), prompt.truncated, first - started, ended - first,
                           kv_kept_ratio=ratio, kv_cache_mib=mib(held, 4), kv_full_mib=mib(full, 4),
                           prefill_peak_mib=mib(prefill.rise(), 4))
@@ -393,11 +392,16 @@ def cache_bytes(cache: Any, pressed: int) -> tuple[int, int]:
     return held, full
 
 
+def kv_heads(model: Any) -> int:
+    """The KV heads of each layer (grouped-query attention shares them among query heads)."""
+    return int(getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads)
+
+
 def kept_entries(model: Any, cache: Any) -> list[int]:
     """Per layer, the KV entries (positions x KV heads) the press kept: what the cache holds, less
     what a head-wise press (AdaKV, CriticalKV) masked in place (kvpress keeps the tensor and hides
     those keys from attention)."""
-    heads = int(getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads)
+    heads = kv_heads(model)
     kept = []
     for layer, block in enumerate(model.model.layers):
         masked = getattr(getattr(block, "self_attn", None), "masked_key_indices", None)

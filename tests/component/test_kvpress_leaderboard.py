@@ -1,4 +1,4 @@
-"""The kvpress leaderboard preset (conf/experiment/kvpress_leaderboard.yaml), cut to what runs offline."""
+"""The KV presets (conf/experiment/kvpress_leaderboard.yaml, text_kv.yaml), cut to what runs offline."""
 
 from __future__ import annotations
 
@@ -40,3 +40,34 @@ def test_the_leaderboard_preset_runs_a_two_press_two_ratio_cut_offline(tiny: str
     assert list(board.columns[:6]) == ["dataset", "data_dir", "model", "method", "compression_ratio", "score"]
     assert sorted(zip(board["method"], board["compression_ratio"])) == sorted(runs)
     assert set(board["data_dir"]) == {150} and set(board["dataset"]) == {"ruler_synth"}
+
+
+@needs_smollm2
+@needs_kvpress
+def test_the_text_and_kv_preset_puts_both_on_one_kept_axis(tiny: str, tmp_path: Path) -> None:
+    """+experiment=text_kv, cut to a text compressor, a press and their combination on a tiny model:
+    one panel (one reader label), the press a method, and the combination's kept ratio the product."""
+    from conftest import cell
+
+    from pcbench.analysis.collect import collect
+    from pcbench.analysis.report import build_report
+
+    cut = ["+experiment=text_kv", f"reader.model={tiny}", "reader.device=cpu", "reader.max_input_tokens=600",
+           "task.context_tokens=300", "task.num_samples=2", "task.max_new_tokens=4"]
+    runs = {"full": ["compressor=none", "reader.press=no_press", "reader.compression_ratio=0.0"],
+            "text": ["compressor=bm25", "compressor.rate=0.5", "reader.press=no_press", "reader.compression_ratio=0.0"],
+            "kv": ["compressor=none", "reader.press=snapkv", "reader.compression_ratio=0.5"],
+            "both": ["compressor=bm25", "compressor.rate=0.5", "reader.press=snapkv", "reader.compression_ratio=0.5"]}
+    for name, overrides in runs.items():
+        cell(tmp_path, *cut, *overrides, out=f"runs/{name}")
+    table = collect(tmp_path / "runs").set_index("variant")
+    assert table["reader_label"].nunique() == 1
+    assert set(table.index) == {"none", "bm25", "kv:snapkv", "bm25 + kv:snapkv"}
+    assert table.loc["none", "role"] == "baseline" and table.loc["kv:snapkv", "role"] == "method"
+    assert table.loc["kv:snapkv", "budget"] == "compression_ratio=0.5"
+    assert table.loc["kv:snapkv", "kept_ratio"] == pytest.approx(0.5, abs=0.02)
+    both = table.loc["bm25 + kv:snapkv"]
+    assert both["kept_ratio"] == pytest.approx(both["text_kept_ratio"] * both["kv_kept_ratio"])
+    assert both["kept_ratio"] == pytest.approx(0.25, abs=0.03)
+    build_report([str(tmp_path / "runs")], "ruler_match", tmp_path / "report")
+    assert (tmp_path / "report" / "tradeoff.png").stat().st_size > 0
