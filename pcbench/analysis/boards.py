@@ -362,7 +362,8 @@ def kvpress_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     config and score: dataset, data_dir, model, method, compression_ratio, score), so a row compares
     with the public Space. method is the press, `__query_aware` appended when the question was pressed
     (kvpress's output folders say so); compression_ratio is the press's budget, its threshold or head
-    ratio for the presses budgeted so, as kvpress names the run."""
+    ratio for the presses budgeted so, as kvpress names the run. After kvpress's columns, ours: the KV
+    entries kept and the cache's memory (after the pressed prefill, unpressed, and the prefill's peak rise)."""
     rows = []
     for _, row in table.dropna(subset=[metric.column]).iterrows():
         identity = json.loads(row["identity"]) if isinstance(row.get("identity"), str) else {}
@@ -376,7 +377,11 @@ def kvpress_board(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
                      "model": reader.get("model"),
                      "method": str(reader.get("press")) + ("__query_aware" if reader.get("question_aware") else ""),
                      "compression_ratio": budget, "score": round(float(row[metric.column]), 2),
-                     "kv_kept_ratio": row.get("kv_kept_ratio"), "metric": metric.name})
+                     "kv_kept_ratio": row.get("kv_kept_ratio"), "metric": metric.name,
+                     # Memory beside the score, so "compressed but not smaller" shows (per example, MiB).
+                     "cache_mib": row.get("kv_memory.cache_mib_mean"),
+                     "full_cache_mib": row.get("kv_memory.full_cache_mib_mean"),
+                     "prefill_peak_mib": row.get("kv_memory.prefill_peak_mib_mean")})
     return pd.DataFrame(rows)
 
 

@@ -40,6 +40,8 @@ def test_the_leaderboard_preset_runs_a_two_press_two_ratio_cut_offline(tiny: str
     assert list(board.columns[:6]) == ["dataset", "data_dir", "model", "method", "compression_ratio", "score"]
     assert sorted(zip(board["method"], board["compression_ratio"])) == sorted(runs)
     assert set(board["data_dir"]) == {150} and set(board["dataset"]) == {"ruler_synth"}
+    pressed = board[board["method"] != "no_press"]
+    assert (pressed["cache_mib"] < pressed["full_cache_mib"]).all() and pressed["prefill_peak_mib"].notna().all()
 
 
 @needs_smollm2
