@@ -207,12 +207,22 @@ def task_node(run: Path, metrics: CellMetrics) -> Any:
     return node
 
 
+def by_id(node: Any) -> Any:
+    """The task's node for finding a cell's examples by id: a length-bounded task (whose bounds count
+    a reader's tokens) loads all its examples instead, unbounded and unlimited; the ids pick them."""
+    if node.get("min_tokens") is None and node.get("max_tokens") is None:
+        return node
+    node = node.copy()
+    node.min_tokens = node.max_tokens = node.limit = None
+    return node
+
+
 def rebuild_examples(run: Path, metrics: CellMetrics, node: Any = None) -> list[Example]:
     """The examples of the cell's task, loaded again exactly as the cell loaded them."""
     from pcbench.core.build import build
 
     try:
-        return build(node if node is not None else task_node(run, metrics), "task").load()
+        return build(by_id(node if node is not None else task_node(run, metrics)), "task").load()
     except PcbenchError as exc:
         raise InspectError(f"cannot rebuild the task of {run}: {exc}") from None
 

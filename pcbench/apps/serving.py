@@ -78,7 +78,7 @@ class Cell:
 
 def load_cell(folder: Path, reader: Any) -> Cell:
     from pcbench.analysis.collect import budget_label
-    from pcbench.analysis.inspect import InspectError, task_node
+    from pcbench.analysis.inspect import InspectError, by_id, task_node
     from pcbench.core.build import build
 
     metrics, problem = read_metrics(folder)
@@ -88,7 +88,7 @@ def load_cell(folder: Path, reader: Any) -> Cell:
     if problem:
         raise PcbenchError(f"{folder}: {problem}")
     try:
-        task = build(task_node(folder, metrics), "task")
+        task = build(by_id(task_node(folder, metrics)), "task")
         examples = {e.id: e for e in task.load()}
     except (PcbenchError, InspectError) as exc:
         raise PcbenchError(f"cannot rebuild the prompts of {folder}: {exc}") from None

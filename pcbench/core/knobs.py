@@ -226,3 +226,17 @@ def check_knobs(cls: type, values: dict[str, Any], prefix: str) -> dict[str, Any
             name = f"{prefix}.{key}" if prefix else key
             raise PcbenchError(f"{name}={value!r} is not allowed; allowed: {exc}") from None
     return out
+
+
+# Task knobs added after cells were recorded: null leaves them out of the config hash and the task's
+# settings, so a cell finished before they existed is still finished. Own data (the task with
+# `fields`) always had `revision`; its new knob is fields.instruction.
+LATER_TASK_KNOBS = ("min_tokens", "max_tokens", "revision")
+
+
+def without_later_knobs(task: dict[str, Any]) -> dict[str, Any]:
+    later = LATER_TASK_KNOBS if "fields" not in task else ("min_tokens", "max_tokens")
+    out = {k: v for k, v in task.items() if not (k in later and v is None)}
+    if isinstance(out.get("fields"), dict) and out["fields"].get("instruction", "") is None:
+        out["fields"] = {k: v for k, v in out["fields"].items() if k != "instruction"}
+    return out

@@ -23,7 +23,7 @@ from pcbench.core.memory import peak_memory
 from pcbench.core.records import CellMetrics, Diagnostics, ExampleRecord, JudgeVerdict
 from pcbench.core.redact import redact
 from pcbench.core.requests import Request
-from pcbench.core.tokenizer import openai_tokenizer
+from pcbench.core.tokenizer import Tokenizer, openai_tokenizer
 from pcbench.models.pool import MODELS
 from pcbench.runners.build import CellParts, build_cell
 from pcbench.runners.cache import Cache, digest
@@ -96,7 +96,7 @@ class Cell:
         self.env = self.budget_env()
 
     def run(self) -> CellMetrics:
-        examples = load_examples(self.parts.task, self.names)
+        examples = load_examples(self.parts.task, self.names, self.parts.reader.tokenizer)
         records = self.records(examples)
         compressed = self.compress(examples)
         if not self.reads:  # reader-free: each record is written as soon as it is compressed
@@ -210,21 +210,24 @@ class Cell:
 _LOADED: dict[str, list[Example]] = {}
 
 
-def load_examples(task: Task, names: dict[str, str]) -> list[Example]:
+def load_examples(task: Task, names: dict[str, str], tokenizer: Tokenizer) -> list[Example]:
+    """The task's examples, once per process; a length bound counts in the reader's `tokenizer`."""
     settings = task.settings()
     path = settings.get("path")
     state = None
     if isinstance(path, str) and Path(path).expanduser().is_file():
         stat = Path(path).expanduser().stat()
         state = [stat.st_mtime_ns, stat.st_size]
-    key = digest({"task": settings, "file": state})
+    bounded = settings.get("min_tokens") is not None or settings.get("max_tokens") is not None
+    key = digest({"task": settings, "file": state, "tokenizer": tokenizer.name if bounded else None})
     if key not in _LOADED:
         if len(_LOADED) >= 8:
             _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = task.load()
+        _LOADED[key] = task.load(tokenizer.count)
     examples = list(_LOADED[key])
     if not examples:
-        raise PcbenchError(f"task {names['task']!r} loaded no examples; check task.path and task.limit")
+        bounds = " and task.min_tokens / task.max_tokens" if bounded else ""
+        raise PcbenchError(f"task {names['task']!r} loaded no examples; check task.path and task.limit{bounds}")
     log.info("%s: %d examples, compressor %s, reader %s", names["task"], len(examples), names["compressor"],
              names["reader"])
     return examples

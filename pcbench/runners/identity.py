@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pcbench.core.knobs import without_later_knobs
 from pcbench.core.redact import redact
 from pcbench.runners.cache import digest
 
@@ -56,7 +57,10 @@ if not OmegaConf.has_resolver("cell_dir"):
 def config_hash(cfg: DictConfig) -> str:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    # No judge is no key, so the hashes of configs from before the judge existed stay the same.
+    # No judge is no key, so the hashes of configs from before the judge existed stay the same; so
+    # too the task knobs added later, at their neutral null.
+    if isinstance(resolved.get("task"), dict):
+        resolved["task"] = without_later_knobs(resolved["task"])
     return digest({k: v for k, v in resolved.items() if k not in NOT_IDENTITY and not (k == "judge" and v is None)})
 
 

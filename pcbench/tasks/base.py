@@ -9,17 +9,21 @@ from __future__ import annotations
 import dataclasses
 import string
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
-from pcbench.core.knobs import Range
+from pcbench.core.knobs import Range, without_later_knobs
 from pcbench.core.records import ExampleRecord
 from pcbench.core.requests import Request, context_end
 from pcbench.tasks.jsonl import refuse_duplicate_ids
 from pcbench.tasks.judge import JUDGE_METRIC
 from pcbench.tasks.registry import MetricName, get_metric
+
+# Token counts of texts, in the reader's tokenizer (core/tokenizer.py's `count`).
+Counter = Callable[[list[str]], list[int]]
 
 
 @dataclass
@@ -32,7 +36,9 @@ class Task(ABC):
     stop_at_newline: also end generation at a newline (LongBench's samsum).
     metrics: names registered in tasks/registry.py (per-example scores in [0, 1]; metrics.json
     reports x100).
-    limit: first N examples only (after any seeded shuffling the loader does).
+    limit: first N examples only (after any seeded shuffling the loader does, and the length filter).
+    min_tokens / max_tokens: keep only examples whose context has at least / at most this many
+    tokens, counted in the reader's tokenizer (a study of "8K-16K only"); null: no bound.
 
     Fields carry no defaults: the values come from conf/task/*.yaml, and core/build.py checks
     them against these annotations before the task is built (core/knobs.py).
@@ -46,6 +52,8 @@ class Task(ABC):
     stop_at_newline: bool
     metrics: list[MetricName]
     limit: Annotated[int, Range(1)] | None
+    min_tokens: Annotated[int, Range(0)] | None
+    max_tokens: Annotated[int, Range(1)] | None
 
     # Bump when a change to reading, prompting or scoring changes results for the same knobs, so
     # finished cells of the old code are recomputed rather than skipped.
@@ -56,7 +64,7 @@ class Task(ABC):
 
     def settings(self) -> dict[str, Any]:
         """Every knob and the class version: what a finished cell's results depend on."""
-        knobs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        knobs = without_later_knobs({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "version": self.version, **knobs}
 
     def __post_init__(self) -> None:
@@ -65,15 +73,32 @@ class Task(ABC):
             raise PcbenchError("task.metrics is empty; name at least one metric (see tasks/registry.py)")
         if self.template is not None:
             check_template(self.template, self.PLACEHOLDERS)
+        if self.min_tokens is not None and self.max_tokens is not None and self.min_tokens > self.max_tokens:
+            raise PcbenchError(f"task.min_tokens={self.min_tokens} is above task.max_tokens={self.max_tokens}; "
+                               "no example could be kept")
 
     @abstractmethod
     def read(self) -> list[Example]:
         """All examples of the task, in a fixed order."""
 
-    def load(self) -> list[Example]:
+    def load(self, count: Counter | None = None) -> list[Example]:
+        """The task's examples: read, within the length bounds (`count` gives contexts' lengths in the
+        reader's tokens), the first `limit`."""
         examples = self.read()
         refuse_duplicate_ids([e.id for e in examples], None, f"task {self.name}")
+        examples = self.within_length(examples, count)
         return examples[: int(self.limit)] if self.limit is not None else examples
+
+    def within_length(self, examples: list[Example], count: Counter | None) -> list[Example]:
+        """The examples whose context length lies within task.min_tokens and task.max_tokens."""
+        if self.min_tokens is None and self.max_tokens is None:
+            return examples
+        if count is None:
+            raise PcbenchError("task.min_tokens and task.max_tokens count the reader's tokens; load the task "
+                               "through a cell, or pass load(count=tokenizer.count)")
+        low, high = self.min_tokens or 0, self.max_tokens if self.max_tokens is not None else float("inf")
+        lengths = count([e.context for e in examples])
+        return [e for e, n in zip(examples, lengths) if low <= n <= high]
 
     def prompt(self, example: Example, context: str) -> str:
         return self.template.format_map({"context": context, "question": example.question, "input": example.question})

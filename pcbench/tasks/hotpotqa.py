@@ -48,6 +48,7 @@ class HotpotQATask(Task):
 
     path: str | None
     hub_id: str
+    revision: str | None  # the hub dataset's commit or tag (part of the cell's identity)
     hub_config: str
     split: str
 
@@ -67,7 +68,7 @@ class HotpotQATask(Task):
         return drop_unaskable(examples, source)
 
     def _hub_records(self) -> list[dict[str, Any]]:
-        return hub_rows(self.hub_id, self.hub_config, self.split)
+        return hub_rows(self.hub_id, self.hub_config, self.split, self.revision)
 
     def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """Metric means (x100, 2 decimals, as metrics.json) per question type: bridge and comparison differ a lot."""

@@ -25,7 +25,7 @@ from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
 from pcbench.core.records import ExampleRecord
 from pcbench.core.requests import Request, context_end
-from pcbench.tasks.base import Task
+from pcbench.tasks.base import Counter, Task
 from pcbench.tasks.jsonl import (
     drop_unaskable,
     folder_problem,
@@ -75,6 +75,7 @@ class LongBenchTask(Task):
     dataset: str | list[str]
     path: str | None
     hub_id: str
+    revision: str | None  # the hub dataset's commit or tag (part of the cell's identity)
     split: str
     longbench_e: bool
     # null: the official per-dataset value; the base class's fields take one value for all examples.
@@ -119,9 +120,10 @@ class LongBenchTask(Task):
         refuse_duplicate_ids([e.id for e in examples], origins, str(self.path or self.hub_id))
         return examples
 
-    def load(self) -> list[Example]:
+    def load(self, count: Counter | None = None) -> list[Example]:
         # need_question=False: summarisation and code datasets (gov_report, lcc, ...) have an empty `input`.
         examples = drop_unaskable(self.read(), str(self.path or self.hub_id), need_question=False)
+        examples = self.within_length(examples, count)
         if self.limit is None:
             return examples
         kept: list[Example] = []
@@ -160,7 +162,7 @@ class LongBenchTask(Task):
             yield from json_lines(file, handle)
 
     def _hub_rows(self, name: str) -> Iterable[tuple[str, dict[str, Any]]]:
-        data = hub_rows(self.hub_id, name, self.split, local=f"task.path=<folder holding {name}.jsonl>")
+        data = hub_rows(self.hub_id, name, self.split, self.revision, local=f"task.path=<folder holding {name}.jsonl>")
         return ((hub_origin(f"{self.hub_id}/{name}", i), dict(row)) for i, row in enumerate(data))
 
     def _example(self, dataset: str, name: str, index: int, row: dict[str, Any], where: str) -> Example:

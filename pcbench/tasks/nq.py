@@ -56,6 +56,7 @@ class NQTask(Task):
 
     path: str | None
     hub_id: str
+    revision: str | None  # the hub dataset's commit or tag (part of the cell's identity)
     split: str
     num_documents: Annotated[int, Range(1)]
     gold_position: Annotated[int, Range(0)] | Literal["random"]
@@ -102,7 +103,7 @@ class NQTask(Task):
         return drop_unaskable(examples, source)
 
     def _hub_rows(self) -> list[dict[str, Any]]:
-        return hub_rows(self.hub_id, None, self.split)
+        return hub_rows(self.hub_id, None, self.split, self.revision)
 
     def summarize(self, rows: list[tuple[Example, ExampleRecord]]) -> dict[str, Any]:
         """Metric means (x100, 2 decimals, as metrics.json) per gold position: the lost-in-the-middle curve."""

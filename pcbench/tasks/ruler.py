@@ -126,6 +126,7 @@ class RulerTask(RulerPrompt, Task):
 
     path: str | None
     hub_id: str
+    revision: str | None  # the hub dataset's commit or tag (part of the cell's identity)
     hub_config: str
     subtask: str
     split: str
@@ -171,7 +172,7 @@ class RulerTask(RulerPrompt, Task):
                 yield where, row
 
     def _hub_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        data = hub_rows(self.hub_id, self.hub_config, self.split,
+        data = hub_rows(self.hub_id, self.hub_config, self.split, self.revision,
                         local=f"task.path=<a RULER {self.subtask} .jsonl file>")
         index = 0
         for i, row in enumerate(data):

@@ -540,3 +540,49 @@ def test_records_nested_past_the_recursion_limit_are_one_line(tmp_path: Path) ->
     for path, where in ((as_list, "deep.json: nested too deeply"), (as_lines, "deep.jsonl: line 2: nested too deeply")):
         with pytest.raises(PcbenchError, match=where):
             read_records(path)
+
+
+# --- every task family: the length filter and the pinned revision ----------------------------------
+
+
+def test_the_length_filter_keeps_contexts_within_bounds_in_the_readers_tokens(tmp_path: Path) -> None:
+    from pcbench.core.tokenizer import openai_tokenizer
+    from pcbench.runners.cell import load_examples
+
+    contexts = ["one two", "one two three four five six", "one two three four five six seven eight nine ten"]
+    data = write_jsonl(tmp_path / "c.jsonl", [{"question": "Q?", "context": c, "answers": ["one"]} for c in contexts])
+    cl100k = openai_tokenizer("cl100k")
+    assert cl100k.count(contexts) == [2, 6, 10]
+    task = make("task", "custom", path=str(data), min_tokens=3, max_tokens=8)
+    assert [e.context for e in task.load(cl100k.count)] == [contexts[1]]
+    # The limit takes the first N of those within the bounds, not the first N of the file.
+    task = make("task", "custom", path=str(data), min_tokens=5, limit=1)
+    assert [e.context for e in task.load(cl100k.count)] == [contexts[1]]
+    # A cell counts in its reader's tokenizer; none within the bounds is one line.
+    names = {"task": "custom", "compressor": "none", "reader": "none"}
+    assert len(load_examples(make("task", "custom", path=str(data), max_tokens=6), names, cl100k)) == 2
+    with pytest.raises(PcbenchError, match="task.min_tokens / task.max_tokens"):
+        load_examples(make("task", "custom", path=str(data), min_tokens=100), names, cl100k)
+    with pytest.raises(PcbenchError, match="reader's tokens"):
+        make("task", "custom", path=str(data), min_tokens=3).load()
+    with pytest.raises(PcbenchError, match="min_tokens=9 is above task.max_tokens=3"):
+        make("task", "custom", path=str(data), min_tokens=9, max_tokens=3)
+
+
+@pytest.mark.parametrize("option", ["hotpotqa", "nq", "ruler_niah", "longbench/hotpotqa"])
+def test_a_hub_revision_is_part_of_the_cells_identity(option: str) -> None:
+    """A changed revision never reuses a finished cell; null (the default) leaves the key out, so
+    cells finished before the knob existed keep their hash."""
+    from hydra import compose, initialize_config_module
+
+    from pcbench.runners.build import build_cell
+    from pcbench.runners.identity import cell_key, config_hash
+
+    keys = {}
+    for revision in (None, "v1.0", "v2.0"):
+        with initialize_config_module("pcbench.conf", version_base=None):
+            cfg = compose("config", overrides=[f"task={option}", f"task.revision={revision or 'null'}"])
+        settings = build_cell(cfg).settings()
+        assert ("revision" in settings["task"]) == (revision is not None)
+        keys[revision] = (config_hash(cfg), cell_key(cfg, settings))
+    assert len({hashes[0] for hashes in keys.values()}) == 3 and len({hashes[1] for hashes in keys.values()}) == 3
