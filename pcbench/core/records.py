@@ -98,6 +98,7 @@ class ExampleRecord(_Example, Diagnostics, total=False):
     context: str  # the compressed context the reader got
     prompt_hash: str | None  # the reader request's digest
     raw_prediction: str  # the answer before the compressor's restore()
+    reasoning: str  # a two-step task's first answer, which the second step read (LongBench v2's CoT)
     judge: JudgeVerdict  # with judge=...: the judge's verdict (also scores["llm_judge"])
 
 

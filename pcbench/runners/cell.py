@@ -73,6 +73,7 @@ class Reading:
     generation: dict[str, Any]
     request: Request
     raw: str | None = None
+    reasoning: str | None = None  # a two-step task's first answer (LongBench v2's chain of thought)
 
 
 @dataclass
@@ -154,14 +155,31 @@ class Cell:
 
     def read(self, examples: list[Example], contexts: dict[int, dict[str, Any]],
              requests: list[Request]) -> Iterator[tuple[int, Reading]]:
-        """(index, answer) as each batch is read, the compressor's restore() applied."""
-        reader, compressor, env = self.parts.reader, self.parts.compressor, self.env
+        """(index, answer) as each batch is read, the compressor's restore() applied. A task that asks
+        twice (LongBench v2's chain of thought: reason, then answer from the reasoning) has its second
+        requests read after the first answers, and answers with the second."""
+        reader, task = self.parts.reader, self.parts.task
+        asked_again: dict[int, tuple[dict[str, Any], Request]] = {}
         for i, generation in read_all(requests, reader, self.cache, reader.batch_size):
-            reading = Reading(generation, requests[i])
-            restored = compressor.restore(generation["text"], examples[i], contexts[i]["text"], env)
-            if restored != generation["text"]:
-                reading.raw, reading.generation = generation["text"], {**generation, "text": restored}
-            yield i, reading
+            again = task.follow_up(examples[i], generation["text"])
+            if again is not None:
+                asked_again[i] = (generation, again)
+                continue
+            yield i, self._reading(Reading(generation, requests[i]), examples[i], contexts[i])
+        order = sorted(asked_again)
+        for k, second in read_all([asked_again[i][1] for i in order], reader, self.cache, reader.batch_size):
+            i = order[k]
+            first = asked_again[i][0]
+            reading = Reading(two_steps(first, second), requests[i], reasoning=first["text"])
+            yield i, self._reading(reading, examples[i], contexts[i])
+
+    def _reading(self, reading: Reading, example: Example, context: dict[str, Any]) -> Reading:
+        """The reading with the compressor's restore() applied to its answer."""
+        text = reading.generation["text"]
+        restored = self.parts.compressor.restore(text, example, context["text"], self.env)
+        if restored != text:
+            reading.raw, reading.generation = text, {**reading.generation, "text": restored}
+        return reading
 
     def judge(self, examples: list[Example], answered: dict[int, Reading]) -> Iterator[tuple[int, JudgeVerdict]]:
         """(index, verdict) of the judge model on each answer, read and cached as answers are."""
@@ -203,6 +221,19 @@ class Cell:
         metrics["cwd"] = os.getcwd()  # what relative paths in config.yaml (task.path) are relative to
         records.recorder.finish(metrics, written)
         return cast(CellMetrics, metrics)  # summarize's keys and the task's own (core/records.py)
+
+
+def two_steps(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """One generation record of a two-step answer: the second step's text, the first's prompt (the one
+    holding the context), both steps' new tokens and seconds."""
+    def total(key: str) -> float | None:
+        values = [g.get(key) for g in (first, second)]
+        return None if values[0] is None or values[1] is None else float(values[0]) + float(values[1])
+
+    return {**first, "text": second["text"], "new_tokens": first["new_tokens"] + second["new_tokens"],
+            "truncated": bool(first.get("truncated") or second.get("truncated")),
+            "prefill_seconds": total("prefill_seconds"), "decode_seconds": total("decode_seconds"),
+            "cached": bool(first.get("cached") and second.get("cached"))}
 
 
 # Examples already read in this process, by the task's settings and its file's state: the cells of
@@ -272,6 +303,8 @@ class CellRecords:
                               "prompt_hash": digest(reading.request.key()) if reading is not None else None}
         if reading is not None and reading.raw is not None:
             row["raw_prediction"] = reading.raw  # before the compressor's restore()
+        if reading is not None and reading.reasoning is not None:
+            row["reasoning"] = reading.reasoning
         if verdict is not None:
             row["judge"] = verdict
         self.rows[i] = row

@@ -107,6 +107,11 @@ class Task(ABC):
         return Request(self.prompt(example, context), self.max_new_tokens, self.chat, self.stop_at_newline,
                        context_end(lambda c: self.prompt(example, c), context))
 
+    def follow_up(self, example: Example, answer: str) -> Request | None:
+        """A second request built on the reader's first answer, whose answer is then the one scored
+        (LongBench v2's chain of thought); None for a task that asks once."""
+        return None
+
     def postprocess(self, prediction: str, example: Example) -> str:
         if self.first_line:
             return prediction.lstrip("\n").split("\n")[0]

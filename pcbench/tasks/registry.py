@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from pcbench.core.errors import PcbenchError
 from pcbench.tasks.judge import JUDGE_METRIC
 from pcbench.tasks.longbench_metrics import LONGBENCH_METRICS, longbench
+from pcbench.tasks.longbench_v2_metrics import choice_accuracy
 from pcbench.tasks.metrics import Metric, exact_match, f1, match, rouge_l, ruler_match
 
 METRICS: dict[str, Metric] = {
@@ -17,6 +18,7 @@ METRICS: dict[str, Metric] = {
     "ruler_match": ruler_match,  # RULER's string_match_all
     **LONGBENCH_METRICS,
     "longbench": longbench,  # the official metric of each example's own LongBench dataset
+    "longbench_v2": choice_accuracy,  # LongBench v2's letter extraction and judge (pred.py)
 }
 
 

@@ -1,0 +1,88 @@
+"""Do pcbench's scorers agree with the official ones, case for case? Generated answers, scored twice.
+
+The official functions are read from a checkout of their repository (no network here, and their
+modules import clients and models at the top): each named function's source is taken out of its
+file and run on its own, beside ours, on the same generated cases.
+
+    python benchmarks/task_parity.py --longbench-v2 PATH/TO/THUDM/LongBench [--babilong PATH/TO/booydar/babilong]
+        [--cases 5000]
+
+Prints, per scorer, how many cases agree; exits 1 on any disagreement, naming the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import random
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def official(file: Path, name: str, scope: dict[str, Any] | None = None) -> Callable[..., Any]:
+    """The function `name` of `file`, defined on its own (its module's imports are not run)."""
+    tree = ast.parse(file.read_text(encoding="utf-8"))
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    if node is None:
+        sys.exit(f"{file} has no function {name}")
+    namespace: dict[str, Any] = {"re": re, **(scope or {})}
+    exec(compile(ast.Module([node], []), str(file), "exec"), namespace)  # noqa: S102 - the reference's own code
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+def replies(rng: random.Random, n: int) -> Iterator[str]:
+    """Replies a model might write to a four-choice question: the asked format and its near misses."""
+    letters = ["A", "B", "C", "D", "E", "a", "(A)", "1"]
+    forms = ["The correct answer is ({x})", "The correct answer is {x}", "The correct answer is **({x})**",
+             "**The correct answer is ({x})**", "the correct answer is ({x})", "The correct answer is: ({x})",
+             "The correct answer is  ({x})", "The correct answer is ({x}).", "Answer: ({x})", "({x})",
+             "The correct answer is (insert answer here)", "The correct answer is *{x}*", "{x}"]
+    fillers = ["", "Let me think. ", "Step 1: read.\n", "I am not sure. ", "The text says so.\n"]
+    for _ in range(n):
+        parts = [rng.choice(fillers)]
+        for _ in range(rng.choice([1, 1, 2])):
+            parts.append(rng.choice(forms).format(x=rng.choice(letters)))
+            parts.append(rng.choice(fillers))
+        yield "".join(parts)
+
+
+def longbench_v2(repo: Path, n: int) -> tuple[int, int, str | None]:
+    from pcbench.tasks.longbench_v2_metrics import extract_choice
+
+    theirs = official(repo / "pred.py", "extract_answer")
+    first = None
+    agree = 0
+    cases = list(replies(random.Random(0), n))
+    for reply in cases:
+        if theirs(reply) == extract_choice(reply):
+            agree += 1
+        elif first is None:
+            first = f"{reply!r}: official {theirs(reply)!r}, ours {extract_choice(reply)!r}"
+    return agree, len(cases), first
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--longbench-v2", type=Path, help="a checkout of THUDM/LongBench (pred.py at its root)")
+    parser.add_argument("--cases", type=int, default=5000)
+    args = parser.parse_args()
+    checks = {"LongBench v2 extract_answer": (longbench_v2, args.longbench_v2)}
+    failed = False
+    for label, (check, repo) in checks.items():
+        if repo is None:
+            print(f"{label}: skipped (no checkout given)")
+            continue
+        agree, total, first = check(repo, args.cases)
+        print(f"{label}: {agree}/{total} cases agree" + (f"; first difference {first}" if first else ""))
+        failed |= agree != total
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
