@@ -67,12 +67,50 @@ def longbench_v2(repo: Path, n: int) -> tuple[int, int, str | None]:
     return agree, len(cases), first
 
 
+def babilong_cases(rng: random.Random, n: int) -> Iterator[tuple[str, str, str, str]]:
+    """(task, target, output, question): replies naming the gold label, another, several, or echoing
+    the prompt, in the sentence forms the prompts ask for and their near misses."""
+    from pcbench.tasks.babilong_metrics import TASK_LABELS
+
+    forms = ["The most recent location of Mary is {x}.", "{x}", "The {x} is in the {y}.", "{X}. Then {y}.",
+             "Before the {y} the apple was in the {x}.", "{x}, {y}", "It is {x} Question: where is {y}?",
+             "<example> {y} </example> {x}", "answer: {x}", "The answer is not known", "{x}.{y}"]
+    for _ in range(n):
+        task = rng.choice(sorted(TASK_LABELS))
+        labels = list(TASK_LABELS[task])
+        target = rng.choice(labels) if task != "qa8" or rng.random() < 0.5 else ",".join(rng.sample(labels, 2))
+        x, y = rng.choice([target, *labels]), rng.choice(labels)
+        output = rng.choice(forms).format(x=x, y=y, X=x.capitalize())
+        question = rng.choice(["Where is Mary?", f"Where was the football before the {rng.choice(labels)}?",
+                               f"What is {rng.choice(labels)} afraid of?", "Is John in the garden?"])
+        yield task, target, output, question
+
+
+def babilong(repo: Path, n: int) -> tuple[int, int, str | None]:
+    from pcbench.tasks.babilong_metrics import TASK_LABELS, is_right
+
+    theirs = official(repo / "babilong" / "metrics.py", "compare_answers",
+                      {"preprocess_output": official(repo / "babilong" / "metrics.py", "preprocess_output")})
+    first, agree = None, 0
+    cases = list(babilong_cases(random.Random(0), n))
+    for task, target, output, question in cases:
+        mine = is_right(target, output, question, TASK_LABELS[task])
+        official_says = theirs(target, output, question, list(TASK_LABELS[task]))
+        if mine == official_says:
+            agree += 1
+        elif first is None:
+            first = f"{task} {target!r} {output!r} {question!r}: official {official_says}, ours {mine}"
+    return agree, len(cases), first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--longbench-v2", type=Path, help="a checkout of THUDM/LongBench (pred.py at its root)")
+    parser.add_argument("--babilong", type=Path, help="a checkout of booydar/babilong (babilong/metrics.py)")
     parser.add_argument("--cases", type=int, default=5000)
     args = parser.parse_args()
-    checks = {"LongBench v2 extract_answer": (longbench_v2, args.longbench_v2)}
+    checks = {"LongBench v2 extract_answer": (longbench_v2, args.longbench_v2),
+              "BABILong compare_answers": (babilong, args.babilong)}
     failed = False
     for label, (check, repo) in checks.items():
         if repo is None:

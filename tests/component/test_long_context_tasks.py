@@ -44,3 +44,31 @@ def test_longbench_v2_with_smollm2_reasons_then_answers(tmp_path: Path, longbenc
         assert record["reasoning"] and record["prediction"] != record["reasoning"]
         assert record["scores"]["longbench_v2"] in (0.0, 1.0)
         assert record["new_tokens"] > 0
+
+
+@pytest.fixture
+def babilong_folder(tmp_path: Path) -> Path:
+    noise = "The ship sailed at dawn and the crew sang. " * 6
+    rows = [{"input": noise + "Mary moved to the bathroom. " + noise + "John went to the hallway. " + noise,
+             "question": "Where is Mary?", "target": "bathroom", "references": ["Mary moved to the bathroom."]},
+            {"input": noise + "Sandra journeyed to the garden. " + noise, "question": "Where is Sandra?",
+             "target": "garden", "references": ["Sandra journeyed to the garden."]}]
+    (tmp_path / "babilong" / "1k").mkdir(parents=True)
+    (tmp_path / "babilong" / "1k" / "qa1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path / "babilong"
+
+
+def test_babilong_reader_free_with_its_supporting_facts(tmp_path: Path, babilong_folder: Path) -> None:
+    metrics, records = cell(tmp_path, "task=babilong", f"task.path={babilong_folder}", "task.qa=[qa1]",
+                            "task.lengths=[1k]", "compressor=oracle", "reader=none")
+    assert metrics["n_examples"] == 2 and metrics["evidence_recall"] == 100.0
+    assert all(r["answer_in_context"] for r in records) and metrics["kept_ratio"] < 0.2
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_babilong_with_smollm2(tmp_path: Path, babilong_folder: Path) -> None:
+    metrics, records = cell(tmp_path, "task=babilong", f"task.path={babilong_folder}", "task.qa=[qa1]",
+                            "task.lengths=[1k]")
+    assert metrics["n_examples"] == 2 and set(metrics["babilong"]["qa1"]) == {"1k"}
+    assert all(r["scores"]["babilong"] in (0.0, 1.0) and r["prediction"] for r in records)
