@@ -4,8 +4,8 @@ The official functions are read from a checkout of their repository (no network 
 modules import clients and models at the top): each named function's source is taken out of its
 file and run on its own, beside ours, on the same generated cases.
 
-    python benchmarks/task_parity.py --longbench-v2 PATH/TO/THUDM/LongBench [--babilong PATH/TO/booydar/babilong]
-        [--cases 5000]
+    python benchmarks/task_parity.py --longbench-v2 PATH/TO/THUDM/LongBench --babilong PATH/TO/booydar/babilong
+        --infinitebench PATH/TO/OpenBMB/InfiniteBench [--cases 5000]
 
 Prints, per scorer, how many cases agree; exits 1 on any disagreement, naming the first.
 """
@@ -103,14 +103,71 @@ def babilong(repo: Path, n: int) -> tuple[int, int, str | None]:
     return agree, len(cases), first
 
 
+def infinitebench_cases(rng: random.Random, n: int) -> Iterator[tuple[str, str, Any]]:
+    """(subtask, reply, label) with labels of the shapes the official files hold."""
+    words = ["The", "answer", "is", "answer is:", "answer:", "Option", "option is", "correct option is:", "is:",
+             "A", "B", "C", "D", "A.", "B:", "AB", "71432", "3000077442", "3.5", "88", "-4", "`func_1(2)`", "4",
+             "Nicky", "ACE", "ace", "repack_carchive", "Walking Georgie", "c14cb8ba-002b", "{", "}", "\n", "'", '"',
+             "*", "-", "fighting in world war 1", "The pass key is", ".", ",", "?", "北京", "天安门。", "我爱"]
+    labels: dict[str, Callable[[], Any]] = {
+        "passkey": lambda: rng.choice(["71432", ["71432"]]), "number_string": lambda: ["3000077442"],
+        "kv_retrieval": lambda: rng.choice(["c14cb8ba-002b", ["c14cb8ba-002b"]]),
+        "longbook_choice_eng": lambda: [rng.choice(["Walking Georgie", "Nicky"]), rng.choice("ABCD")],
+        "code_debug": lambda: ["repack_carchive", rng.choice("ABCD")], "longbook_qa_eng": lambda: [
+            "fighting in world war 1", "the war"], "longbook_qa_chn": lambda: ["我爱北京天安门"],
+        "longdialogue_qa_eng": lambda: ["ACE", "ACE ROTHSTEIN"], "math_find": lambda: rng.choice([88, 3.5, [4]]),
+        "code_run": lambda: rng.choice([4, -4, [88]]),
+    }
+    for _ in range(n):
+        subtask = rng.choice(sorted(labels))
+        reply = " ".join(rng.choice(words) for _ in range(rng.randint(0, 6)))
+        yield subtask, rng.choice([reply, reply.strip(), " " + reply]), labels[subtask]()
+
+
+def infinitebench(repo: Path, n: int) -> tuple[int, int, str | None]:
+    from pcbench.tasks.infinitebench_metrics import SCORERS
+
+    file = repo / "src" / "compute_scores.py"
+    helpers: dict[str, Any] = {"string": __import__("string"), "Counter": __import__("collections").Counter}
+    for name in ("normalize_answer", "normalize_zh_answer", "f1_score", "qa_f1_score", "qa_f1_score_zh",
+                 "first_int_match"):
+        helpers[name] = official(file, name, helpers)
+    theirs = {"passkey": "get_score_one_passkey", "number_string": "get_score_one_number_string",
+              "kv_retrieval": "get_score_one_kv_retrieval", "longbook_choice_eng": "get_score_one_longbook_choice_eng",
+              "code_debug": "get_score_one_code_debug", "longbook_qa_eng": "get_score_one_longbook_qa_eng",
+              "longbook_qa_chn": "get_score_one_longbook_qa_chn",
+              "longdialogue_qa_eng": "get_score_one_longdialogue_qa_eng", "math_find": "get_score_one_math_find",
+              "code_run": "get_score_one_code_run"}
+    official_scorers = {task: official(file, name, helpers) for task, name in theirs.items()}
+    first, agree, total = None, 0, 0
+    for subtask, reply, label in infinitebench_cases(random.Random(0), n):
+        if subtask == "kv_retrieval" and isinstance(label, list):
+            label_for_theirs: Any = label[0]  # their stored labels are strings (see infinitebench_metrics.py)
+        else:
+            label_for_theirs = label
+        try:
+            official_says: Any = float(official_scorers[subtask](reply, label_for_theirs, "model"))
+        except ValueError:  # math_find's int() on a decimal match: a crash there, wrong here
+            official_says = 0.0
+        mine = float(SCORERS[subtask](reply, label))
+        total += 1
+        if abs(mine - official_says) < 1e-9:
+            agree += 1
+        elif first is None:
+            first = f"{subtask} {reply!r} {label!r}: official {official_says}, ours {mine}"
+    return agree, total, first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--longbench-v2", type=Path, help="a checkout of THUDM/LongBench (pred.py at its root)")
     parser.add_argument("--babilong", type=Path, help="a checkout of booydar/babilong (babilong/metrics.py)")
+    parser.add_argument("--infinitebench", type=Path, help="a checkout of OpenBMB/InfiniteBench")
     parser.add_argument("--cases", type=int, default=5000)
     args = parser.parse_args()
     checks = {"LongBench v2 extract_answer": (longbench_v2, args.longbench_v2),
-              "BABILong compare_answers": (babilong, args.babilong)}
+              "BABILong compare_answers": (babilong, args.babilong),
+              "InfiniteBench get_score_one (all but the summary's ROUGE)": (infinitebench, args.infinitebench)}
     failed = False
     for label, (check, repo) in checks.items():
         if repo is None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pcbench.core.errors import PcbenchError
 from pcbench.tasks.babilong_metrics import babilong
+from pcbench.tasks.infinitebench_metrics import infinitebench
 from pcbench.tasks.judge import JUDGE_METRIC
 from pcbench.tasks.longbench_metrics import LONGBENCH_METRICS, longbench
 from pcbench.tasks.longbench_v2_metrics import choice_accuracy
@@ -21,6 +22,7 @@ METRICS: dict[str, Metric] = {
     "longbench": longbench,  # the official metric of each example's own LongBench dataset
     "longbench_v2": choice_accuracy,  # LongBench v2's letter extraction and judge (pred.py)
     "babilong": babilong,  # BABILong's compare_answers (babilong/metrics.py)
+    "infinitebench": infinitebench,  # InfiniteBench's get_score_one of each example's subtask
 }
 
 

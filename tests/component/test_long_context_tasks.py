@@ -72,3 +72,30 @@ def test_babilong_with_smollm2(tmp_path: Path, babilong_folder: Path) -> None:
                             "task.lengths=[1k]")
     assert metrics["n_examples"] == 2 and set(metrics["babilong"]["qa1"]) == {"1k"}
     assert all(r["scores"]["babilong"] in (0.0, 1.0) and r["prediction"] for r in records)
+
+
+@pytest.fixture
+def infinitebench_folder(tmp_path: Path) -> Path:
+    noise = "The grass is green. The sky is blue. Here we go. There and back again. " * 8
+    rows = [{"id": i, "context": noise + f"The pass key is {key}. Remember it. {key} is the pass key. " + noise,
+             "input": "What is the pass key?", "answer": [key], "options": []}
+            for i, key in enumerate(["71432", "90210"])]
+    (tmp_path / "infinitebench").mkdir()
+    (tmp_path / "infinitebench" / "passkey.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path / "infinitebench"
+
+
+def test_infinitebench_reader_free_with_its_needles(tmp_path: Path, infinitebench_folder: Path) -> None:
+    metrics, records = cell(tmp_path, "task=infinitebench", f"task.path={infinitebench_folder}",
+                            "task.subtask=[passkey]", "compressor=oracle", "reader=none")
+    assert metrics["n_examples"] == 2 and metrics["evidence_recall"] == 100.0
+    assert all(r["answer_in_context"] for r in records)
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_infinitebench_with_smollm2(tmp_path: Path, infinitebench_folder: Path) -> None:
+    metrics, records = cell(tmp_path, "task=infinitebench", f"task.path={infinitebench_folder}",
+                            "task.subtask=[passkey]")
+    assert metrics["n_examples"] == 2 and set(metrics["infinitebench"]) == {"passkey"}
+    assert all(r["scores"]["infinitebench"] in (0.0, 1.0) and r["new_tokens"] <= 6 for r in records)
