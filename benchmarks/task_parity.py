@@ -5,7 +5,7 @@ modules import clients and models at the top): each named function's source is t
 file and run on its own, beside ours, on the same generated cases.
 
     python benchmarks/task_parity.py --longbench-v2 PATH/TO/THUDM/LongBench --babilong PATH/TO/booydar/babilong
-        --infinitebench PATH/TO/OpenBMB/InfiniteBench [--cases 5000]
+        --infinitebench PATH/TO/OpenBMB/InfiniteBench --llmlingua PATH/TO/microsoft/LLMLingua [--cases 5000]
 
 Prints, per scorer, how many cases agree; exits 1 on any disagreement, naming the first.
 """
@@ -158,16 +158,49 @@ def infinitebench(repo: Path, n: int) -> tuple[int, int, str | None]:
     return agree, total, first
 
 
+def meetingbank(repo: Path, n: int) -> tuple[int, int, str | None]:
+    """LLMLingua-2's MeetingBank QA score (evaluate_with_gt: the first line, then qa_score) against
+    task=meetingbank's postprocess and `match`."""
+    import regex
+
+    from pcbench.core.example import Example, Passage
+    from pcbench.tasks.metrics import match
+
+    file = repo / "experiments" / "llmlingua2" / "evaluation" / "metrics.py"
+    scope: dict[str, Any] = {"regex": regex, "string": __import__("string")}
+    scope["normalize_answer2"] = official(file, "normalize_answer2", scope)
+    qa_score = official(file, "qa_score", scope)
+    rng = random.Random(0)
+    pieces = ["The", "council", "approved", "the budget", "$5 million", "on May 3rd", ".", ",", "\n", "an",
+              "a", "Budget!", "5 million", "May 3", "no", "yes", "  ", "\n\n"]
+    # No gold that normalises to nothing ("a"): qa_score counts every reply right there, `match` none (docs).
+    golds = ["the budget", "$5 million", "May 3rd", "approved", "Yes"]
+    first, agree = None, 0
+    for _ in range(n):
+        reply = "".join(rng.choice([" ", ""]) + rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        gold = rng.choice(golds)
+        theirs = qa_score(reply.lstrip("\n").split("\n")[0].strip(), [gold])
+        example = Example("m", "q", (Passage("t"),), (gold,))
+        mine = match(reply.lstrip("\n").split("\n")[0], example)  # the task's first_line postprocess
+        if theirs == mine:
+            agree += 1
+        elif first is None:
+            first = f"{reply!r} {gold!r}: official {theirs}, ours {mine}"
+    return agree, n, first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--longbench-v2", type=Path, help="a checkout of THUDM/LongBench (pred.py at its root)")
     parser.add_argument("--babilong", type=Path, help="a checkout of booydar/babilong (babilong/metrics.py)")
     parser.add_argument("--infinitebench", type=Path, help="a checkout of OpenBMB/InfiniteBench")
+    parser.add_argument("--llmlingua", type=Path, help="a checkout of microsoft/LLMLingua (MeetingBank's scorer)")
     parser.add_argument("--cases", type=int, default=5000)
     args = parser.parse_args()
     checks = {"LongBench v2 extract_answer": (longbench_v2, args.longbench_v2),
               "BABILong compare_answers": (babilong, args.babilong),
-              "InfiniteBench get_score_one (all but the summary's ROUGE)": (infinitebench, args.infinitebench)}
+              "InfiniteBench get_score_one (all but the summary's ROUGE)": (infinitebench, args.infinitebench),
+              "MeetingBank QA qa_score": (meetingbank, args.llmlingua)}
     failed = False
     for label, (check, repo) in checks.items():
         if repo is None:

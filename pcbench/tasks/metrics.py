@@ -12,6 +12,7 @@ import string
 from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from pcbench.core.example import Example
 
@@ -73,6 +74,25 @@ def rouge_l(prediction: str, example: Example) -> float:
     """ROUGE-L F-measure from Google's rouge-score, max over gold answers."""
     scorer = _rouge_l()
     return max((scorer.score(g, prediction)["rougeL"].fmeasure for g in example.answers), default=0.0)
+
+
+@lru_cache(maxsize=1)
+def _rouge_summary() -> Any:
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=False)
+
+
+def _rouge_kind(kind: str) -> Metric:
+    def metric(prediction: str, example: Example) -> float:
+        scorer = _rouge_summary()
+        return max((scorer.score(g, prediction)[kind].fmeasure for g in example.answers), default=0.0)
+
+    metric.__doc__ = f"{kind} F-measure from Google's rouge-score (as `evaluate`'s rouge), max over gold answers."
+    return metric
+
+
+rouge_1, rouge_2, rouge_lsum = _rouge_kind("rouge1"), _rouge_kind("rouge2"), _rouge_kind("rougeLsum")
 
 
 def ruler_match(prediction: str, example: Example) -> float:

@@ -10,13 +10,16 @@ from pcbench.tasks.infinitebench_metrics import infinitebench
 from pcbench.tasks.judge import JUDGE_METRIC
 from pcbench.tasks.longbench_metrics import LONGBENCH_METRICS, longbench
 from pcbench.tasks.longbench_v2_metrics import choice_accuracy
-from pcbench.tasks.metrics import Metric, exact_match, f1, match, rouge_l, ruler_match
+from pcbench.tasks.metrics import Metric, exact_match, f1, match, rouge_1, rouge_2, rouge_l, rouge_lsum, ruler_match
 
 METRICS: dict[str, Metric] = {
     "em": exact_match,
     "f1": f1,
     "match": match,
     "rouge_l": rouge_l,
+    "rouge_1": rouge_1,
+    "rouge_2": rouge_2,
+    "rouge_lsum": rouge_lsum,
     "ruler_match": ruler_match,  # RULER's string_match_all
     **LONGBENCH_METRICS,
     "longbench": longbench,  # the official metric of each example's own LongBench dataset

@@ -99,3 +99,30 @@ def test_infinitebench_with_smollm2(tmp_path: Path, infinitebench_folder: Path) 
                             "task.subtask=[passkey]")
     assert metrics["n_examples"] == 2 and set(metrics["infinitebench"]) == {"passkey"}
     assert all(r["scores"]["infinitebench"] in (0.0, 1.0) and r["new_tokens"] <= 6 for r in records)
+
+
+@pytest.fixture
+def meetingbank_file(tmp_path: Path) -> Path:
+    transcript = ("Speaker 1: Good evening. " * 10 + "Speaker 2: The council approved the budget of five million "
+                  "dollars. " + "Speaker 1: Next item. " * 10)
+    samples = [{"idx": i, "prompt": transcript, "gpt4_summary": "The council approved a budget.",
+                "QA_pairs": [{"question": "What did the council approve?", "answer": "the budget"}]} for i in range(2)]
+    path = tmp_path / "meetingbank.json"
+    path.write_text(json.dumps(samples))
+    return path
+
+
+def test_meetingbank_reader_free(tmp_path: Path, meetingbank_file: Path) -> None:
+    metrics, records = cell(tmp_path, "task=meetingbank", f"task.path={meetingbank_file}", "compressor=bm25",
+                            "compressor.rate=0.33", "reader=none")
+    assert metrics["n_examples"] == 2 and metrics["kept_ratio"] < 0.5
+    assert {r["answer_in_context"] for r in records} <= {True, False}
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_meetingbank_summary_with_smollm2(tmp_path: Path, meetingbank_file: Path) -> None:
+    metrics, records = cell(tmp_path, "task=meetingbank_summary", f"task.path={meetingbank_file}",
+                            "task.max_new_tokens=24")
+    assert metrics["n_examples"] == 2 and 0 <= metrics["metrics"]["rouge_lsum"] <= 100
+    assert all(r["prediction"] is not None for r in records)
