@@ -13,7 +13,9 @@
    agreement of kept tokens, achieved ratios and speed; `code` against LongCodeZip's own source
    (benchmarks/codezip_reference.py; skipped unless a copy is given: it is not on PyPI);
 7. break-even (benchmarks/break_even.py): per family at 2x, 4x and 10x on HotpotQA, compress + read
-   seconds per example against reading the full context with the default reader, and the crossover.
+   seconds per example against reading the full context with the default reader, and the crossover;
+8. reader=kvpress against kvpress's own pipeline (benchmarks/kvpress_agreement.py): equal answers over
+   every press of its registry that runs offline, at two budgets each.
 
 Cells run in this process (as Hydra's local multirun does), so interpreter start-up is excluded.
 """
@@ -104,6 +106,7 @@ def batching(rows: list[tuple[str, str, str]]) -> None:
 def families(rows: list[tuple[str, str, str]]) -> None:
     import break_even  # beside this file
     import codezip_reference
+    import kvpress_agreement
     import llmlingua2_reference
     import llmlingua_reference
     import lm_pruning
@@ -126,6 +129,13 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     rows.extend(codezip_reference.speed())
     rows.extend(new_families.run())  # the attention probe, Sentinel and the summariser
     rows.extend(break_even.run())  # compress + read against reading everything, per family and rate
+    compared = kvpress_agreement.run()  # each setting printed as it is compared
+    both = [r for r in compared if "equal" in r]
+    unequal = sorted({r["press"] for r in both if r["equal"] < r["n"]})
+    failed = sorted({r["press"] for r in compared if "equal" not in r})
+    rows.append((f"reader=kvpress vs kvpress's pipeline, {len(compared)} press x budget settings",
+                 f"{sum(r['equal'] for r in both)}/{sum(r['n'] for r in both)} equal answers",
+                 f"unequal: {', '.join(unequal) or 'none'}; failed on a side: {', '.join(failed) or 'none'}"))
     for name, row in trained_pruners.run().items():
         rows.append((f"{name}: 32 HotpotQA examples, batched", f"{row['examples_per_s']} examples/s",
                      f"{row['tokens_per_s']} tokens/s; {row['batched_speedup']}x faster than one by one; "
