@@ -6,42 +6,21 @@ from __future__ import annotations
 
 import functools
 import re
-import string
-from collections import Counter
 from typing import Any
 
 from pcbench.core.example import Example
+from pcbench.tasks.longbench_metrics import normalize_en, normalize_zh, token_f1
 
-# compute_scores.py's punctuation: ASCII, plus this set for Chinese.
-_ZH_PUNCTUATION = ("！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛"
-                   "｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰"
-                   "〾〿–—‘’‛“”„‟…‧﹏.")
-
-
-def _normalize(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
-
-
-def _normalize_zh(text: str) -> str:
-    drop = set(string.punctuation + _ZH_PUNCTUATION)
-    return "".join("".join(ch for ch in text.lower() if ch not in drop).split())
-
-
-def _f1(prediction: list[str], gold: list[str]) -> float:
-    same = sum((Counter(prediction) & Counter(gold)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(prediction), same / len(gold)
-    return 2 * precision * recall / (precision + recall)
+# compute_scores.py's normalisation and F1 are LongBench's metrics.py's, character for character.
 
 
 def qa_f1(pred: str, labels: list[str]) -> float:
-    return max((_f1(_normalize(pred).split(), _normalize(g).split()) for g in labels), default=0.0)
+    return max((token_f1(normalize_en(pred).split(), normalize_en(g).split()) for g in labels), default=0.0)
 
 
 def qa_f1_zh(pred: str, labels: list[str]) -> float:
-    return max((_f1(list(_normalize_zh(pred)), list(_normalize_zh(g))) for g in labels), default=0.0)
+    """One character, one token (LongBench's Chinese F1 cuts words with jieba instead)."""
+    return max((token_f1(list(normalize_zh(pred)), list(normalize_zh(g))) for g in labels), default=0.0)
 
 
 def first_int(text: str) -> str:
