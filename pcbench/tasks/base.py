@@ -10,7 +10,7 @@ import dataclasses
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 from pcbench.core.errors import PcbenchError
@@ -52,8 +52,10 @@ class Task(ABC):
     stop_at_newline: bool
     metrics: list[MetricName]
     limit: Annotated[int, Range(1)] | None
-    min_tokens: Annotated[int, Range(0)] | None
-    max_tokens: Annotated[int, Range(1)] | None
+    # Keyword-only with a null default, unlike the knobs above: a task YAML written before the length
+    # filter existed (a user's own task) still builds. The shipped YAMLs set them.
+    min_tokens: Annotated[int, Range(0)] | None = field(default=None, kw_only=True)
+    max_tokens: Annotated[int, Range(1)] | None = field(default=None, kw_only=True)
 
     # Bump when a change to reading, prompting or scoring changes results for the same knobs, so
     # finished cells of the old code are recomputed rather than skipped.

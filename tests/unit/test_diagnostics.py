@@ -50,7 +50,7 @@ def test_yes_no_answers_are_not_looked_for_and_counted_apart() -> None:
         def read(self) -> list[Example]:
             return []
 
-    task = Plain("t", "{context}{question}", 8, True, False, False, ["em"], None, None, None)
+    task = Plain("t", "{context}{question}", 8, True, False, False, ["em"], None)
     rows = []
     for example, kept in ((comparison, None), (EXAMPLE, True)):
         record = {"scores": {}, "original_tokens": 10, "compressed_tokens": 5, "kept_ratio": 0.5, "char_ratio": 0.5,

@@ -23,6 +23,9 @@ def test_yaml_sets_every_field_and_the_class_sets_no_default(group: str, option:
     fields = [f for f in dataclasses.fields(cls) if f.init]
     with_default = [f.name for f in fields
                     if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    # The one exception: the length bounds every task gained later are null when a task YAML written
+    # before them (a user's own) leaves them out; the shipped YAMLs set them.
+    with_default = [name for name in with_default if not (group == "task" and name in ("min_tokens", "max_tokens"))]
     assert not with_default, f"{cls.__name__} fields with a second default: {with_default}"
     assert set(node) - {"_target_"} == {f.name for f in fields}
 
