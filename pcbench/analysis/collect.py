@@ -167,10 +167,9 @@ PRESS_KNOBS = frozenset({"press", "compression_ratio", "threshold", "head_compre
 PRESS_BUDGETS = ("threshold", "head_compression_ratio", "target_size", "compression_ratio")
 
 
-def _press_as_method(row: dict[str, Any]) -> None:
-    """A kvpress cell's press moved from the reader's label to the variant and budget, and its kept
-    ratio made the product of the text's and the press's (see the module's docstring)."""
-    settings = (json.loads(row["identity"]).get("reader") or {})
+def _press_as_method(row: dict[str, Any], settings: dict[str, Any]) -> None:
+    """A kvpress cell's press (`settings`: its reader's) moved from the reader's label to the variant and
+    budget, and its kept ratio made the product of the text's and the press's (see the module's docstring)."""
     row["_reader_knobs"] = {k: v for k, v in row["_reader_knobs"].items() if k not in PRESS_KNOBS}
     press = settings.get("press")
     if press in (None, "no_press"):
@@ -239,9 +238,10 @@ def collect_cells(*roots: str | Path) -> Collected:
     for row in rows:
         row["budget"] = budget_label(row)
         row["text_kept_ratio"] = row.get("kept_ratio")
-        kvpress = (json.loads(row["identity"]).get("reader") or {}).get("reader") == "kvpress"
+        reader = json.loads(row["identity"]).get("reader") or {}
+        kvpress = reader.get("reader") == "kvpress"
         if kvpress:
-            _press_as_method(row)
+            _press_as_method(row, reader)
         row["reader_label"] = _reader_label("kvpress" if kvpress else str(row.get("reader")), row.pop("_reader_knobs"))
         row.pop("_task_knobs")
     table = pd.DataFrame(rows)

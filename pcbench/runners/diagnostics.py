@@ -39,10 +39,13 @@ def answer_in_context(example: Example, context: str) -> bool | None:
 def evidence_recall(example: Example, context: str) -> float | None:
     """Share of gold evidence spans (sentences or passages) still present, whitespace-insensitive."""
     spans = [s for s in example.evidence if s.strip()]
-    if not spans:
-        return None
-    kept = " ".join(context.split())
-    return sum(" ".join(s.split()) in kept for s in spans) / len(spans)
+    return share_whole(spans, context) if spans else None
+
+
+def share_whole(spans: list[str] | tuple[str, ...], text: str) -> float:
+    """The share of `spans` found whole in `text`, whitespace-insensitive."""
+    flat = " ".join(text.split())
+    return sum(" ".join(s.split()) in flat for s in spans) / len(spans)
 
 
 def char_ratio(original: str, compressed: str) -> float:
@@ -161,6 +164,4 @@ def instruction_survival(spans: tuple[str, ...], original: str, compressed: str)
         first, last = bisect.bisect_left(starts, begin), bisect.bisect_left(starts, cursor)
         total += last - first
         hits += sum(kept[first:last])
-    flat = " ".join(compressed.split())
-    whole = sum(" ".join(span.split()) in flat for span in spans)
-    return {"instruction_kept": hits / total if total else None, "instruction_whole": whole / len(spans)}
+    return {"instruction_kept": hits / total if total else None, "instruction_whole": share_whole(spans, compressed)}

@@ -13,7 +13,7 @@ from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
 from pcbench.core.records import ExampleRecord
 from pcbench.tasks.babilong_metrics import TASK_LABELS
-from pcbench.tasks.base import Counter, Task
+from pcbench.tasks.base import Task
 from pcbench.tasks.jsonl import drop_unaskable, hub_origin, hub_rows, records_with_origins, require_keys
 
 LENGTHS = ("0k", "1k", "2k", "4k", "8k", "16k", "32k", "64k", "128k", "256k", "512k", "1M", "10M")
@@ -70,18 +70,8 @@ class BabilongTask(Task):
                     examples.append(self._example(qa, length, index, where, row))
         return drop_unaskable(examples, str(self.path or self.hub_id))
 
-    def load(self, count: Counter | None = None) -> list[Example]:
-        examples = self.within_length(self.read(), count)
-        if self.limit is None:
-            return examples
-        taken: dict[tuple[str, str], int] = defaultdict(int)
-        kept = []
-        for example in examples:  # the first N of each task and length
-            group = (example.meta["qa"], example.meta["length"])
-            if taken[group] < int(self.limit):
-                kept.append(example)
-                taken[group] += 1
-        return kept
+    def limit_group(self, example: Example) -> Any:
+        return (example.meta["qa"], example.meta["length"])  # the first N of each task and length
 
     def _rows(self, qa: str, length: str) -> list[tuple[str, dict[str, Any]]]:
         if self.path is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import string
 from abc import ABC, abstractmethod
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
@@ -88,8 +89,24 @@ class Task(ABC):
         reader's tokens), the first `limit`."""
         examples = self.read()
         refuse_duplicate_ids([e.id for e in examples], None, f"task {self.name}")
-        examples = self.within_length(examples, count)
-        return examples[: int(self.limit)] if self.limit is not None else examples
+        return self.first_of_each(self.within_length(examples, count))
+
+    def limit_group(self, example: Example) -> Any:
+        """What `limit` counts within (a suite's dataset, a grid's cell); one group by default."""
+        return None
+
+    def first_of_each(self, examples: list[Example]) -> list[Example]:
+        """The first `limit` examples of each limit group, in order (all of them with no limit)."""
+        if self.limit is None:
+            return examples
+        taken: dict[Any, int] = defaultdict(int)
+        kept = []
+        for example in examples:
+            group = self.limit_group(example)
+            if taken[group] < int(self.limit):
+                kept.append(example)
+                taken[group] += 1
+        return kept
 
     def within_length(self, examples: list[Example], count: Counter | None) -> list[Example]:
         """The examples whose context length lies within task.min_tokens and task.max_tokens."""

@@ -15,7 +15,7 @@ from pcbench.core.example import Example, Passage
 from pcbench.core.knobs import Range
 from pcbench.core.records import ExampleRecord
 from pcbench.core.requests import Request, context_end
-from pcbench.tasks.base import Counter, Task
+from pcbench.tasks.base import Task
 from pcbench.tasks.infinitebench_metrics import SCORERS
 from pcbench.tasks.jsonl import drop_unaskable, hub_origin, hub_rows, records_with_origins, require_keys
 
@@ -64,17 +64,8 @@ class InfiniteBenchTask(Task):
             examples += [self._example(subtask, i, where, row) for i, (where, row) in enumerate(self._rows(subtask))]
         return drop_unaskable(examples, str(self.path or self.hub_id), need_question=False)
 
-    def load(self, count: Counter | None = None) -> list[Example]:
-        examples = self.within_length(self.read(), count)
-        if self.limit is None:
-            return examples
-        taken: dict[str, int] = defaultdict(int)
-        kept = []
-        for example in examples:  # the first N of each subtask
-            if taken[example.meta["subtask"]] < int(self.limit):
-                kept.append(example)
-                taken[example.meta["subtask"]] += 1
-        return kept
+    def limit_group(self, example: Example) -> Any:
+        return example.meta["subtask"]  # the first N of each subtask
 
     def _rows(self, subtask: str) -> list[tuple[str, dict[str, Any]]]:
         if self.path is None:
