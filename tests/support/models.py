@@ -1,9 +1,21 @@
 """Tiny random models built in the test, offline: a llama over SmolLM2's real tokenizer (the
-readers, scorers and proxies), and a T5 with a word-level tokenizer (no T5 weights ship offline)."""
+readers, scorers and proxies), a T5 with a word-level tokenizer (no T5 weights ship offline), a BERT
+dual encoder with MiniLM's tokenizer, and 2-label token classifiers of each pruner architecture (BERT
+with MiniLM's real tokenizer; DeBERTa-v2 and XLM-R with small Unigram tokenizers built here)."""
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
+from typing import Any
+
+# The words the pruner tests' passages use: their tokenizers hold them whole.
+PRUNER_TEXTS = [
+    "Paris is the capital of France. It has many museums. The river Seine flows through it. France",
+    "Dogs bark loudly at night. Many dogs like bones. Puppies sleep a lot. Dogs",
+    "The Moon orbits the Earth in 27 days. Mars is red. Jupiter is the largest planet. Space",
+    "What is the capital of France? Which planet",
+]
 
 
 def tiny_llama(folder: Path, layers: int = 3, window: int = 256, head_dim: int | None = None,
@@ -61,3 +73,83 @@ def tiny_t5(path: Path) -> str:
     T5ForConditionalGeneration(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+def tiny_bert_encoder(folder: Path, seed: int = 0) -> str:
+    """A seeded random 2-layer BertModel with all-MiniLM-L6-v2's tokenizer (bert-base-uncased's
+    vocabulary, as Contriever's and so RECOMP's extractive compressors'), saved to `folder`."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from pcbench.core.local_models import resolve
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def unigram_vocab(specials: list[str]) -> list[tuple[str, float]]:
+    """A small Unigram vocabulary: the words of the pruner tests' texts, then single characters (so
+    any text still tokenises)."""
+    words = sorted({w.strip(string.punctuation).lower() for t in PRUNER_TEXTS for w in t.split()} - {""})
+    chars = string.ascii_letters + string.digits + string.punctuation
+    return ([(s, 0.0) for s in specials] + [("▁" + w, -2.0) for w in words] + [("▁", -3.0)]
+            + [(c, -5.0) for c in chars] + [("▁" + c, -6.0) for c in chars])
+
+
+def pruner_tokenizer(arch: str) -> Any:
+    if arch == "bert":
+        from transformers import AutoTokenizer
+
+        from pcbench.core.local_models import resolve
+
+        return AutoTokenizer.from_pretrained(resolve("minilm"))  # the real MiniLM (BERT) tokenizer
+    if arch == "deberta":
+        from transformers import DebertaV2TokenizerFast
+
+        return DebertaV2TokenizerFast(vocab=unigram_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]), unk_id=1,
+                                      do_lower_case=True)
+    from transformers import XLMRobertaTokenizerFast
+
+    return XLMRobertaTokenizerFast(vocab=unigram_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]))
+
+
+def tiny_config(arch: str, vocab: int, **extra: Any) -> Any:
+    from transformers import BertConfig, DebertaV2Config, XLMRobertaConfig
+
+    common = dict(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=64, **extra)
+    if arch == "bert":
+        return BertConfig(**common)
+    if arch == "deberta":
+        return DebertaV2Config(max_position_embeddings=512, relative_attention=True, position_buckets=32,
+                               pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0,
+                               norm_rel_ebd="layer_norm", **common)
+    return XLMRobertaConfig(max_position_embeddings=514, pad_token_id=1, **common)
+
+
+def token_classifier(folder: Path, arch: str, ranking: bool = True, seed: int = 0, keep_bias: float | None = None
+                     ) -> Path:
+    """A tiny random 2-label token classifier (+ ranking head) saved with its tokenizer."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForTokenClassification
+
+    from pcbench.models.encoders import RANKING_FILE, ranking_head
+
+    tok = pruner_tokenizer(arch)
+    torch.manual_seed(seed)
+    model = AutoModelForTokenClassification.from_config(tiny_config(arch, len(tok), num_labels=2))
+    if keep_bias is not None:  # every token gets keep probability sigmoid(keep_bias)
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor([0.0, keep_bias]))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    if ranking:
+        save_file(ranking_head(32, 32, "gelu").state_dict(), str(folder / RANKING_FILE))
+    return folder

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import string
 import subprocess
 import sys
 import textwrap
@@ -15,12 +14,14 @@ from typing import Any
 
 import pytest
 from conftest import WordTokenizer, has_package, make
+from support.models import pruner_tokenizer as tokenizer
+from support.models import tiny_config, token_classifier
 
 from pcbench.compressors.base import Env
 from pcbench.compressors.provence import sentence_score
 from pcbench.core.errors import PcbenchError
 from pcbench.core.example import Example, Passage
-from pcbench.models.encoders import RANKING_FILE, plan_blocks, ranking_head
+from pcbench.models.encoders import RANKING_FILE, plan_blocks
 from pcbench.models.pool import Models
 
 torch = pytest.importorskip("torch")
@@ -34,69 +35,10 @@ DOGS = Passage("Dogs bark loudly at night. Many dogs like bones. Puppies sleep a
                sentences=("Dogs bark loudly at night.", " Many dogs like bones.", " Puppies sleep a lot."))
 SPACE = Passage("The Moon orbits the Earth in 27 days. Mars is red. Jupiter is the largest planet.", "Space",
                 sentences=("The Moon orbits the Earth in 27 days.", " Mars is red.", " Jupiter is the largest planet."))
-TEXTS = [p.text + " " + p.title for p in (FRANCE, DOGS, SPACE)] + ["What is the capital of France? Which planet"]
 
 
 def example(*passages: Passage, question: str = "What is the capital of France?", id: str = "ex") -> Example:
     return Example(id, question, passages or (FRANCE, DOGS, SPACE), ("Paris",))
-
-
-def unigram_vocab(specials: list[str]) -> list[tuple[str, float]]:
-    words = sorted({w.strip(string.punctuation).lower() for t in TEXTS for w in t.split()} - {""})
-    chars = string.ascii_letters + string.digits + string.punctuation
-    return ([(s, 0.0) for s in specials] + [("▁" + w, -2.0) for w in words] + [("▁", -3.0)]
-            + [(c, -5.0) for c in chars] + [("▁" + c, -6.0) for c in chars])
-
-
-def tokenizer(arch: str) -> Any:
-    if arch == "bert":
-        from transformers import AutoTokenizer
-
-        from pcbench.core.local_models import resolve
-
-        return AutoTokenizer.from_pretrained(resolve("minilm"))  # the real MiniLM (BERT) tokenizer
-    if arch == "deberta":
-        from transformers import DebertaV2TokenizerFast
-
-        return DebertaV2TokenizerFast(vocab=unigram_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]), unk_id=1,
-                                      do_lower_case=True)
-    from transformers import XLMRobertaTokenizerFast
-
-    return XLMRobertaTokenizerFast(vocab=unigram_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]))
-
-
-def tiny_config(arch: str, vocab: int, **extra: Any) -> Any:
-    from transformers import BertConfig, DebertaV2Config, XLMRobertaConfig
-
-    common = dict(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, **extra)
-    if arch == "bert":
-        return BertConfig(**common)
-    if arch == "deberta":
-        return DebertaV2Config(max_position_embeddings=512, relative_attention=True, position_buckets=32,
-                               pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0,
-                               norm_rel_ebd="layer_norm", **common)
-    return XLMRobertaConfig(max_position_embeddings=514, pad_token_id=1, **common)
-
-
-def token_classifier(folder: Path, arch: str, ranking: bool = True, seed: int = 0, keep_bias: float | None = None
-                     ) -> Path:
-    """A tiny random 2-label token classifier (+ ranking head) saved with its tokenizer."""
-    from safetensors.torch import save_file
-    from transformers import AutoModelForTokenClassification
-
-    tok = tokenizer(arch)
-    torch.manual_seed(seed)
-    model = AutoModelForTokenClassification.from_config(tiny_config(arch, len(tok), num_labels=2))
-    if keep_bias is not None:  # every token gets keep probability sigmoid(keep_bias)
-        with torch.no_grad():
-            model.classifier.weight.zero_()
-            model.classifier.bias.copy_(torch.tensor([0.0, keep_bias]))
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    if ranking:
-        save_file(ranking_head(32, 32, "gelu").state_dict(), str(folder / RANKING_FILE))
-    return folder
 
 
 ARCHS = [pytest.param("bert", marks=needs_minilm), "deberta", "xlmr"]
