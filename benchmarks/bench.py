@@ -13,7 +13,8 @@
    agreement of kept tokens, achieved ratios and speed; `code` against LongCodeZip's own source
    (benchmarks/codezip_reference.py; skipped unless a copy is given: it is not on PyPI);
    `recomp_extractive` against RECOMP's own scoring functions (benchmarks/recomp_reference.py; likewise
-   skipped without a copy of its script) and its speed;
+   skipped without a copy of its script) and its speed; Provence's native inference on OpenProvence's
+   layout against OpenProvence's own process() (benchmarks/openprovence_reference.py; likewise);
 7. break-even (benchmarks/break_even.py): per family at 2x, 4x and 10x on HotpotQA, compress + read
    seconds per example against reading the full context with the default reader, and the crossover;
 8. reader=kvpress against kvpress's own pipeline (benchmarks/kvpress_agreement.py): equal answers over
@@ -113,6 +114,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     import llmlingua_reference
     import lm_pruning
     import new_families
+    import openprovence_reference
     import recomp_reference
     import selective_context_reference
     import trained_pruners
@@ -132,6 +134,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     rows.extend(codezip_reference.speed())
     rows.extend(new_families.run())  # the attention probe, Sentinel and the summariser
     rows.extend(recomp_reference.run())  # RECOMP's extractive scorer: agreement where a copy is given, speed
+    rows.extend(openprovence_reference.run())  # OpenProvence's process() against ours, where a copy is given
     rows.extend(break_even.run())  # compress + read against reading everything, per family and rate
     compared = kvpress_agreement.run()  # each setting printed as it is compared
     both = [r for r in compared if "equal" in r]

@@ -27,10 +27,10 @@ from pcbench.models.encoders import (
     Block,
     PassageTokens,
     Pruner,
+    checkpoint_layout,
     load_pruner,
     normalize_question,
     plan_blocks,
-    provence_layout,
     read_config,
     score_blocks,
     ships_code,
@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 # The authors' released checkpoints, whose code (process()) is trusted without asking. Any other
 # folder or id runs its own code only with compressor.trust_remote_code=true.
-PUBLISHED = ("naver/provence-reranker-debertav3-v1", "naver/xprovence-reranker-bgem3-v1")
+PUBLISHED = ("naver/provence-reranker-debertav3-v1", "naver/xprovence-reranker-bgem3-v1",
+             "naver/xprovence-reranker-bgem3-v2")
 
 
 def shadowed(name: str) -> bool:
@@ -68,7 +69,7 @@ def load_remote(path: str, spec: ModelSpec, device: str) -> Any:
 
 
 def sentence_score(probs: list[float], rule: str) -> float:
-    """The per-sentence statistic whose `>= T` is the keep rule (see the module docstring).
+    """The per-sentence statistic whose `>= T` is the keep rule (docs/methods/trained-pruners.md).
 
     checkpoint: the released process() keeps a token when p > T and a sentence when the share of its
     kept tokens is > T. That share f(T) only falls as T rises, so the rule holds exactly for T below
@@ -84,7 +85,9 @@ def sentence_score(probs: list[float], rule: str) -> float:
         crossing = max(min(p, (k + 1) / n) for k, p in enumerate(ranked))
         return math.nextafter(float(crossing), -math.inf)
     if rule == "openprovence":
-        return float(np.mean(probs))
+        # OpenProvence's process() keeps a sentence when its mean probability is > T: the largest
+        # float under the mean makes "score >= T" that strict rule.
+        return math.nextafter(float(np.mean(probs)), -math.inf)
     return float(ranked[len(ranked) // 2])
 
 
@@ -190,11 +193,13 @@ class Provence(ScoredCompressor, ModelKnobs):
         return "native", env.models.get(self._spec(False), load_pruner)
 
     def rule(self, env: Env) -> str:
-        """The native sentence rule: `auto` is the released checkpoint's own for naver's layout, the
-        paper's for other token classifiers (ours, LLMLingua-2-style)."""
+        """The native sentence rule: `auto` is the released code's own for naver's layout (checkpoint)
+        and OpenProvence's (openprovence), the paper's for other token classifiers (ours,
+        LLMLingua-2-style)."""
         if self.sentence_rule != "auto":
             return self.sentence_rule
-        return "checkpoint" if env.models.get(self._spec(False), provence_layout) else "paper"
+        layout = env.models.get(self._spec(False), checkpoint_layout)
+        return {"provence": "checkpoint", "open_provence": "openprovence"}.get(layout, "paper")
 
     def compress_batch(self, examples: list[Example], env: Env) -> list[Compressed]:
         kind, model = self.backend(env)

@@ -147,12 +147,13 @@ class Scored:
 class Pruner:
     """A loaded token classifier (+ ranking head) and its tokenizer."""
 
-    def __init__(self, tokenizer: Any, model: Any, ranking: Any | None, device: str, provence: bool = False) -> None:
+    def __init__(self, tokenizer: Any, model: Any, ranking: Any | None, device: str,
+                 layout: str = "token_classifier") -> None:
         self.tokenizer = tokenizer
         self.model = model
         self.ranking = ranking
         self.device = device
-        self.provence = provence  # naver's checkpoint layout (its sentence rule is the default there)
+        self.layout = layout  # token_classifier (ours, LLMLingua-2's), provence (naver's) or open_provence
         positions = int(getattr(model.config, "max_position_embeddings", None) or 512)
         # RoBERTa-style models offset positions by the padding index: two positions are never usable.
         if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
@@ -193,7 +194,10 @@ class Pruner:
             with torch.inference_mode():
                 result = self.model(**inputs, output_hidden_states=ranking is not None)
                 keep = torch.softmax(result.logits.float(), dim=-1)[..., KEEP].cpu().numpy()
-                ranks = ranking(result.hidden_states[-1]).float().cpu().numpy() if ranking is not None else None
+                ranks = None
+                if ranking is not None:  # a model whose output carries its ranking (OpenProvence) needs no head
+                    own = getattr(result, "ranking", None)
+                    ranks = (own if own is not None else ranking(result.hidden_states[-1])).float().cpu().numpy()
             for row, i in enumerate(ids):
                 sequence = enc.sequence_ids(row)
                 positions = [p for p, s in enumerate(sequence) if s == target]
@@ -277,6 +281,8 @@ def load_pruner(path: str, spec: ModelSpec, device: str) -> Pruner:
     """A token classifier with its ranking head where there is one; see the module docstring."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+    if read_config(path, spec, device).get("model_type") == OPEN_PROVENCE:
+        return _load_open_provence(path, spec, device)
     ranking = None
     state = _weights(path, spec.revision) if _is_provence_layout(path, spec) else None
     config = _backbone_config(path, spec, state)
@@ -312,7 +318,74 @@ def load_pruner(path: str, spec: ModelSpec, device: str) -> Pruner:
     model = model.to(device=device, dtype=dtype if dtype != "auto" else None).eval()
     if ranking is not None:
         ranking = ranking.to(device=device, dtype=next(model.parameters()).dtype).eval()
-    return Pruner(tokenizer, model, ranking, device, provence=state is not None)
+    return Pruner(tokenizer, model, ranking, device, layout="provence" if state is not None else "token_classifier")
+
+
+# OpenProvence's layout (hotchpotch/open_provence, `OpenProvenceModel`): its config names model type
+# "open_provence" and carries the backbone's own config; the weights are `ranking_model.*`, the
+# backbone's sequence classifier (one label: the reranking logit), and `pruning_head.classifier`, a
+# linear keep/drop layer on the backbone's last hidden states.
+OPEN_PROVENCE = "open_provence"
+
+
+def _open_provence_module(ranking_model: Any, pruning: Any) -> Any:
+    import torch
+    from transformers.utils import ModelOutput
+
+    nn = _nn()
+
+    class OpenProvenceNative(nn.Module):  # type: ignore[name-defined]
+        """Keep/drop logits per token and, as `ranking`, the sigmoid of the reranking logit, as
+        OpenProvence's `process()` reports it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ranking_model = ranking_model
+            self.pruning = pruning
+            self.config = ranking_model.config
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    output_hidden_states: bool = False, **_: Any) -> ModelOutput:
+            out = self.ranking_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            hidden = out.hidden_states[-1]
+            return ModelOutput(logits=self.pruning(hidden.to(self.pruning.weight.dtype)),
+                               hidden_states=out.hidden_states, ranking=torch.sigmoid(out.logits[:, 0].float()))
+
+    return OpenProvenceNative()
+
+
+def _load_open_provence(path: str, spec: ModelSpec, device: str) -> Pruner:
+    """OpenProvence's checkpoints natively: the backbone rebuilt from the config's own copy of its
+    config, the weights read by name, no code of the checkpoint run."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    values = read_config(path, spec, device)
+    backbone = dict(values.get("base_model_config") or {})
+    if "model_type" not in backbone:
+        raise PcbenchError(f"{spec.key}={spec.name!r}: its config names model type {OPEN_PROVENCE!r} but carries no "
+                           "base_model_config with a model_type (the backbone cannot be rebuilt without its code)")
+    config = AutoConfig.for_model(backbone.pop("model_type"), **backbone)
+    config.num_labels = int(values.get("num_labels") or 1)
+    ranking_model = AutoModelForSequenceClassification.from_config(config)
+    state = _weights(path, spec.revision)
+    body = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("ranking_model.")}
+    missing, _ = ranking_model.load_state_dict(body, strict=False)
+    missing = [k for k in missing if "position_ids" not in k]
+    head = {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith("pruning_head.classifier.")}
+    if missing or set(head) != {"weight", "bias"}:
+        first = missing[0] if missing else "pruning_head.classifier"
+        raise PcbenchError(f"{spec.key}={spec.name!r}: OpenProvence weights missing for {first}")
+    pruning = _nn().Linear(head["weight"].shape[1], head["weight"].shape[0])
+    pruning.load_state_dict(head)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision, config=config, trust_remote_code=False)
+    if not getattr(tokenizer, "is_fast", False):
+        raise PcbenchError(f"{spec.key}={spec.name!r}: its tokenizer has no fast version, and character "
+                           "offsets come only from fast ones")
+    model = _open_provence_module(ranking_model, pruning)
+    dtype = torch_dtype(spec.dtype)
+    model = model.to(device=device, dtype=dtype if dtype != "auto" else None).eval()
+    # The model's output carries the ranking: the Pruner is given the model itself as its ranker.
+    return Pruner(tokenizer, model, model, device, layout=OPEN_PROVENCE)
 
 
 # The backbone a Provence checkpoint's weights name by their prefix (DeBERTa-v3 for naver's
@@ -350,9 +423,12 @@ def load_pruner_tokenizer(path: str, spec: ModelSpec, device: str) -> Any:
     return AutoTokenizer.from_pretrained(path, revision=spec.revision, trust_remote_code=False)
 
 
-def provence_layout(path: str, spec: ModelSpec, device: str) -> bool:
-    """Is this naver's Provence weight layout? Read from the safetensors keys, no weights loaded."""
-    return _is_provence_layout(path, spec)
+def checkpoint_layout(path: str, spec: ModelSpec, device: str) -> str:
+    """provence (naver's weight layout), open_provence (OpenProvence's) or token_classifier (ours,
+    LLMLingua-2's): read from config.json and the safetensors keys, no weights loaded."""
+    if read_config(path, spec, device).get("model_type") == OPEN_PROVENCE:
+        return OPEN_PROVENCE
+    return "provence" if _is_provence_layout(path, spec) else "token_classifier"
 
 
 def _is_provence_layout(path: str, spec: ModelSpec) -> bool:

@@ -153,3 +153,68 @@ def token_classifier(folder: Path, arch: str, ranking: bool = True, seed: int = 
     if ranking:
         save_file(ranking_head(32, 32, "gelu").state_dict(), str(folder / RANKING_FILE))
     return folder
+
+
+def modernbert_tokenizer() -> Any:
+    """A byte-level BPE tokenizer of ModernBERT's kind (SmolLM2's vocabulary and merges, as ModernBERT's
+    are GPT-NeoX's) with ModernBERT's special tokens and its [CLS] a [SEP] b [SEP] template."""
+    import json
+
+    from tokenizers import Tokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    from pcbench.core.local_models import resolve
+
+    base = AutoTokenizer.from_pretrained(resolve("smollm2"))
+    core = Tokenizer.from_str(json.dumps(json.loads(base.backend_tokenizer.to_str())))
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    core.add_special_tokens(specials)
+    ids = {t: core.token_to_id(t) for t in specials}
+    core.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                             special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                                   pad_token="[PAD]", mask_token="[MASK]",
+                                   model_input_names=["input_ids", "attention_mask"])
+
+
+def tiny_modernbert_config(tokenizer: Any, **extra: Any) -> Any:
+    from transformers import ModernBertConfig
+
+    return ModernBertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                            num_attention_heads=2, max_position_embeddings=512, global_attn_every_n_layers=1,
+                            pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
+                            sep_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id,
+                            eos_token_id=tokenizer.sep_token_id, **extra)
+
+
+def tiny_open_provence(folder: Path, seed: int = 0, keep_bias: float | None = None) -> str:
+    """A seeded random checkpoint in OpenProvence's layout (hotchpotch/open_provence's
+    `OpenProvenceModel.save_pretrained`): config.json of model type "open_provence" carrying its
+    ModernBERT backbone's config, weights `ranking_model.*` (a one-label sequence classifier) and
+    `pruning_head.classifier.*` (keep/drop per token). No modeling file: pcbench reads it natively."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForSequenceClassification
+
+    tokenizer = modernbert_tokenizer()
+    backbone = tiny_modernbert_config(tokenizer, num_labels=1)
+    torch.manual_seed(seed)
+    ranking = AutoModelForSequenceClassification.from_config(backbone)
+    head = torch.nn.Linear(32, 2)
+    if keep_bias is not None:  # every token: keep probability sigmoid(keep_bias)
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.copy_(torch.tensor([0.0, keep_bias]))
+    state = {f"ranking_model.{k}": v.contiguous() for k, v in ranking.state_dict().items()}
+    state.update({f"pruning_head.classifier.{k}": v.contiguous() for k, v in head.state_dict().items()})
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / "model.safetensors"))
+    config = {"model_type": "open_provence", "architectures": ["OpenProvenceModel"], "mode": "reranking_pruning",
+              "base_model_config": backbone.to_dict(), "pruning_config": {"hidden_size": 32, "num_labels": 2},
+              "max_length": 512, "num_labels": 1, "num_pruning_labels": 2}
+    (folder / "config.json").write_text(json.dumps(config))
+    tokenizer.save_pretrained(folder)
+    return str(folder)

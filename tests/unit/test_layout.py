@@ -47,7 +47,8 @@ def test_tests_sit_in_tiers_and_import_no_other_test_module() -> None:
 
 
 # Where an option's class may live elsewhere than `pcbench/compressors/OPTION.py` (docs/extending.md).
-PRESETS = {"dspc": "chain", "llmlingua2_small": "llmlingua2"}  # presets of another option: its class
+# presets of another option: its class
+PRESETS = {"dspc": "chain", "llmlingua2_small": "llmlingua2", "openprovence": "provence"}
 MODULE_OF = {"random": "random_drop", "recomp_abstractive": "recomp", "recomp_extractive": "recomp"}
 
 

