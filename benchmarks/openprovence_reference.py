@@ -14,8 +14,9 @@ this comparison is skipped with that line. It runs unmodified.
 - checkpoint: the hub cannot be reached here, so a tiny random one is built with OpenProvence's own
   classes (`OpenProvenceConfig`, `OpenProvenceModel`, ModernBERT backbone, 2 layers, hidden 32) and
   saved as its `save_pretrained` writes it (its state dict, its config's dict); pcbench then loads
-  that folder natively (no code of it run), so the layout is read as OpenProvence writes it. The tokenizer is a byte-level BPE of ModernBERT's
-  kind with its special tokens (SmolLM2's vocabulary; ModernBERT's own is not on this machine);
+  that folder natively (no code of it run), so the layout is read as OpenProvence writes it. The
+  tokenizer is a byte-level BPE of ModernBERT's kind with its special tokens (SmolLM2's vocabulary;
+  ModernBERT's own is not on this machine);
 - inputs: the shared HotpotQA dev file's first N questions, each passage given to `process()` as
   pre-split sentences (pcbench's units), so both sides score the same sentences; titles off
   (`title=None`; pcbench `title=none`), the question as written (pcbench `normalize_question=false`);
