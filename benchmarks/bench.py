@@ -15,6 +15,8 @@
    `recomp_extractive` against RECOMP's own scoring functions (benchmarks/recomp_reference.py; likewise
    skipped without a copy of its script) and its speed; Provence's native inference on OpenProvence's
    layout against OpenProvence's own process() (benchmarks/openprovence_reference.py; likewise);
+   `wim` against Writing in the Margins' own run.py and wim.py (benchmarks/wim_reference.py; likewise),
+   with its price in generated tokens and seconds;
 7. break-even (benchmarks/break_even.py): per family at 2x, 4x and 10x on HotpotQA, compress + read
    seconds per example against reading the full context with the default reader, and the crossover;
 8. reader=kvpress against kvpress's own pipeline (benchmarks/kvpress_agreement.py): equal answers over
@@ -118,6 +120,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     import recomp_reference
     import selective_context_reference
     import trained_pruners
+    import wim_reference
 
     for row in lm_pruning.run():
         rows.append((f"{row['family']}: 2k-token essay at rate 0.5", f"{row['tokens_per_s']} tokens/s",
@@ -135,6 +138,7 @@ def families(rows: list[tuple[str, str, str]]) -> None:
     rows.extend(new_families.run())  # the attention probe, Sentinel and the summariser
     rows.extend(recomp_reference.run())  # RECOMP's extractive scorer: agreement where a copy is given, speed
     rows.extend(openprovence_reference.run())  # OpenProvence's process() against ours, where a copy is given
+    rows.extend(wim_reference.run())  # Writing in the Margins' own loop against ours, where a copy is given
     rows.extend(break_even.run())  # compress + read against reading everything, per family and rate
     compared = kvpress_agreement.run()  # each setting printed as it is compared
     both = [r for r in compared if "equal" in r]

@@ -184,6 +184,31 @@ class CausalLM:
             nll = self._nll(hidden[:, :-1], tensor[:, 1:])[0].cpu().numpy().astype(np.float64)
         return nll, cache
 
+    def extend(self, ids: Sequence[int], cache: Any | None) -> tuple[Any, Any]:
+        """Feed `ids` after the cached prefix (a chunk of a chunked prefill); returns the last
+        position's logits (a float row) and the grown cache."""
+        import torch
+        from transformers import DynamicCache
+
+        if cache is None:
+            cache = DynamicCache(config=self.model.config)
+        tensor = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            out = self.model(input_ids=tensor, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1].float(), out.past_key_values
+
+    def greedy_on(self, cache: Any, logits: Any, max_new_tokens: int, eos_id: int | None) -> list[int]:
+        """Greedy tokens after a prefilled cache whose last logits are `logits`, up to `max_new_tokens`
+        or `eos_id` (kept, as Writing in the Margins' loop keeps it); the cache grows with them."""
+        tokens: list[int] = []
+        for _ in range(max_new_tokens):
+            token = int(logits.argmax())
+            tokens.append(token)
+            if token == eos_id:
+                break
+            logits, cache = self.extend([token], cache)
+        return tokens
+
     # -- generation --------------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[Prompt], batch_size: int) -> list[Generation]:
