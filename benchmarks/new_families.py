@@ -57,6 +57,8 @@ def run() -> list[tuple[str, str, str]]:
     rows.append(_sentinel(examples, env, lm, body))
     rows.append(("recomp_abstractive: speed", "not timed", "no T5 weights offline (RECOMP's compressors are T5 "
                  "checkpoints on the hub); tested on a tiny random T5"))
+    rows.append(("reader=pisco: speed", "not timed", "no PISCO checkpoint offline (naver/pisco-* are 7B decoders "
+                 "with adapters on the hub); tested on a tiny random checkpoint in its layout"))
 
     summary = load_compressor("summary", rate=0.25, device="auto")
     start = time.perf_counter()

@@ -20,6 +20,8 @@ A KV press is a method, not another reader: under `reader=kvpress` the press joi
 model alone, so text compressors and presses share a panel. Their kept axis is one: `kept_ratio`
 is the share of the context's KV entries the reader attends to, the text compressor's kept tokens
 times the press's kept entries of what it pressed (`text_kept_ratio` and `kv_kept_ratio` apart).
+Soft compression is read the same way: under `reader=pisco` the variant gains `soft:pisco`, and its
+`kv_kept_ratio` (memory embeddings over the documents' tokens) multiplies the text's kept ratio.
 """
 
 from __future__ import annotations
@@ -185,6 +187,18 @@ def _press_as_method(row: dict[str, Any], settings: dict[str, Any]) -> None:
         row["kept_ratio"] = float(row["kept_ratio"]) * float(kv)
 
 
+def _soft_as_method(row: dict[str, Any], settings: dict[str, Any]) -> None:
+    """A soft-context cell: its reader's compression joins the variant, and its embeddings over the
+    tokens they stand for multiply the text's kept ratio (the axis a KV press shares)."""
+    label = "soft:pisco" + (" chunks" if settings.get("documents") == "chunks" else "")
+    row["variant"] = label if row["variant"] == "none" else f"{row['variant']} + {label}"
+    row["role"] = "method"
+    row["_reader_knobs"] = {k: v for k, v in row["_reader_knobs"].items() if k != "documents"}
+    kv = row.get("kv_kept_ratio")
+    if kv is not None and not pd.isna(kv) and row.get("kept_ratio") is not None:
+        row["kept_ratio"] = float(row["kept_ratio"]) * float(kv)
+
+
 def _reader_label(option: str, knobs: dict[str, Any]) -> str:
     knobs = {k: v for k, v in knobs.items() if k not in RUNTIME_KNOBS}
     model = knobs.pop("model", None)
@@ -242,6 +256,8 @@ def collect_cells(*roots: str | Path) -> Collected:
         kvpress = reader.get("reader") == "kvpress"
         if kvpress:
             _press_as_method(row, reader)
+        elif reader.get("reader") == "pisco":
+            _soft_as_method(row, reader)
         row["reader_label"] = _reader_label("kvpress" if kvpress else str(row.get("reader")), row.pop("_reader_knobs"))
         row.pop("_task_knobs")
     table = pd.DataFrame(rows)

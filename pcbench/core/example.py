@@ -62,6 +62,12 @@ def render_passages(passages: tuple[Passage, ...] | list[Passage]) -> str:
     return PASSAGE_SEPARATOR.join(p.render() for p in passages if p.text.strip())
 
 
+def split_passages(context: str) -> tuple[str, ...]:
+    """A rendered context's passages again (`render_passages` joined them with PASSAGE_SEPARATOR; a
+    passage with blank lines of its own comes back in several pieces)."""
+    return tuple(piece for piece in context.split(PASSAGE_SEPARATOR) if piece.strip())
+
+
 def passage_starts(passages: tuple[Passage, ...] | list[Passage]) -> list[tuple[int, int]]:
     """(index, where its text starts in the rendered context) for each non-empty passage, in
     `render_passages`' layout: a scorer that reads the whole context maps offsets back with it."""

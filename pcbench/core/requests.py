@@ -24,12 +24,17 @@ class Request:
     # Answers whose first token's probabilities the reader should report (an LLM judge's "Yes"/"No",
     # read from the first new token's logits as BERGEN does); only readers that see logits can.
     options: tuple[str, ...] | None = None
+    # The context's documents and the bare question, for a reader that reads documents its own way
+    # (a soft-context reader compresses each document into embeddings and asks under its own prompt);
+    # the runner fills them only for such a reader.
+    documents: tuple[str, ...] | None = None
+    question: str | None = None
 
     def key(self) -> dict[str, Any]:
-        """The request's fields as a cache key: `system` and `options` only when set, so keys made
+        """The request's fields as a cache key: the optional ones only when set, so keys made
         before those fields existed stay what they were."""
         fields = dataclasses.asdict(self)
-        for name in ("system", "options"):
+        for name in ("system", "options", "documents", "question"):
             if fields[name] is None:
                 del fields[name]
         return fields

@@ -43,6 +43,9 @@ class Reader(ABC):
     max_input_tokens: int
 
     generates: ClassVar[bool] = True
+    # True: the reader reads the context's documents and the question apart (Request.documents,
+    # Request.question), not the task's prompt; the runner fills them in.
+    reads_documents: ClassVar[bool] = False
     ALL: ClassVar[int] = 1 << 62
     NAME: ClassVar[str]  # the reader's name in its cache key and records
     # Bump when a change changes outputs for the same knobs, so cached generations expire.

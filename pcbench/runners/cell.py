@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pcbench.compressors.base import Env
 from pcbench.core.energy import Energy, gpu_energy
 from pcbench.core.errors import PcbenchError
-from pcbench.core.example import Example
+from pcbench.core.example import Example, split_passages
 from pcbench.core.files import write_atomically
 from pcbench.core.memory import peak_memory
 from pcbench.core.records import CellMetrics, Diagnostics, ExampleRecord, JudgeVerdict
@@ -107,7 +107,7 @@ class Cell:
             return self.finish(records)
         with self.stage("compress"):
             contexts = dict(compressed)
-        requests = [self.parts.task.request(examples[i], contexts[i]["text"]) for i in range(len(examples))]
+        requests = self.requests(examples, contexts)
         with self.stage("read"):
             answered: dict[int, Reading] = {}
             for i, reading in self.read(examples, contexts, requests):
@@ -119,6 +119,15 @@ class Cell:
                 for i, verdict in self.judge(examples, answered):
                     records.add(i, contexts[i], answered[i], verdict)
         return self.finish(records)
+
+    def requests(self, examples: list[Example], contexts: dict[int, dict[str, Any]]) -> list[Request]:
+        """The task's request for each compressed context; a reader that reads documents its own way
+        (soft context) also gets the context's documents and the bare question."""
+        requests = [self.parts.task.request(examples[i], contexts[i]["text"]) for i in range(len(examples))]
+        if not self.parts.reader.reads_documents:
+            return requests
+        return [dataclasses.replace(r, documents=split_passages(contexts[i]["text"]), question=examples[i].question)
+                for i, r in enumerate(requests)]
 
     @property
     def reads(self) -> bool:

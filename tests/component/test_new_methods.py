@@ -35,3 +35,24 @@ def test_wim_cell_with_smollm2(tmp_path: Path, hotpot_file: Path) -> None:
         assert extras["segments"] >= 2 and extras["generated_tokens"] > 0 and record["prediction"]
         # the whole context (its sentences joined by spaces, as WiM's segments are), then any kept margins
         assert "Cheese is made from milk." in record["context"] and record["kept_ratio"] >= 0.9
+
+
+@needs_smollm2
+def test_text_then_soft_compression_on_one_kept_axis(tmp_path: Path, hotpot_file: Path) -> None:
+    """bm25 keeps half the context's tokens, PISCO reads what is left as embeddings: the record holds
+    both ratios and the report's kept axis is their product, the method named `bm25 + soft:pisco`."""
+    pytest.importorskip("peft")
+    from support.models import tiny_llama, tiny_pisco
+
+    from pcbench.analysis.collect import collect_cells
+
+    decoder = tiny_llama(tmp_path / "decoder", window=512)
+    checkpoint = tiny_pisco(tmp_path / "pisco", decoder)
+    metrics, records = cell(tmp_path, "task=hotpotqa", f"task.path={hotpot_file}", "compressor=bm25",
+                            "compressor.rate=0.5", "reader=pisco", f"reader.model={checkpoint}",
+                            "reader.device=cpu", "reader.dtype=float32")
+    assert metrics["n_examples"] == 3 and all(r["prediction"] is not None for r in records)
+    assert all(0 < r["kv_kept_ratio"] and 0 < r["kept_ratio"] <= 0.5 + 1e-9 for r in records)
+    row = collect_cells(tmp_path / "out").table.iloc[0]
+    assert row["variant"] == "bm25 + soft:pisco" and row["reader_label"].startswith("pisco")
+    assert row["kept_ratio"] == pytest.approx(row["text_kept_ratio"] * row["kv_kept_ratio"])

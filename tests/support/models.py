@@ -218,3 +218,44 @@ def tiny_open_provence(folder: Path, seed: int = 0, keep_bias: float | None = No
     (folder / "config.json").write_text(json.dumps(config))
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+def tiny_pisco(folder: Path, decoder: str, rate: int = 16, seed: int = 0, sep: bool = True) -> str:
+    """A PISCO checkpoint in naver's COCOM layout over the tiny llama `decoder`, with random LoRA
+    adapters: config.json (model type COCOM), adapters.pth ({encoder_adapter, decoder_adapter}, as
+    transformers' get_adapter_state_dict gives them) and decoder_first_last_layers.pth (the rows the
+    added memory tokens grow), as COCOM.save_pretrained writes them."""
+    import json
+
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+
+    from pcbench.models.soft import MemorySettings, memory_tokenizer
+
+    settings = MemorySettings(decoder, 128, rate, 4, sep, True, False)
+    tokenizer = memory_tokenizer(decoder, settings)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(decoder)
+    model.resize_token_embeddings(len(tokenizer))
+    with torch.no_grad():  # the added tokens' rows, trained in PISCO: random here, saved like its own
+        model.get_input_embeddings().weight[-8 - settings.memory_tokens:].normal_(0, 0.02)
+    lora = LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.1)
+    adapters = {}
+    for name in ("decoder_adapter", "encoder_adapter"):
+        model.add_adapter(lora, name)
+        state = model.get_adapter_state_dict(name)
+        adapters[name] = {k: (torch.randn_like(v) * 0.05 if "lora_B" in k else v).contiguous()
+                          for k, v in state.items() if "lora_" in k}  # the adapter's own weights
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(adapters, folder / "adapters.pth")
+    layers = {k: v.detach().clone() for k, v in model.state_dict().items()
+              if k.endswith("embed_tokens.weight") or k.endswith("lm_head.weight")}
+    torch.save({k.replace("base_model.model.", ""): v for k, v in layers.items()},
+               folder / "decoder_first_last_layers.pth")
+    config = {"model_type": "COCOM", "decoder_model_name": decoder, "doc_max_length": 128, "compr_rate": rate,
+              "compr_model_name": None, "lora": True, "lora_r": 4, "training_form": "both_separately", "sep": sep,
+              "different_mem_tokens": True, "kbtc_training": False, "quantization": "no",
+              "attn_implementation": "sdpa"}
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
