@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 
 from pcbench.compressors.base import Env
-from pcbench.compressors.scored import ScoredCompressor
+from pcbench.compressors.scored import ScoredCompressor, question_similarities
 from pcbench.compressors.units import Unit, view
 from pcbench.core.example import Example
 from pcbench.core.knobs import Range
@@ -36,9 +36,4 @@ class EmbeddingCompressor(ScoredCompressor, ModelKnobs):
         vectors = np.asarray(model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                           normalize_embeddings=self.normalize, show_progress_bar=False),
                              dtype=np.float32)
-        out, at = [], 0
-        for us in units:
-            question, block = vectors[at], vectors[at + 1: at + 1 + len(us)]
-            out.append([float(s) for s in block @ question])
-            at += 1 + len(us)
-        return out
+        return question_similarities(vectors, units)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pcbench.compressors.base import Budget, Compressed, Compressor, Env
-from pcbench.compressors.scored import ScoredCompressor
+from pcbench.compressors.scored import ScoredCompressor, question_similarities
 from pcbench.compressors.selector import best_first
 from pcbench.compressors.units import Unit, view
 from pcbench.core.errors import PcbenchError
@@ -82,13 +82,7 @@ class RecompExtractive(ScoredCompressor, ModelKnobs):
                 title = example.passages[unit.passage].title
                 text = view(example, unit)
                 texts.append(f"{title} {text}" if self.title_in_sentence and title and text == unit.text else text)
-        vectors = encoder.encode(texts, self.batch_size, self.max_length, self.pooling)
-        out, at = [], 0
-        for us in units:
-            question, block = vectors[at], vectors[at + 1: at + 1 + len(us)]
-            out.append([float(s) for s in block @ question])
-            at += 1 + len(us)
-        return out
+        return question_similarities(encoder.encode(texts, self.batch_size, self.max_length, self.pooling), units)
 
     def select(self, example: Example, units: list[Unit], scores: list[float], env: Env) -> Compressed:
         if self.top_k is None:

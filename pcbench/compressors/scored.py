@@ -120,6 +120,17 @@ class ScoredCompressor(Compressor, Budget):
         return render(example, chosen)
 
 
+def question_similarities(vectors: Any, units: list[list[Unit]]) -> list[list[float]]:
+    """Unit scores from embeddings stacked per example as [question, its units...] (the layout the
+    embedding scorers encode in one call): each unit's dot product with its example's question."""
+    out, at = [], 0
+    for us in units:
+        question, block = vectors[at], vectors[at + 1: at + 1 + len(us)]
+        out.append([float(s) for s in block @ question])
+        at += 1 + len(us)
+    return out
+
+
 def _overheads(example: Example, env: Env) -> list[int]:
     """Reader tokens a passage adds around its kept units: its title line and the separator,
     counted apart (joined, the title's newline and the separator would merge into fewer tokens
