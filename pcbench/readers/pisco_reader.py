@@ -26,7 +26,7 @@ from pcbench.core.knobs import Range
 from pcbench.core.requests import Generation, Request
 from pcbench.core.text import split_sentences
 from pcbench.core.tokenizer import HFTokenizer
-from pcbench.models.pool import MODELS, ModelKnobs, ModelSpec
+from pcbench.models.pool import MODELS, ModelKnobs, ModelSpec, cannot_load
 from pcbench.models.soft import MemoryDecoder, load_memory_decoder, memory_tokenizer, read_settings
 from pcbench.readers.base import Prompt, Reader
 
@@ -66,9 +66,16 @@ class PiscoReader(Reader, ModelKnobs):
             from pcbench.core.local_models import resolve
 
             spec = self.spec()
-            settings = read_settings(resolve(self.model), spec)
-            base = resolve(self.decoder_model or settings.decoder)
-            loaded = self.__dict__["_tokenizer"] = HFTokenizer(memory_tokenizer(base, settings), self.model)
+            try:
+                settings = read_settings(resolve(self.model), spec)
+            except (OSError, ValueError) as exc:
+                raise cannot_load(self.MODEL_KEY, self.model, exc) from None
+            base = self.decoder_model or settings.decoder
+            try:
+                tokenizer = memory_tokenizer(resolve(base), settings)
+            except (OSError, ValueError) as exc:
+                raise cannot_load("reader.decoder_model", base, exc) from None
+            loaded = self.__dict__["_tokenizer"] = HFTokenizer(tokenizer, self.model)
         return loaded
 
     def generate(self, requests: list[Request]) -> list[Generation]:
@@ -98,6 +105,7 @@ class PiscoReader(Reader, ModelKnobs):
                 made = memory.generate([str(requests[i].question) for i in batch],
                                        [embeddings[n * k:(n + 1) * k] for n in range(len(batch))],
                                        max(r.max_new_tokens for r in (requests[i] for i in batch)))
+                # A soft reader's prefill is its compression: the documents read into embeddings.
                 for i, generation in zip(batch, made):
                     tokens = sum(memory.count([d for d in documents[i] if d]))
                     entries = memory.settings.memory_tokens * len([d for d in documents[i] if d])

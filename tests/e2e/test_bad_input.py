@@ -68,6 +68,13 @@ CASES = [
     Case("rate-inf", "run", ["compressor=bm25", "compressor.rate=inf"], "error", ["compressor.rate=inf", "finite"]),
     Case("threshold-nan", "run", ["compressor=provence", "compressor.threshold=nan"], "error",
          ["compressor.threshold=nan", "finite"]),
+    # -- the seeds' last methods ------------------------------------------------------------------
+    Case("recomp-top-k-and-rate", "run", ["compressor=recomp_extractive", "compressor.rate=0.5"], "error",
+         ["compressor.top_k=1", "rate must be null"]),
+    Case("wim-answer-from", "run", ["compressor=wim", "compressor.answer_from=both"], "error",
+         ["compressor.answer_from='both'", "context_and_margins"]),
+    Case("pisco-no-folder", "run", ["reader=pisco", "reader.model=/nonexistent/pisco"], "error",
+         ["reader.model='/nonexistent/pisco'", "no such folder"]),
     # -- devices ---------------------------------------------------------------------------------
     Case("device-banana", "run", ["compressor=selective_context", "compressor.device=banana"], "error",
          ["compressor.device='banana'", "auto, cpu, cuda"]),
