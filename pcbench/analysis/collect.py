@@ -176,24 +176,24 @@ def _press_as_method(row: dict[str, Any], settings: dict[str, Any]) -> None:
     press = settings.get("press")
     if press in (None, "no_press"):
         return
-    label = f"kv:{press}" + (" question_aware" if settings.get("question_aware") else "")
-    row["variant"] = label if row["variant"] == "none" else f"{row['variant']} + {label}"
-    row["role"] = "method"
+    _reader_compression(row, f"kv:{press}" + (" question_aware" if settings.get("question_aware") else ""))
     knob = next(k for k in PRESS_BUDGETS if settings.get(k) is not None or k == "compression_ratio")
     press_budget = f"{knob}={_short(settings.get(knob))}"
     row["budget"] = f"{row['budget']} + {press_budget}" if row["budget"] else press_budget
-    kv = row.get("kv_kept_ratio")
-    if kv is not None and not pd.isna(kv) and row.get("kept_ratio") is not None:
-        row["kept_ratio"] = float(row["kept_ratio"]) * float(kv)
 
 
 def _soft_as_method(row: dict[str, Any], settings: dict[str, Any]) -> None:
     """A soft-context cell: its reader's compression joins the variant, and its embeddings over the
     tokens they stand for multiply the text's kept ratio (the axis a KV press shares)."""
-    label = "soft:pisco" + (" chunks" if settings.get("documents") == "chunks" else "")
+    row["_reader_knobs"] = {k: v for k, v in row["_reader_knobs"].items() if k != "documents"}
+    _reader_compression(row, "soft:pisco" + (" chunks" if settings.get("documents") == "chunks" else ""))
+
+
+def _reader_compression(row: dict[str, Any], label: str) -> None:
+    """A reader's own compression (a press, soft context) as part of the method: `label` joins the
+    variant, and the share of entries the reader kept multiplies the text's kept ratio."""
     row["variant"] = label if row["variant"] == "none" else f"{row['variant']} + {label}"
     row["role"] = "method"
-    row["_reader_knobs"] = {k: v for k, v in row["_reader_knobs"].items() if k != "documents"}
     kv = row.get("kv_kept_ratio")
     if kv is not None and not pd.isna(kv) and row.get("kept_ratio") is not None:
         row["kept_ratio"] = float(row["kept_ratio"]) * float(kv)

@@ -132,16 +132,16 @@ class WritingInTheMargins(Compressor, ModelKnobs):
             before = CausalLM.cache_length(cache)
             _, cache = self._prefill(lm, segment, cache)
             end_of_segment = CausalLM.cache_length(cache)
+            if end_of_segment > lm.window:
+                raise PcbenchError(f"example {example.id!r}: WiM holds the whole context in one cache, "
+                                   f"{end_of_segment} tokens, past compressor.model={self.model!r}'s "
+                                   f"window of {lm.window}; give a longer-context model")
             logits, cache = self._prefill(lm, fill(self.margin_prompt), cache)
             prefill += CausalLM.cache_length(cache) - before
             tokens = lm.greedy_on(cache, logits, self.margin_tokens, eos)
             generated += len(tokens)
             margin = lm.decode(tokens)
             cache = CausalLM.crop(cache, end_of_segment)
-            if CausalLM.cache_length(cache) > lm.window:
-                raise PcbenchError(f"example {example.id!r}: WiM holds the whole context in one cache, "
-                                   f"{CausalLM.cache_length(cache)} tokens, past compressor.model={self.model!r}'s "
-                                   f"window of {lm.window}; give a longer-context model")
             logits, side = self._prefill(lm, fill(self.classification_prompt, answer=margin), None)
             prefill += CausalLM.cache_length(side)
             reply = lm.greedy_on(side, logits, self.classification_tokens, eos)

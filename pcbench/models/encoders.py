@@ -147,13 +147,11 @@ class Scored:
 class Pruner:
     """A loaded token classifier (+ ranking head) and its tokenizer."""
 
-    def __init__(self, tokenizer: Any, model: Any, ranking: Any | None, device: str,
-                 layout: str = "token_classifier") -> None:
+    def __init__(self, tokenizer: Any, model: Any, ranking: Any | None, device: str) -> None:
         self.tokenizer = tokenizer
         self.model = model
         self.ranking = ranking
         self.device = device
-        self.layout = layout  # token_classifier (ours, LLMLingua-2's), provence (naver's) or open_provence
         positions = int(getattr(model.config, "max_position_embeddings", None) or 512)
         # RoBERTa-style models offset positions by the padding index: two positions are never usable.
         if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
@@ -281,8 +279,9 @@ def load_pruner(path: str, spec: ModelSpec, device: str) -> Pruner:
     """A token classifier with its ranking head where there is one; see the module docstring."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    if read_config(path, spec, device).get("model_type") == OPEN_PROVENCE:
-        return _load_open_provence(path, spec, device)
+    values = read_config(path, spec, device)
+    if values.get("model_type") == OPEN_PROVENCE:
+        return _load_open_provence(path, spec, device, values)
     ranking = None
     state = _weights(path, spec.revision) if _is_provence_layout(path, spec) else None
     config = _backbone_config(path, spec, state)
@@ -318,7 +317,7 @@ def load_pruner(path: str, spec: ModelSpec, device: str) -> Pruner:
     model = model.to(device=device, dtype=dtype if dtype != "auto" else None).eval()
     if ranking is not None:
         ranking = ranking.to(device=device, dtype=next(model.parameters()).dtype).eval()
-    return Pruner(tokenizer, model, ranking, device, layout="provence" if state is not None else "token_classifier")
+    return Pruner(tokenizer, model, ranking, device)
 
 
 # OpenProvence's layout (hotchpotch/open_provence, `OpenProvenceModel`): its config names model type
@@ -354,12 +353,11 @@ def _open_provence_module(ranking_model: Any, pruning: Any) -> Any:
     return OpenProvenceNative()
 
 
-def _load_open_provence(path: str, spec: ModelSpec, device: str) -> Pruner:
-    """OpenProvence's checkpoints natively: the backbone rebuilt from the config's own copy of its
-    config, the weights read by name, no code of the checkpoint run."""
+def _load_open_provence(path: str, spec: ModelSpec, device: str, values: dict[str, Any]) -> Pruner:
+    """OpenProvence's checkpoints natively (`values`: its config.json): the backbone rebuilt from the
+    config's own copy of its config, the weights read by name, no code of the checkpoint run."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    values = read_config(path, spec, device)
     backbone = dict(values.get("base_model_config") or {})
     if "model_type" not in backbone:
         raise PcbenchError(f"{spec.key}={spec.name!r}: its config names model type {OPEN_PROVENCE!r} but carries no "
@@ -385,7 +383,7 @@ def _load_open_provence(path: str, spec: ModelSpec, device: str) -> Pruner:
     dtype = torch_dtype(spec.dtype)
     model = model.to(device=device, dtype=dtype if dtype != "auto" else None).eval()
     # The model's output carries the ranking: the Pruner is given the model itself as its ranker.
-    return Pruner(tokenizer, model, model, device, layout=OPEN_PROVENCE)
+    return Pruner(tokenizer, model, model, device)
 
 
 # The backbone a Provence checkpoint's weights name by their prefix (DeBERTa-v3 for naver's

@@ -85,30 +85,27 @@ class PiscoReader(Reader, ModelKnobs):
 
     def run(self, requests: list[Request], prompts: list[Prompt]) -> list[Generation]:
         memory = self.memory()
-        documents = [self._documents(r, memory) for r in requests]
+        # A request with nothing to compress reads one empty document (no background).
+        documents = [self._documents(r, memory) or [""] for r in requests]
         out: list[Generation | None] = [None] * len(requests)
-        empty = [i for i, docs in enumerate(documents) if not docs]
-        for i in empty:  # nothing to compress: PISCO reads no background (one empty document)
-            documents[i] = [""]
         # COCOM batches questions with the same number of documents.
         groups: dict[int, list[int]] = defaultdict(list)
         for i, docs in enumerate(documents):
             groups[len(docs)].append(i)
-        for members in groups.values():
+        for k, members in groups.items():
             for start in range(0, len(members), self.batch_size):
                 batch = members[start:start + self.batch_size]
                 flat = [d for i in batch for d in documents[i]]
                 began = time.perf_counter()
-                embeddings = memory.compress(flat, self.batch_size * len(documents[batch[0]]))
+                embeddings = memory.compress(flat, self.batch_size * k)
                 compress_seconds = (time.perf_counter() - began) / len(batch)
-                k = len(documents[batch[0]])
                 made = memory.generate([str(requests[i].question) for i in batch],
                                        [embeddings[n * k:(n + 1) * k] for n in range(len(batch))],
                                        max(r.max_new_tokens for r in (requests[i] for i in batch)))
                 # A soft reader's prefill is its compression: the documents read into embeddings.
                 for i, generation in zip(batch, made):
-                    tokens = sum(memory.count([d for d in documents[i] if d]))
-                    entries = memory.settings.memory_tokens * len([d for d in documents[i] if d])
+                    read = [d for d in documents[i] if d]
+                    tokens, entries = sum(memory.count(read)), memory.settings.memory_tokens * len(read)
                     generation.prefill_seconds = compress_seconds
                     generation.kv_kept_ratio = round(entries / tokens, 6) if tokens else None
                     out[i] = generation
